@@ -1,0 +1,65 @@
+/* Capped exponential backoff with full jitter. */
+#include "core/backoff.h"
+
+#include <openssl/rand.h>
+
+/* SplitMix64: tiny, fast and statistically sound enough for spreading retries; the
+ * unpredictability that matters comes from the CSPRNG seed. */
+static uint64_t splitmix64(void *ctx) {
+  uint64_t *state = ctx;
+  uint64_t z = (*state += UINT64_C(0x9E3779B97F4A7C15));
+  z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+  z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+  return z ^ (z >> 31);
+}
+
+int hg_backoff_init(hg_backoff *b, int64_t base_ms, int64_t cap_ms, hg_err *err) {
+  if (base_ms <= 0)
+    return hg_err_set(err, HG_EINVAL, "backoff base must be positive, got %lld ms",
+                      (long long)base_ms);
+  if (cap_ms < base_ms)
+    return hg_err_set(err, HG_EINVAL, "backoff cap (%lld ms) is below its base (%lld ms)",
+                      (long long)cap_ms, (long long)base_ms);
+  b->base_ms = base_ms;
+  b->cap_ms = cap_ms;
+  b->attempt = 0;
+  b->rand = NULL;
+  b->rand_ctx = NULL;
+  unsigned char seed[sizeof b->state];
+  if (RAND_bytes(seed, sizeof seed) != 1)
+    return hg_err_set(err, HG_EIO, "cannot seed the backoff generator from the system CSPRNG");
+  b->state = 0;
+  for (size_t i = 0; i < sizeof seed; i++) b->state = (b->state << 8) | seed[i];
+  return 0;
+}
+
+void hg_backoff_seed(hg_backoff *b, uint64_t seed) { b->state = seed; }
+
+void hg_backoff_set_rand(hg_backoff *b, hg_backoff_rand_fn fn, void *ctx) {
+  b->rand = fn;
+  b->rand_ctx = ctx;
+}
+
+int64_t hg_backoff_ceiling(const hg_backoff *b, unsigned attempt) {
+  /* base * 2^attempt > cap  <=>  base > cap >> attempt, which cannot overflow. */
+  if (attempt >= 63 || b->base_ms > (b->cap_ms >> attempt)) return b->cap_ms;
+  return b->base_ms << attempt;
+}
+
+static uint64_t draw(hg_backoff *b) {
+  return b->rand ? b->rand(b->rand_ctx) : splitmix64(&b->state);
+}
+
+int64_t hg_backoff_next(hg_backoff *b) {
+  uint64_t ceiling = (uint64_t)hg_backoff_ceiling(b, b->attempt);
+  if (b->attempt < UINT32_MAX) b->attempt++;
+  /* Uniform over the ceiling + 1 values 0..ceiling; rejection avoids modulo bias. */
+  uint64_t range = ceiling + 1;
+  uint64_t limit = UINT64_MAX - UINT64_MAX % range;
+  /* The retry bound keeps a broken injected source from spinning forever. */
+  uint64_t x = draw(b);
+  for (int tries = 0; x >= limit && tries < 64; tries++) x = draw(b);
+  return (int64_t)(x % range);
+}
+
+void hg_backoff_reset(hg_backoff *b) { b->attempt = 0; }

@@ -81,27 +81,30 @@ int hg_sealbox_seal_unsafe_fixed_ephemeral(const void *plain, size_t plain_len,
   return seal_with(plain, plain_len, recipient_pub, aad, ephemeral_priv, nonce, out, err);
 }
 
-/* Decodes the base64 string in sealed[name]. want is the exact length needed, or 0 for "at
- * least min". */
-static int b64_field(const cJSON *sealed, const char *name, size_t want, size_t min, hg_buf *out,
-                     hg_err *err) {
+/* Decodes the base64 string in sealed[name] into out. */
+static int b64_field(const cJSON *sealed, const char *name, hg_buf *out, hg_err *err) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(sealed, name);
   if (!v) return hg_err_set(err, HG_EINVAL, "sealed.%s: missing", name);
   if (!cJSON_IsString(v) || !v->valuestring)
     return hg_err_set(err, HG_EINVAL, "sealed.%s: expected a base64 string", name);
   int rc = hg_crypto_b64_decode(out, v->valuestring, strlen(v->valuestring), HG_CRYPTO_B64_STD,
                                 err);
-  if (rc) {
-    hg_err_prefix(err, "sealed.%s", name);
-    return rc;
+  if (rc) hg_err_prefix(err, "sealed.%s", name);
+  return rc;
+}
+
+/* The same for a field of exactly len bytes (a key or a nonce). */
+static int b64_fixed_field(const cJSON *sealed, const char *name, uint8_t *dst, size_t len,
+                           hg_err *err) {
+  hg_buf raw = HG_BUF_INIT;
+  int rc = b64_field(sealed, name, &raw, err);
+  if (rc == 0 && (raw.len != len || !raw.data)) {
+    hg_err_set(err, HG_EINVAL, "sealed.%s: expected %zu bytes, got %zu", name, len, raw.len);
+    rc = HG_EINVAL;
   }
-  if (want && out->len != want)
-    return hg_err_set(err, HG_EINVAL, "sealed.%s: expected %zu bytes, got %zu", name, want,
-                      out->len);
-  if (out->len < min)
-    return hg_err_set(err, HG_EINVAL, "sealed.%s: %zu bytes is shorter than the %zu-byte tag",
-                      name, out->len, min);
-  return 0;
+  if (rc == 0) memcpy(dst, raw.data, len);
+  hg_buf_free(&raw);
+  return rc;
 }
 
 int hg_sealbox_open(const cJSON *sealed, const uint8_t recipient_priv[HG_CRYPTO_X25519_LEN],
@@ -116,18 +119,20 @@ int hg_sealbox_open(const cJSON *sealed, const uint8_t recipient_priv[HG_CRYPTO_
     return hg_err_set(err, HG_EINVAL, "sealed.alg: expected \"%s\", got \"%.64s\"",
                       HG_SEALBOX_ALG, alg->valuestring);
 
-  hg_buf epk = HG_BUF_INIT, nonce = HG_BUF_INIT, ciphertext = HG_BUF_INIT;
+  uint8_t epk[HG_CRYPTO_X25519_LEN], nonce[HG_CRYPTO_AESGCM_NONCE_LEN];
   uint8_t pub[HG_CRYPTO_X25519_LEN], shared[HG_CRYPTO_X25519_LEN], key[HG_CRYPTO_AESGCM_KEY_LEN];
-  int rc = b64_field(sealed, "epk", HG_CRYPTO_X25519_LEN, 0, &epk, err);
-  if (rc == 0) rc = b64_field(sealed, "nonce", HG_CRYPTO_AESGCM_NONCE_LEN, 0, &nonce, err);
-  if (rc == 0)
-    rc = b64_field(sealed, "ciphertext", 0, HG_CRYPTO_AESGCM_TAG_LEN, &ciphertext, err);
+  hg_buf ciphertext = HG_BUF_INIT;
+  int rc = b64_fixed_field(sealed, "epk", epk, sizeof epk, err);
+  if (rc == 0) rc = b64_fixed_field(sealed, "nonce", nonce, sizeof nonce, err);
+  if (rc == 0) rc = b64_field(sealed, "ciphertext", &ciphertext, err);
+  if (rc == 0 && ciphertext.len < HG_CRYPTO_AESGCM_TAG_LEN)
+    rc = hg_err_set(err, HG_EINVAL, "sealed.ciphertext: %zu bytes is shorter than the %d-byte tag",
+                    ciphertext.len, HG_CRYPTO_AESGCM_TAG_LEN);
   if (rc == 0) rc = hg_crypto_x25519_public(recipient_priv, pub, err);
-  if (rc == 0 && (rc = hg_crypto_x25519_derive(recipient_priv, (const uint8_t *)epk.data, shared,
-                                               err)) != 0)
+  if (rc == 0 && (rc = hg_crypto_x25519_derive(recipient_priv, epk, shared, err)) != 0)
     hg_err_prefix(err, "sealed.epk");
-  if (rc == 0) rc = derive_key(shared, (const uint8_t *)epk.data, pub, key, err);
-  if (rc == 0 && (rc = hg_crypto_aesgcm_open(key, (const uint8_t *)nonce.data, aad, strlen(aad),
+  if (rc == 0) rc = derive_key(shared, epk, pub, key, err);
+  if (rc == 0 && (rc = hg_crypto_aesgcm_open(key, nonce, aad, strlen(aad),
                                              ciphertext.data, ciphertext.len, plain, err)) != 0) {
     if (rc == HG_EINVAL)
       hg_err_set(err, rc, "sealed box: authentication failed (wrong key, wrong run id, or altered)");
@@ -136,8 +141,6 @@ int hg_sealbox_open(const cJSON *sealed, const uint8_t recipient_priv[HG_CRYPTO_
   }
   hg_crypto_wipe(shared, sizeof shared);
   hg_crypto_wipe(key, sizeof key);
-  hg_buf_free(&epk);
-  hg_buf_free(&nonce);
   hg_buf_free(&ciphertext);
   return rc;
 }

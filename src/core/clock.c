@@ -31,8 +31,18 @@ void hg_clock_format(int64_t unix_ms, char out[HG_TS_LEN]) {
   time_t t = (time_t)secs;
   struct tm tm;
   gmtime_r(&t, &tm);
-  snprintf(out, HG_TS_LEN, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)ms);
+  /* strftime bounds the date part; the milliseconds are appended by hand. */
+  size_t n = strftime(out, HG_TS_LEN, "%Y-%m-%dT%H:%M:%S", &tm);
+  if (n + 6 > HG_TS_LEN) {
+    out[0] = '\0';
+    return;
+  }
+  out[n++] = '.';
+  out[n++] = (char)('0' + ms / 100);
+  out[n++] = (char)('0' + ms / 10 % 10);
+  out[n++] = (char)('0' + ms % 10);
+  out[n++] = 'Z';
+  out[n] = '\0';
 }
 
 static int digits(const char *s, int n, int *out) {

@@ -2,3 +2,8 @@
  * exit code and answers --help itself. */
 #pragma once
 
+/* The CLI, which drives the hub's user API (src/cli). */
+int cmd_key(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_runs(int argc, char **argv);
+int cmd_config(int argc, char **argv);

@@ -11,6 +11,10 @@ typedef struct {
 } command;
 
 static const command commands[] = {
+    {"key", cmd_key, "create, list and revoke API keys"},
+    {"run", cmd_run, "start a run of a task, and follow it with --follow"},
+    {"runs", cmd_runs, "list, show, read the logs of and cancel runs"},
+    {"config", cmd_config, "set, list and delete the hub's config variables"},
     {"version", NULL, "print the version and the protocol version"},
 };
 

@@ -31,6 +31,7 @@ struct hg_spool {
   uint64_t written_count; /* records wholly within file_len */
   uint64_t synced_count;  /* records wholly within synced_len */
   hg_buf wbuf;            /* records after file_len */
+  bool early_failed;      /* an early write failed: leave retrying to hg_spool_sync */
   uint64_t *index;        /* index[k]: offset of record k * INDEX_STRIDE */
   size_t index_n, index_cap;
 };
@@ -347,10 +348,11 @@ int hg_spool_append(hg_spool *s, const void *data, size_t len, hg_err *err) {
   hg_buf_append(&s->wbuf, data, len);
   s->count++;
   charge(s, s->wbuf.len - before);
-  if (s->wbuf.len >= EARLY_WRITE_BYTES) {
-    /* Only bounds memory: a failure here is reported by the next hg_spool_sync. */
+  if (s->wbuf.len >= EARLY_WRITE_BYTES && !s->early_failed) {
+    /* Only bounds memory: a failure here is reported by the next hg_spool_sync, and not
+     * retried on every append (each retry would rewrite the whole, growing buffer). */
     hg_err ignored;
-    write_pending(s, &ignored);
+    s->early_failed = write_pending(s, &ignored) != 0;
   }
   return hg_spool_budget_full(s->budget) ? HG_SPOOL_FULL : 0;
 }
@@ -358,6 +360,7 @@ int hg_spool_append(hg_spool *s, const void *data, size_t len, hg_err *err) {
 int hg_spool_sync(hg_spool *s, hg_err *err) {
   int rc = write_pending(s, err);
   if (rc) return rc;
+  s->early_failed = false;
   if (s->synced_len < s->file_len) {
     if (fdatasync(s->fd)) return io_error(err, "fdatasync", s->path, errno);
     s->synced_len = s->file_len;

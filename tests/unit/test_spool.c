@@ -403,8 +403,16 @@ static void large_records(void) {
       recs[i][k] = (char)(x >> 16);
     }
     append_ok(s, recs[i], sizes[i]);
+    if (i == 0) {
+      /* past 1 MiB of buffered records they are written at once, to bound memory, but are
+       * durable only after a sync */
+      CHECK_EQ_INT(file_size(path), HG_SPOOL_HEADER_SIZE + HG_SPOOL_RECORD_OVERHEAD + sizes[0]);
+      CHECK_EQ_INT(hg_spool_durable_count(s), 0);
+      CHECK(hg_spool_dirty(s));
+    }
   }
   CHECK_EQ_INT(hg_spool_sync(s, &err), 0);
+  CHECK_EQ_INT(hg_spool_durable_count(s), 4);
   close_ok(s);
   hg_spool_info info;
   s = open_ok(path, NULL, &info);

@@ -89,9 +89,11 @@ typedef struct hg_outline hg_outline;
 int hg_outline_new(hg_outline **out, const hg_outline_config *cfg);
 void hg_outline_free(hg_outline *ol);
 
-/* Classifies one framed line. partial: the line is a piece of a longer one (all pieces of a line
- * split for the event limit are partial); such a piece is always LOG. Returns 0, or a negative
- * code (out of memory, or the redact hook's) with r set to an unlogged ERROR. */
+/* Classifies one framed line. partial: the text is a piece of a line split for the event limit,
+ * and is then always LOG. Pass it for every piece, the last one included: the framer delivers
+ * that one with partial = false, so the caller passes `partial || the previous piece of the
+ * same stream was partial`. Returns 0, or a negative code (out of memory, or the redact hook's)
+ * with r set to an unlogged ERROR. */
 int hg_outline_line(hg_outline *ol, const char *line, size_t len, bool partial,
                     hg_outline_result *r);
 

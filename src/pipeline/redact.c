@@ -1,0 +1,907 @@
+/* Streaming redaction: the forms of each secret, the matching automaton, per-stream scanners. */
+#include "pipeline/redact.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * How matching works.
+ *
+ * Every form of every secret is a pattern: bytes plus, per byte, a flag saying "a hex digit,
+ * either case". The automaton is Aho-Corasick over *folded* bytes (A-F folded to a-f), so a
+ * flagged digit matches both cases; a hit is then verified against the exact bytes where the
+ * flag is clear (a raw secret "Beef12" must not mask "beef12"). Folding touches six letters
+ * only, so verification almost never rejects.
+ *
+ * Most bytes of ordinary output cannot begin a match. A q-gram filter (q = the shortest
+ * pattern, at most 8) checks, per position, whether the q bytes there hash to a bit set by some
+ * pattern's first q bytes; where none does, no match starts there and the automaton is not
+ * run. The automaton starts from its root at a filter hit and runs until the text it tracks is
+ * shorter than q and starts after the hit, then the filter takes over again from where that
+ * text starts. Since every pattern is at least q long, no match can begin in the bytes skipped
+ * this way, and each byte is revisited fewer than q times.
+ *
+ * A scanner sees the stream as absolute byte positions. Bytes before `pos` have been emitted;
+ * bytes [hbase, hbase + hlen) are held from earlier writes; the current write follows them.
+ * Matches found are merged into `iv`, sorted, disjoint and not touching. An interval is emitted
+ * as one HG_REDACT_TEXT once no later match can touch it, i.e. when it ends before the first
+ * byte a future match could start at (the automaton's live suffix). Masked bytes before that
+ * point are dropped, so a long run of masked output does not pile up.
+ */
+
+/* ---------------------------------------------------------------------------------------- */
+/* Patterns                                                                                  */
+
+static inline uint8_t fold(uint8_t c) {
+  return (uint8_t)(c | ((unsigned)((unsigned)(c - 'A') < 6u) << 5));
+}
+
+static inline bool hex_letter(uint8_t c) {
+  return (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+typedef struct form {
+  uint32_t off, len; /* into the set's fbytes / fci */
+  bool verify;       /* has a case-sensitive hex letter: a folded hit must be checked */
+} form;
+
+typedef struct ac_node {
+  uint32_t e0, e1; /* edges [e0, e1), sorted by byte */
+  uint32_t fail;   /* longest proper suffix that is a trie prefix */
+  uint32_t dict;   /* nearest node on the fail chain that ends a pattern; 0 = none */
+  uint32_t depth;
+  int32_t out;     /* first pattern ending exactly here, chained by pnext; -1 = none */
+} ac_node;
+
+typedef struct automaton {
+  ac_node *nodes;
+  uint32_t nnodes;
+  uint8_t *ebyte;
+  uint32_t *etarget;
+  int32_t *pnext; /* per form: next form with the same folded bytes */
+  uint32_t npats;
+  uint32_t root[256];
+  uint64_t *bloom;
+  unsigned shift;
+  uint64_t qmask;
+  uint32_t q;
+} automaton;
+
+struct hg_redact_set {
+  uint8_t **sec; /* the secrets themselves, for recognising a repeat */
+  uint32_t *seclen;
+  size_t nsec, capsec, total;
+  uint8_t *fbytes, *fci;
+  size_t flen, fcap;
+  form *forms;
+  size_t nforms, capforms;
+  uint64_t gen;   /* bumped by every secret added */
+  uint64_t built; /* the gen `ac` was built for */
+  automaton *ac;
+};
+
+static void wipe(void *p, size_t n) {
+  if (p && n) explicit_bzero(p, n);
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem) {
+  if (need <= *cap) return 0;
+  size_t c = *cap ? *cap : 16;
+  while (c < need) c *= 2;
+  void *q = realloc(*p, c * elem);
+  if (!q) return HG_ENOMEM;
+  *p = q;
+  *cap = c;
+  return 0;
+}
+
+/* The form storage only grows by reallocation while a secret is added, before its forms
+ * exist, so a byte pushed never fails. */
+static inline void fpush(hg_redact_set *set, uint8_t b, uint8_t ci) {
+  set->fbytes[set->flen] = b;
+  set->fci[set->flen] = ci;
+  set->flen++;
+}
+
+static void fpush_hex(hg_redact_set *set, uint8_t v) {
+  static const char hex[] = "0123456789ABCDEF";
+  fpush(set, (uint8_t)hex[v >> 4], 1);
+  fpush(set, (uint8_t)hex[v & 15], 1);
+}
+
+/* Closes the form that began at `start`, dropping it if an earlier form of the same secret
+ * (from index `first`) is identical. */
+static void fend(hg_redact_set *set, size_t start, size_t first) {
+  uint32_t len = (uint32_t)(set->flen - start);
+  for (size_t i = first; i < set->nforms; i++) {
+    form *f = &set->forms[i];
+    if (f->len == len && memcmp(set->fbytes + f->off, set->fbytes + start, len) == 0 &&
+        memcmp(set->fci + f->off, set->fci + start, len) == 0) {
+      set->flen = start;
+      return;
+    }
+  }
+  form *f = &set->forms[set->nforms++];
+  f->off = (uint32_t)start;
+  f->len = len;
+  f->verify = false;
+  for (uint32_t j = 0; j < len; j++)
+    if (!set->fci[start + j] && hex_letter(set->fbytes[start + j])) f->verify = true;
+}
+
+static bool unreserved(uint8_t c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_' || c == '~';
+}
+
+/* The characters of base64(k unknown bytes, then s, then anything) that depend only on s;
+ * padded: of base64(k unknown bytes, then s) as it ends, last character and '=' included. */
+static void form_base64(hg_redact_set *set, const uint8_t *s, size_t n, unsigned k,
+                        const char *alphabet, bool padded) {
+  size_t first = (8 * k + 5) / 6, last = (8 * (k + n)) / 6;
+  for (size_t i = first; i < last; i++) {
+    unsigned v = 0;
+    for (size_t bit = 6 * i; bit < 6 * i + 6; bit++) {
+      size_t byte = bit / 8 - k;
+      v = (v << 1) | ((s[byte] >> (7 - bit % 8)) & 1u);
+    }
+    fpush(set, (uint8_t)alphabet[v], 0);
+  }
+  size_t rest = 8 * (k + n) - 6 * last; /* bits of s in a last, zero-filled character */
+  if (!padded || rest == 0) return;
+  unsigned v = (unsigned)(s[n - 1] & ((1u << rest) - 1)) << (6 - rest);
+  fpush(set, (uint8_t)alphabet[v], 0);
+  fpush(set, '=', 0);
+  if (rest == 2) fpush(set, '=', 0);
+}
+
+typedef struct json_style {
+  bool slash;   /* / as \/ */
+  bool bf;      /* \b \f rather than \u0008 \u000c */
+  bool ntr;     /* \n \r \t rather than \u00XX */
+  bool html;    /* < > & as \u003c \u003e \u0026 */
+} json_style;
+
+/* The serialisers we know of: JSON.stringify, Python and cJSON; PHP; the plain \u00XX rule;
+ * Go's encoding/json; everything as \u00XX; plain rule with \/. Identical results collapse. */
+static const json_style json_styles[] = {
+    {false, true, true, false}, {true, true, true, false},   {false, false, true, false},
+    {false, false, true, true}, {false, false, false, false}, {true, false, true, false},
+};
+
+static void form_json(hg_redact_set *set, const uint8_t *s, size_t n, json_style st) {
+  for (size_t i = 0; i < n; i++) {
+    uint8_t c = s[i];
+    char esc = 0;
+    if (c == '"' || c == '\\') esc = (char)c;
+    else if (c == '/' && st.slash) esc = '/';
+    else if (c == '\n' && st.ntr) esc = 'n';
+    else if (c == '\r' && st.ntr) esc = 'r';
+    else if (c == '\t' && st.ntr) esc = 't';
+    else if (c == '\b' && st.bf) esc = 'b';
+    else if (c == '\f' && st.bf) esc = 'f';
+    if (esc) {
+      fpush(set, '\\', 0);
+      fpush(set, (uint8_t)esc, 0);
+    } else if (c < 0x20 || (st.html && (c == '<' || c == '>' || c == '&'))) {
+      fpush(set, '\\', 0);
+      fpush(set, 'u', 0);
+      fpush(set, '0', 1);
+      fpush(set, '0', 1);
+      fpush_hex(set, c);
+    } else {
+      fpush(set, c, 0);
+    }
+  }
+}
+
+/* Appends every form of s; the caller reserved room for them. */
+static void add_forms(hg_redact_set *set, const uint8_t *s, size_t n) {
+  static const char std64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  static const char url64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  size_t first = set->nforms, start = set->flen;
+  for (size_t i = 0; i < n; i++) fpush(set, s[i], 0);
+  fend(set, start, first);
+  for (unsigned k = 0; k < 3; k++) {
+    for (int padded = 0; padded < 2; padded++) {
+      start = set->flen;
+      form_base64(set, s, n, k, std64, padded);
+      fend(set, start, first);
+      start = set->flen;
+      form_base64(set, s, n, k, url64, padded);
+      fend(set, start, first);
+    }
+  }
+  start = set->flen;
+  for (size_t i = 0; i < n; i++) {
+    if (unreserved(s[i])) {
+      fpush(set, s[i], 0);
+    } else {
+      fpush(set, '%', 0);
+      fpush_hex(set, s[i]);
+    }
+  }
+  fend(set, start, first);
+  for (size_t v = 0; v < sizeof json_styles / sizeof json_styles[0]; v++) {
+    start = set->flen;
+    form_json(set, s, n, json_styles[v]);
+    fend(set, start, first);
+  }
+}
+
+/* An upper bound of the bytes add_forms appends for an n-byte secret, and of its forms. */
+#define FORM_BYTES(n) ((n) * (1 + 12 * 2 + 3 + 6 * 6) + 256)
+#define FORM_COUNT 32
+
+int hg_redact_set_new(hg_redact_set **out, hg_err *err) {
+  *out = calloc(1, sizeof **out);
+  if (!*out) return hg_err_set(err, HG_ENOMEM, "out of memory for a redaction set");
+  return 0;
+}
+
+static void ac_free(automaton *a) {
+  if (!a) return;
+  /* The edges spell the secrets' forms out. */
+  wipe(a->ebyte, a->nnodes ? a->nnodes - 1 : 0);
+  free(a->nodes);
+  free(a->ebyte);
+  free(a->etarget);
+  free(a->pnext);
+  free(a->bloom);
+  free(a);
+}
+
+void hg_redact_set_free(hg_redact_set *set) {
+  if (!set) return;
+  for (size_t i = 0; i < set->nsec; i++) {
+    wipe(set->sec[i], set->seclen[i]);
+    free(set->sec[i]);
+  }
+  free(set->sec);
+  free(set->seclen);
+  wipe(set->fbytes, set->fcap);
+  free(set->fbytes);
+  free(set->fci);
+  free(set->forms);
+  ac_free(set->ac);
+  free(set);
+}
+
+size_t hg_redact_set_count(const hg_redact_set *set) {
+  return set->nsec;
+}
+
+int hg_redact_set_add(hg_redact_set *set, const void *secret, size_t len, hg_err *err) {
+  if (len < HG_REDACT_MIN_LEN) return HG_REDACT_TOO_SHORT;
+  for (size_t i = 0; i < set->nsec; i++)
+    if (set->seclen[i] == len && memcmp(set->sec[i], secret, len) == 0) return 0;
+  if (len > HG_REDACT_MAX_LEN)
+    return hg_err_set(err, HG_ETOOBIG, "a secret of %zu bytes is longer than the %d bytes masked",
+                      len, HG_REDACT_MAX_LEN);
+  if (set->nsec >= HG_REDACT_MAX_SECRETS)
+    return hg_err_set(err, HG_ETOOBIG, "a run may register at most %d secrets",
+                      HG_REDACT_MAX_SECRETS);
+  if (set->total + len > HG_REDACT_MAX_TOTAL)
+    return hg_err_set(err, HG_ETOOBIG, "a run's secrets may total at most %d bytes",
+                      HG_REDACT_MAX_TOTAL);
+  if (grow((void **)&set->sec, &set->capsec, set->nsec + 1, sizeof *set->sec) ||
+      grow((void **)&set->forms, &set->capforms, set->nforms + FORM_COUNT, sizeof *set->forms))
+    goto oom;
+  /* seclen follows sec's capacity. */
+  uint32_t *sl = realloc(set->seclen, set->capsec * sizeof *sl);
+  if (!sl) goto oom;
+  set->seclen = sl;
+  size_t need = set->flen + FORM_BYTES(len);
+  if (need > set->fcap) {
+    size_t cap = set->fcap ? set->fcap : 1024;
+    while (cap < need) cap *= 2;
+    /* Not realloc: the old block held secrets and must be wiped, not just released. */
+    uint8_t *nb = malloc(cap), *nc = malloc(cap);
+    if (!nb || !nc) {
+      free(nb);
+      free(nc);
+      goto oom;
+    }
+    if (set->flen) {
+      memcpy(nb, set->fbytes, set->flen);
+      memcpy(nc, set->fci, set->flen);
+    }
+    wipe(set->fbytes, set->fcap);
+    free(set->fbytes);
+    free(set->fci);
+    set->fbytes = nb;
+    set->fci = nc;
+    set->fcap = cap;
+  }
+  uint8_t *copy = malloc(len);
+  if (!copy) goto oom;
+  memcpy(copy, secret, len);
+  size_t flen0 = set->flen, nforms0 = set->nforms;
+  add_forms(set, copy, len);
+  if (set->flen > HG_REDACT_MAX_FORMS) {
+    wipe(set->fbytes + flen0, set->flen - flen0);
+    set->flen = flen0;
+    set->nforms = nforms0;
+    wipe(copy, len);
+    free(copy);
+    return hg_err_set(err, HG_ETOOBIG,
+                      "a run's secrets and their encoded forms may total at most %d bytes",
+                      HG_REDACT_MAX_FORMS);
+  }
+  set->sec[set->nsec] = copy;
+  set->seclen[set->nsec] = (uint32_t)len;
+  set->nsec++;
+  set->total += len;
+  set->gen++;
+  return 0;
+oom:
+  return hg_err_set(err, HG_ENOMEM, "out of memory registering a secret");
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The automaton                                                                             */
+
+static int ac_build(const hg_redact_set *set, automaton **out) {
+  *out = NULL;
+  automaton *a = calloc(1, sizeof *a);
+  if (!a) return HG_ENOMEM;
+  a->npats = (uint32_t)set->nforms;
+  if (a->npats == 0) {
+    *out = a;
+    return 0;
+  }
+  size_t cap = set->flen + 1;
+  uint32_t *child = calloc(cap, sizeof *child), *sib = calloc(cap, sizeof *sib);
+  uint32_t *fail = calloc(cap, sizeof *fail), *dict = calloc(cap, sizeof *dict);
+  uint32_t *depth = calloc(cap, sizeof *depth), *queue = malloc(cap * sizeof *queue);
+  uint32_t *newidx = malloc(cap * sizeof *newidx);
+  int32_t *outp = malloc(cap * sizeof *outp);
+  uint8_t *cb = calloc(cap, 1);
+  a->pnext = malloc(a->npats * sizeof *a->pnext);
+  int rc = HG_ENOMEM;
+  if (!child || !sib || !fail || !dict || !depth || !queue || !newidx || !outp || !cb || !a->pnext)
+    goto done;
+  uint32_t rootc[256] = {0};
+  uint32_t n = 1, minlen = UINT32_MAX;
+  outp[0] = -1;
+  for (uint32_t p = 0; p < a->npats; p++) {
+    const form *f = &set->forms[p];
+    if (f->len < minlen) minlen = f->len;
+    uint32_t u = 0;
+    for (uint32_t j = 0; j < f->len; j++) {
+      uint8_t c = fold(set->fbytes[f->off + j]);
+      uint32_t prev = 0, cur = child[u], v;
+      if (u == 0 && rootc[c]) {
+        u = rootc[c];
+        continue;
+      }
+      while (cur && cb[cur] < c) {
+        prev = cur;
+        cur = sib[cur];
+      }
+      if (cur && cb[cur] == c) {
+        v = cur;
+      } else {
+        v = n++;
+        cb[v] = c;
+        depth[v] = depth[u] + 1;
+        outp[v] = -1;
+        sib[v] = cur;
+        if (prev) sib[prev] = v;
+        else child[u] = v;
+        if (u == 0) rootc[c] = v;
+      }
+      u = v;
+    }
+    a->pnext[p] = outp[u];
+    outp[u] = (int32_t)p;
+  }
+
+  /* Breadth-first: fail links need those of shallower nodes, and BFS numbering keeps the
+   * shallow nodes, where a scan spends its time, together in memory. */
+  uint32_t qh = 0, qt = 0;
+  queue[qt++] = 0;
+  while (qh < qt) {
+    uint32_t u = queue[qh++];
+    for (uint32_t v = child[u]; v; v = sib[v]) {
+      uint32_t fv = 0;
+      if (u != 0) {
+        uint32_t f = fail[u];
+        for (;;) {
+          uint32_t w = 0;
+          if (f == 0) {
+            w = rootc[cb[v]];
+          } else {
+            for (w = child[f]; w && cb[w] < cb[v]; w = sib[w]) {}
+            if (w && cb[w] != cb[v]) w = 0;
+          }
+          if (w) {
+            fv = w;
+            break;
+          }
+          if (f == 0) break;
+          f = fail[f];
+        }
+      }
+      fail[v] = fv;
+      dict[v] = outp[fv] >= 0 ? fv : dict[fv];
+      queue[qt++] = v;
+    }
+  }
+  for (uint32_t i = 0; i < n; i++) newidx[queue[i]] = i;
+
+  a->nnodes = n;
+  a->nodes = malloc(n * sizeof *a->nodes);
+  a->ebyte = malloc(n > 1 ? n - 1 : 1);
+  a->etarget = malloc((n > 1 ? n - 1 : 1) * sizeof *a->etarget);
+  if (!a->nodes || !a->ebyte || !a->etarget) goto done;
+  uint32_t ne = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t u = queue[i];
+    ac_node *nd = &a->nodes[i];
+    nd->e0 = ne;
+    for (uint32_t v = child[u]; v; v = sib[v]) {
+      a->ebyte[ne] = cb[v];
+      a->etarget[ne] = newidx[v];
+      ne++;
+    }
+    nd->e1 = ne;
+    nd->fail = newidx[fail[u]];
+    nd->dict = dict[u] ? newidx[dict[u]] : 0;
+    nd->depth = depth[u];
+    nd->out = outp[u];
+  }
+  for (unsigned c = 0; c < 256; c++) a->root[c] = rootc[c] ? newidx[rootc[c]] : 0;
+
+  /* The filter: q bytes with bit 5 cleared (which also folds hex case), hashed. */
+  a->q = minlen < 8 ? minlen : 8;
+  uint8_t m[8] = {0};
+  for (uint32_t j = 0; j < a->q; j++) m[j] = 0xDF;
+  memcpy(&a->qmask, m, 8);
+  unsigned bits = 12;
+  while (bits < 22 && (1ull << bits) < (uint64_t)a->npats * 64) bits++;
+  a->shift = 64 - bits;
+  a->bloom = calloc((size_t)1 << (bits - 6), sizeof *a->bloom);
+  if (!a->bloom) goto done;
+  for (uint32_t p = 0; p < a->npats; p++) {
+    uint8_t g[8] = {0};
+    memcpy(g, set->fbytes + set->forms[p].off, a->q);
+    uint64_t w;
+    memcpy(&w, g, 8);
+    uint64_t h = ((w & a->qmask) * 0x9E3779B97F4A7C15ull) >> a->shift;
+    a->bloom[h >> 6] |= 1ull << (h & 63);
+  }
+  rc = 0;
+done:
+  wipe(cb, cap);
+  free(child);
+  free(sib);
+  free(fail);
+  free(dict);
+  free(depth);
+  free(queue);
+  free(newidx);
+  free(outp);
+  free(cb);
+  if (rc) ac_free(a);
+  else *out = a;
+  return rc;
+}
+
+static int set_build(hg_redact_set *set, hg_err *err) {
+  if (set->ac && set->built == set->gen) return 0;
+  automaton *a;
+  if (ac_build(set, &a)) return hg_err_set(err, HG_ENOMEM, "out of memory building the redactor");
+  ac_free(set->ac);
+  set->ac = a;
+  set->built = set->gen;
+  return 0;
+}
+
+static inline uint32_t ac_child(const automaton *a, const ac_node *nd, uint8_t c) {
+  uint32_t lo = nd->e0, hi = nd->e1;
+  while (hi - lo > 8) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    if (a->ebyte[mid] <= c) lo = mid;
+    else hi = mid;
+  }
+  for (; lo < hi; lo++)
+    if (a->ebyte[lo] == c) return a->etarget[lo];
+  return 0;
+}
+
+static inline uint32_t ac_step(const automaton *a, uint32_t s, uint8_t c) {
+  for (;;) {
+    if (s == 0) return a->root[c];
+    const ac_node *nd = &a->nodes[s];
+    uint32_t t = ac_child(a, nd, c);
+    if (t) return t;
+    s = nd->fail;
+  }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Scanners                                                                                  */
+
+typedef struct seg {
+  uint64_t start; /* held bytes from here to the next seg's start came from one write */
+  int64_t ts;
+} seg;
+
+typedef struct ival {
+  uint64_t s, e;
+  int64_t ts; /* of the write byte s came from */
+} ival;
+
+struct hg_redact_scanner {
+  hg_redact_set *set;
+  hg_redact_emit_fn emit;
+  void *ud;
+  uint64_t gen;   /* the set's gen that `state` belongs to */
+  uint32_t state;
+  uint64_t pos;   /* bytes before this are emitted or masked by iv[0] */
+  uint8_t *hold;
+  size_t hlen, hcap;
+  uint64_t hbase;
+  seg *segs;
+  size_t nsegs, capsegs;
+  ival *iv;
+  size_t niv, capiv;
+  /* The write being processed; it follows the held bytes. */
+  const uint8_t *d;
+  size_t dlen;
+  int64_t dts;
+  uint64_t dbase;
+  int failed;
+};
+
+#define GEN_CHANGED 1
+
+int hg_redact_scanner_new(hg_redact_scanner **out, hg_redact_set *set, hg_redact_emit_fn emit,
+                          void *ud, hg_err *err) {
+  hg_redact_scanner *sc = calloc(1, sizeof *sc);
+  *out = sc;
+  if (!sc) return hg_err_set(err, HG_ENOMEM, "out of memory for a redaction scanner");
+  sc->set = set;
+  sc->emit = emit;
+  sc->ud = ud;
+  sc->gen = set->gen - 1; /* the first write syncs */
+  return 0;
+}
+
+void hg_redact_scanner_free(hg_redact_scanner *sc) {
+  if (!sc) return;
+  wipe(sc->hold, sc->hcap);
+  free(sc->hold);
+  free(sc->segs);
+  free(sc->iv);
+  free(sc);
+}
+
+size_t hg_redact_scanner_held(const hg_redact_scanner *sc) {
+  return sc->hlen;
+}
+
+static inline uint8_t byte_at(const hg_redact_scanner *sc, uint64_t abs) {
+  return abs < sc->dbase ? sc->hold[abs - sc->hbase] : sc->d[abs - sc->dbase];
+}
+
+static int64_t ts_at(const hg_redact_scanner *sc, uint64_t abs) {
+  if (abs >= sc->dbase || sc->nsegs == 0) return sc->dts;
+  size_t i = 0;
+  while (i + 1 < sc->nsegs && sc->segs[i + 1].start <= abs) i++;
+  return sc->segs[i].ts;
+}
+
+static void add_match(hg_redact_scanner *sc, uint64_t s, uint64_t e) {
+  uint64_t ms = s, me = e;
+  int64_t mts = 0;
+  bool have = false;
+  /* Matches arrive by end position, so a new one touches a suffix of the list. */
+  while (sc->niv > 0 && s <= sc->iv[sc->niv - 1].e) {
+    ival *t = &sc->iv[--sc->niv];
+    if (t->e > me) me = t->e;
+    if (t->s <= ms) {
+      ms = t->s;
+      mts = t->ts;
+      have = true;
+    }
+  }
+  if (!have) mts = ts_at(sc, ms);
+  if (grow((void **)&sc->iv, &sc->capiv, sc->niv + 1, sizeof *sc->iv)) {
+    sc->failed = HG_ENOMEM; /* nothing more is emitted: an unrecorded match must not leak */
+    return;
+  }
+  sc->iv[sc->niv++] = (ival){ms, me, mts};
+}
+
+static bool verify(const hg_redact_scanner *sc, const form *f, uint64_t end) {
+  const uint8_t *pb = sc->set->fbytes + f->off, *pc = sc->set->fci + f->off;
+  uint64_t start = end - f->len;
+  for (uint32_t j = 0; j < f->len; j++)
+    if (!pc[j] && byte_at(sc, start + j) != pb[j]) return false;
+  return true;
+}
+
+/* The automaton is in state s after the byte before `end`: records the longest real match. */
+static void report(hg_redact_scanner *sc, const automaton *a, uint32_t s, uint64_t end) {
+  uint32_t t = a->nodes[s].out >= 0 ? s : a->nodes[s].dict;
+  while (t) {
+    for (int32_t p = a->nodes[t].out; p >= 0; p = a->pnext[p]) {
+      const form *f = &sc->set->forms[p];
+      if (!f->verify || verify(sc, f, end)) {
+        add_match(sc, end - f->len, end);
+        return;
+      }
+    }
+    t = a->nodes[t].dict;
+  }
+}
+
+/* Runs the automaton over held bytes [from, end of hold). */
+static void scan_hold(hg_redact_scanner *sc, uint64_t from) {
+  const automaton *a = sc->set->ac;
+  if (a->npats == 0) return;
+  uint32_t s = sc->state;
+  for (uint64_t abs = from; abs < sc->dbase; abs++) {
+    s = ac_step(a, s, fold(sc->hold[abs - sc->hbase]));
+    if (a->nodes[s].out >= 0 || a->nodes[s].dict) report(sc, a, s, abs + 1);
+  }
+  sc->state = s;
+}
+
+/* The first position at or after i where the filter says a match may begin, or the first
+ * position too close to the end for the 8-byte load (the automaton handles the tail). */
+static inline size_t skip(const automaton *a, const uint8_t *d, size_t i, size_t n) {
+  const uint64_t *bloom = a->bloom, mask = a->qmask;
+  const unsigned shift = a->shift;
+#define HIT(w) ((bloom[(((w) & mask) * 0x9E3779B97F4A7C15ull) >> shift >> 6] >> \
+                ((((w) & mask) * 0x9E3779B97F4A7C15ull) >> shift & 63)) & 1)
+  if (n < 8) return i;
+  while (i + 11 <= n) {
+    uint64_t w0, w1, w2, w3;
+    memcpy(&w0, d + i, 8);
+    memcpy(&w1, d + i + 1, 8);
+    memcpy(&w2, d + i + 2, 8);
+    memcpy(&w3, d + i + 3, 8);
+    if (HIT(w0) | HIT(w1) | HIT(w2) | HIT(w3)) break;
+    i += 4;
+  }
+  while (i + 8 <= n) {
+    uint64_t w;
+    memcpy(&w, d + i, 8);
+    if (HIT(w)) return i;
+    i++;
+  }
+#undef HIT
+  return i;
+}
+
+/* Scans the current write from offset i on. */
+static void scan_data(hg_redact_scanner *sc, size_t i) {
+  const automaton *a = sc->set->ac;
+  if (a->npats == 0) return;
+  const uint8_t *d = sc->d;
+  const size_t n = sc->dlen;
+  const uint32_t q = a->q;
+  uint32_t s = sc->state;
+  size_t c = i; /* where the automaton last started from its root (or the write's start) */
+  while (i < n) {
+    if (s == 0) {
+      i = skip(a, d, i, n);
+      if (i >= n) break;
+      c = i;
+    }
+    while (i < n) {
+      s = ac_step(a, s, fold(d[i]));
+      i++;
+      const ac_node *nd = &a->nodes[s];
+      if (nd->out >= 0 || nd->dict) report(sc, a, s, sc->dbase + i);
+      if (nd->depth < q && i - c > nd->depth) {
+        /* Nothing longer than q is in progress: let the filter look again from where the
+         * tracked text begins. */
+        i -= nd->depth;
+        s = 0;
+        break;
+      }
+    }
+  }
+  sc->state = s;
+}
+
+/* Matches at or after abs are to be found again from the automaton's root. */
+static void rescan_from(hg_redact_scanner *sc, uint64_t abs) {
+  sc->state = 0;
+  if (abs < sc->dbase) {
+    scan_hold(sc, abs);
+    scan_data(sc, 0);
+  } else {
+    scan_data(sc, (size_t)(abs - sc->dbase));
+  }
+}
+
+/* Brings the scanner up to the set's secrets: held bytes are scanned again with all of them. */
+static int sync_set(hg_redact_scanner *sc, hg_err *err) {
+  hg_redact_set *set = sc->set;
+  if (sc->gen == set->gen && set->ac) return 0;
+  if (set_build(set, err)) return sc->failed = HG_ENOMEM;
+  sc->gen = set->gen;
+  /* Only an interval that began before the held bytes (whose own bytes are gone) is kept;
+   * the others are found again. */
+  size_t keep = sc->niv > 0 && sc->iv[0].s < sc->hbase ? 1 : 0;
+  sc->niv = keep;
+  sc->state = 0;
+  scan_hold(sc, sc->hbase); /* the write's own bytes are scanned next, by the caller */
+  return 0;
+}
+
+static uint32_t live_depth(const hg_redact_scanner *sc) {
+  const automaton *a = sc->set->ac;
+  return a && a->npats ? a->nodes[sc->state].depth : 0;
+}
+
+/* Emits bytes [pos, lim) in calls that end at a line terminator, a write boundary, or lim. */
+static int emit_bytes(hg_redact_scanner *sc, uint64_t lim) {
+  while (sc->pos < lim) {
+    const uint8_t *p;
+    size_t n;
+    int64_t ts;
+    if (sc->pos < sc->dbase) {
+      size_t i = 0;
+      while (i + 1 < sc->nsegs && sc->segs[i + 1].start <= sc->pos) i++;
+      uint64_t segend = i + 1 < sc->nsegs ? sc->segs[i + 1].start : sc->dbase;
+      if (segend > lim) segend = lim;
+      p = sc->hold + (sc->pos - sc->hbase);
+      n = (size_t)(segend - sc->pos);
+      ts = sc->segs[i].ts;
+    } else {
+      p = sc->d + (sc->pos - sc->dbase);
+      n = (size_t)(lim - sc->pos);
+      ts = sc->dts;
+    }
+    const uint8_t *nl = memchr(p, '\n', n);
+    size_t upto = nl ? (size_t)(nl - p) : n;
+    const uint8_t *cr = memchr(p, '\r', upto);
+    if (cr) n = (size_t)(cr - p) + 1;
+    else if (nl) n = upto + 1;
+    int rc = sc->emit(sc->ud, (const char *)p, n, ts);
+    if (rc < 0) return sc->failed = rc;
+    sc->pos += n;
+    if (sc->set->gen != sc->gen) return GEN_CHANGED;
+  }
+  return 0;
+}
+
+/* Emits everything before lim that no future match can touch (all of it when final). */
+static int emit_upto(hg_redact_scanner *sc, uint64_t lim, bool final) {
+  size_t k = 0;
+  int rc = 0;
+  while (sc->pos < lim) {
+    if (k < sc->niv && sc->iv[k].s <= sc->pos) {
+      if (!final && sc->iv[k].e >= lim) break; /* a later match may still extend it */
+      rc = sc->emit(sc->ud, HG_REDACT_TEXT, sizeof HG_REDACT_TEXT - 1, sc->iv[k].ts);
+      if (rc < 0) {
+        sc->failed = rc;
+        break;
+      }
+      sc->pos = sc->iv[k].e;
+      k++;
+      if (sc->set->gen != sc->gen) {
+        rc = GEN_CHANGED;
+        break;
+      }
+      continue;
+    }
+    uint64_t stop = k < sc->niv && sc->iv[k].s < lim ? sc->iv[k].s : lim;
+    rc = emit_bytes(sc, stop);
+    if (rc) break;
+  }
+  if (k) {
+    memmove(sc->iv, sc->iv + k, (sc->niv - k) * sizeof *sc->iv);
+    sc->niv -= k;
+  }
+  return rc;
+}
+
+/* Emits what can be emitted, rescanning whenever an emit callback added a secret. */
+static int drain(hg_redact_scanner *sc, bool final, hg_err *err) {
+  for (;;) {
+    if (sc->failed) break;
+    uint64_t end = sc->dbase + sc->dlen;
+    uint64_t lim = final ? end : end - live_depth(sc);
+    int rc = emit_upto(sc, lim, final);
+    if (rc != GEN_CHANGED) break;
+    if (set_build(sc->set, err)) return sc->failed = HG_ENOMEM;
+    sc->gen = sc->set->gen;
+    sc->niv = 0; /* every interval before pos was emitted; the rest are found again */
+    rescan_from(sc, sc->pos);
+  }
+  if (sc->failed == HG_ENOMEM)
+    return hg_err_set(err, HG_ENOMEM, "out of memory while redacting output");
+  if (sc->failed) return hg_err_set(err, sc->failed, "the redactor's consumer failed");
+  return 0;
+}
+
+/* Keeps bytes [from, end of write) as the new held bytes. */
+static int retain(hg_redact_scanner *sc, uint64_t from) {
+  uint64_t end = sc->dbase + sc->dlen;
+  size_t keep = (size_t)(end - from), old = sc->hlen;
+  size_t fromh = from < sc->dbase ? (size_t)(sc->dbase - from) : 0; /* kept from hold */
+  if (keep > sc->hcap) {
+    size_t cap = sc->hcap ? sc->hcap : 256;
+    while (cap < keep) cap *= 2;
+    uint8_t *nh = malloc(cap);
+    if (!nh) return sc->failed = HG_ENOMEM;
+    if (fromh) memcpy(nh, sc->hold + (old - fromh), fromh);
+    wipe(sc->hold, sc->hcap);
+    free(sc->hold);
+    sc->hold = nh;
+    sc->hcap = cap;
+  } else if (fromh && fromh < old) {
+    memmove(sc->hold, sc->hold + (old - fromh), fromh);
+  }
+  size_t fromd = keep - fromh;
+  if (fromd) memcpy(sc->hold + fromh, sc->d + (sc->dlen - fromd), fromd);
+  if (old > keep) wipe(sc->hold + keep, old - keep);
+
+  size_t drop = 0;
+  while (drop < sc->nsegs &&
+         (drop + 1 < sc->nsegs ? sc->segs[drop + 1].start : sc->dbase) <= from)
+    drop++;
+  if (drop) {
+    memmove(sc->segs, sc->segs + drop, (sc->nsegs - drop) * sizeof *sc->segs);
+    sc->nsegs -= drop;
+  }
+  if (sc->nsegs && sc->segs[0].start < from) sc->segs[0].start = from;
+  if (fromd && !(sc->nsegs && sc->segs[sc->nsegs - 1].ts == sc->dts)) {
+    if (grow((void **)&sc->segs, &sc->capsegs, sc->nsegs + 1, sizeof *sc->segs))
+      return sc->failed = HG_ENOMEM;
+    sc->segs[sc->nsegs++] = (seg){end - fromd, sc->dts};
+  }
+  sc->hbase = from;
+  sc->hlen = keep;
+  return 0;
+}
+
+int hg_redact_scanner_write(hg_redact_scanner *sc, const void *bytes, size_t len, int64_t ts_ms,
+                            hg_err *err) {
+  if (sc->failed) return hg_err_set(err, sc->failed, "the redactor failed earlier");
+  if (len == 0) return 0;
+  sc->d = bytes;
+  sc->dlen = len;
+  sc->dts = ts_ms;
+  sc->dbase = sc->hbase + sc->hlen;
+  int rc = sync_set(sc, err);
+  if (!rc) {
+    scan_data(sc, 0);
+    rc = drain(sc, false, err);
+  }
+  if (!rc) {
+    uint64_t end = sc->dbase + sc->dlen;
+    if (retain(sc, end - live_depth(sc)))
+      rc = hg_err_set(err, HG_ENOMEM, "out of memory holding back output");
+  }
+  sc->d = NULL;
+  sc->dlen = 0;
+  sc->dbase = sc->hbase + sc->hlen;
+  return rc;
+}
+
+int hg_redact_scanner_finish(hg_redact_scanner *sc, hg_err *err) {
+  if (sc->failed) return hg_err_set(err, sc->failed, "the redactor failed earlier");
+  sc->d = NULL;
+  sc->dlen = 0;
+  sc->dbase = sc->hbase + sc->hlen;
+  int rc = sync_set(sc, err);
+  if (!rc) rc = drain(sc, true, err);
+  if (rc) return rc;
+  wipe(sc->hold, sc->hlen);
+  sc->hbase = sc->dbase;
+  sc->pos = sc->hbase;
+  sc->hlen = 0;
+  sc->nsegs = 0;
+  sc->niv = 0;
+  sc->state = 0;
+  return 0;
+}

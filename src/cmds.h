@@ -7,3 +7,6 @@ int cmd_key(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_runs(int argc, char **argv);
 int cmd_config(int argc, char **argv);
+
+/* Hangar's Lua runtime (src/lua). */
+int cmd_lua(int argc, char **argv);

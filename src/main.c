@@ -15,6 +15,7 @@ static const command commands[] = {
     {"run", cmd_run, "start a run of a task, and follow it with --follow"},
     {"runs", cmd_runs, "list, show, read the logs of and cancel runs"},
     {"config", cmd_config, "set, list and delete the hub's config variables"},
+    {"lua", cmd_lua, "run a Lua file in Hangar's runtime (scripts, busted specs)"},
     {"version", NULL, "print the version and the protocol version"},
 };
 

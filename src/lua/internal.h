@@ -1,0 +1,92 @@
+/* Private to src/lua: the runtime's state, shared by its files, and the module openers. */
+#pragma once
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <uv.h>
+
+#include "lua/runtime.h"
+
+typedef struct hg_lua_task hg_lua_task;
+
+struct hg_lua {
+  lua_State *L;
+  hg_loop *loop;
+  hg_lua_mode mode;
+  int blocking;
+
+  /* Allocator accounting (the allocator's user data is this struct). */
+  size_t mem_used;
+  size_t mem_limit;
+
+  /* CPU budget: the hook raises once the monotonic clock passes deadline_ns. */
+  int64_t cpu_budget_ns;
+  int64_t deadline_ns; /* 0: nothing is being timed */
+  int cpu_exceeded;
+
+  /* Loop callbacks currently calling into Lua, and whether a blocking wait spins the loop. */
+  int cb_depth;
+  int spinning;
+
+  /* Tasks: those ready to resume (FIFO), every unfinished one, and the pump that resumes
+   * ready tasks from the loop (a uv_idle, so the loop does not sleep while any is ready). */
+  hg_lua_task *ready_head, *ready_tail;
+  hg_lua_task *unfinished;
+  size_t n_unfinished;
+  size_t unobserved_failures;
+  uv_idle_t *pump;
+
+  hg_http *http;
+  int own_http;
+  int closing;
+};
+
+/* Registry keys (addresses of these are unique light userdata keys). */
+extern const char hg_lua_key_roots;  /* table: the require roots, in order */
+extern const char hg_lua_key_sinks;  /* weak-valued table: hg_sink* -> sink object */
+
+/* Task internals used by runtime.c. */
+void hg_lua_tasks_abandon_all(hg_lua *rt);
+int hg_lua_pump_init(hg_lua *rt, hg_err *err);
+void hg_lua_pump_close(hg_lua *rt);
+
+/* CPU budget bracket around any entry into Lua from C. */
+typedef struct {
+  int64_t deadline_ns;
+  int cpu_exceeded;
+} hg_lua_budget;
+void hg_lua_budget_begin(hg_lua *rt, lua_State *L, hg_lua_budget *saved);
+void hg_lua_budget_end(hg_lua *rt, hg_lua_budget *saved);
+/* The message handler that appends a traceback (for lua_pcall). */
+int hg_lua_msgh(lua_State *L);
+/* Turns a status of lua_pcall/lua_resume into an hg_err code. */
+int hg_lua_status_code(hg_lua *rt, int status);
+
+/* A userdata that frees a C pointer when collected: lets a C function hold malloc'd memory
+ * across calls that may raise, without leaking it. Returns the slot to store the pointer in;
+ * the box is pushed. */
+void **hg_lua_box_new(lua_State *L, void (*release)(void *));
+/* Releases the boxed pointer now (box at idx) and empties the box. */
+void hg_lua_box_release(lua_State *L, int idx);
+
+/* Module openers: each pushes its module table. */
+int hg_lua_open_task(lua_State *L);
+int hg_lua_open_sink(lua_State *L);
+int hg_lua_open_json(lua_State *L);
+int hg_lua_open_yaml(lua_State *L);
+int hg_lua_open_log(lua_State *L);
+int hg_lua_open_timer(lua_State *L);
+int hg_lua_open_crypto(lua_State *L);
+int hg_lua_open_http(lua_State *L);
+int hg_lua_open_process(lua_State *L);
+
+/* JSON values <-> Lua values, shared by hangar.json, hangar.yaml, hangar.log and the config
+ * loader (see mod_json.c for the mapping). */
+typedef struct cJSON cJSON;
+/* Pushes the Lua value for item; raises only on memory errors. */
+void hg_lua_json_push(lua_State *L, const cJSON *item);
+/* Builds a cJSON tree from the value at idx (caller owns it); raises a Lua error naming the
+ * path of a value JSON cannot hold. */
+cJSON *hg_lua_json_build(lua_State *L, int idx);
+/* Pushes json.null, the sentinel for JSON null. */
+void hg_lua_json_push_null(lua_State *L);

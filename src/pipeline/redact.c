@@ -62,7 +62,7 @@ typedef struct automaton {
   int32_t *pnext; /* per form: next form with the same folded bytes */
   uint32_t npats;
   uint32_t root[256];
-  uint64_t *bloom;
+  uint8_t *filter; /* per hash of a q-gram: 1 if some pattern begins with such a q-gram */
   unsigned shift;
   uint64_t qmask;
   uint32_t q;
@@ -248,7 +248,7 @@ static void ac_free(automaton *a) {
   free(a->ebyte);
   free(a->etarget);
   free(a->pnext);
-  free(a->bloom);
+  free(a->filter);
   free(a);
 }
 
@@ -460,17 +460,17 @@ static int ac_build(const hg_redact_set *set, automaton **out) {
   for (uint32_t j = 0; j < a->q; j++) m[j] = 0xDF;
   memcpy(&a->qmask, m, 8);
   unsigned bits = 12;
-  while (bits < 22 && (1ull << bits) < (uint64_t)a->npats * 64) bits++;
+  while (bits < 22 && (1ull << bits) < (uint64_t)a->npats * 128) bits++;
   a->shift = 64 - bits;
-  a->bloom = calloc((size_t)1 << (bits - 6), sizeof *a->bloom);
-  if (!a->bloom) goto done;
+  a->filter = calloc((size_t)1 << bits, 1);
+  if (!a->filter) goto done;
   for (uint32_t p = 0; p < a->npats; p++) {
     uint8_t g[8] = {0};
     memcpy(g, set->fbytes + set->forms[p].off, a->q);
     uint64_t w;
     memcpy(&w, g, 8);
     uint64_t h = ((w & a->qmask) * 0x9E3779B97F4A7C15ull) >> a->shift;
-    a->bloom[h >> 6] |= 1ull << (h & 63);
+    a->filter[h] = 1;
   }
   rc = 0;
 done:
@@ -654,10 +654,10 @@ static void scan_hold(hg_redact_scanner *sc, uint64_t from) {
 /* The first position at or after i where the filter says a match may begin, or the first
  * position too close to the end for the 8-byte load (the automaton handles the tail). */
 static inline size_t skip(const automaton *a, const uint8_t *d, size_t i, size_t n) {
-  const uint64_t *bloom = a->bloom, mask = a->qmask;
+  const uint8_t *filter = a->filter;
+  const uint64_t mask = a->qmask;
   const unsigned shift = a->shift;
-#define HIT(w) ((bloom[(((w) & mask) * 0x9E3779B97F4A7C15ull) >> shift >> 6] >> \
-                ((((w) & mask) * 0x9E3779B97F4A7C15ull) >> shift & 63)) & 1)
+#define HIT(w) filter[(((w) & mask) * 0x9E3779B97F4A7C15ull) >> shift]
   if (n < 8) return i;
   while (i + 11 <= n) {
     uint64_t w0, w1, w2, w3;

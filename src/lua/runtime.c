@@ -295,7 +295,7 @@ static const struct {
   lua_CFunction open;
 } modules[] = {
     {"task", hg_lua_open_task},   {"sink", hg_lua_open_sink}, {"json", hg_lua_open_json},
-    {"log", hg_lua_open_log},     {"timer", hg_lua_open_timer},
+    {"yaml", hg_lua_open_yaml},   {"log", hg_lua_open_log},   {"timer", hg_lua_open_timer},
 };
 
 static int setup(lua_State *L) {

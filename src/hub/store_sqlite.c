@@ -1,0 +1,970 @@
+/* The SQLite store: WAL journal, versioned schema, one cached prepared statement per query. */
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "hub/store_backend.h"
+
+/* ---- schema: migrations[i] takes the store from version i to i + 1 ---- */
+
+static const char *const migrations[] = {
+    /* 1: the first schema */
+    "CREATE TABLE meta(name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE api_keys("
+    "  id TEXT PRIMARY KEY, role TEXT NOT NULL, name TEXT NOT NULL, labels TEXT NOT NULL,"
+    "  secret_hash BLOB NOT NULL, created_ms INTEGER NOT NULL,"
+    "  last_used_ms INTEGER NOT NULL DEFAULT 0, revoked_ms INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE tasks("
+    "  slug TEXT NOT NULL, revision INTEGER NOT NULL, definition TEXT NOT NULL,"
+    "  canonical TEXT NOT NULL, created_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY(slug, revision)) WITHOUT ROWID;"
+    "CREATE TABLE agents("
+    "  id TEXT PRIMARY KEY, key_id TEXT NOT NULL, name TEXT NOT NULL, hostname TEXT NOT NULL,"
+    "  version TEXT NOT NULL, labels TEXT NOT NULL, schedulers TEXT NOT NULL,"
+    "  capacity INTEGER NOT NULL, public_key BLOB NOT NULL, session_hash BLOB UNIQUE,"
+    "  registered_ms INTEGER NOT NULL);"
+    "CREATE INDEX agents_by_key ON agents(key_id);"
+    "CREATE TABLE runs("
+    "  seqno INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, task TEXT NOT NULL,"
+    "  revision INTEGER NOT NULL, status TEXT NOT NULL, params TEXT NOT NULL,"
+    "  constraints TEXT NOT NULL, timeout_s INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
+    "  accepted_ms INTEGER NOT NULL DEFAULT 0, started_ms INTEGER NOT NULL DEFAULT 0,"
+    "  finished_ms INTEGER NOT NULL DEFAULT 0, exit_code INTEGER, error TEXT, agent_id TEXT,"
+    "  lease_id TEXT, lease_expires_ms INTEGER NOT NULL DEFAULT 0,"
+    "  attempt INTEGER NOT NULL DEFAULT 0, deadline_ms INTEGER NOT NULL DEFAULT 0,"
+    "  token_hash BLOB UNIQUE, accepted INTEGER NOT NULL DEFAULT 0,"
+    "  agent_finished INTEGER NOT NULL DEFAULT 0, finish TEXT,"
+    "  finish_status INTEGER NOT NULL DEFAULT 0, cancel_notified INTEGER NOT NULL DEFAULT 0,"
+    "  next_seq INTEGER NOT NULL DEFAULT 0, outputs TEXT, output_errors TEXT);"
+    "CREATE INDEX runs_by_status ON runs(status, seqno);"
+    "CREATE INDEX runs_by_task ON runs(task, seqno);"
+    "CREATE INDEX runs_by_agent ON runs(agent_id) WHERE agent_id IS NOT NULL;"
+    "CREATE TABLE events(run INTEGER NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL,"
+    "  PRIMARY KEY(run, seq)) WITHOUT ROWID;"
+    "CREATE TABLE config_vars(name TEXT PRIMARY KEY, secret INTEGER NOT NULL,"
+    "  value BLOB NOT NULL, updated_ms INTEGER NOT NULL) WITHOUT ROWID;",
+};
+#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
+
+/* ---- statements, prepared once at open ---- */
+
+#define RUN_COLS                                                                              \
+  "seqno, id, task, revision, status, params, constraints, timeout_s, created_ms, accepted_ms," \
+  " started_ms, finished_ms, exit_code, error, agent_id, lease_id, lease_expires_ms, attempt,"   \
+  " deadline_ms, token_hash, accepted, agent_finished, finish, finish_status, cancel_notified,"  \
+  " next_seq, outputs, output_errors"
+#define AGENT_COLS                                                                   \
+  "id, key_id, name, hostname, version, labels, schedulers, capacity, public_key," \
+  " session_hash, registered_ms"
+#define KEY_COLS "id, role, name, labels, secret_hash, created_ms, last_used_ms, revoked_ms"
+#define HELD_STATUSES "('assigned','accepted','running','cancelling')"
+#define ACTIVE_STATUSES "('accepted','running','cancelling')"
+
+enum {
+  Q_BEGIN,
+  Q_COMMIT,
+  Q_ROLLBACK,
+  Q_META_GET,
+  Q_META_SET,
+  Q_KEY_INSERT,
+  Q_KEY_GET,
+  Q_KEY_LIST,
+  Q_KEY_REVOKE,
+  Q_KEY_TOUCH,
+  Q_KEY_COUNT,
+  Q_TASK_INSERT,
+  Q_TASK_GET,
+  Q_TASK_LATEST,
+  Q_TASK_LIST,
+  Q_AGENT_PUT,
+  Q_AGENT_GET,
+  Q_AGENT_BY_SESSION,
+  Q_AGENT_SESSIONS,
+  Q_AGENT_SESSIONS_OF_KEY,
+  Q_AGENT_END_SESSION,
+  Q_RUN_INSERT,
+  Q_RUN_GET,
+  Q_RUN_BY_TOKEN,
+  Q_RUN_UPDATE,
+  Q_RUNS_ALL,
+  Q_RUNS_BY_TASK,
+  Q_RUNS_BY_STATUS,
+  Q_RUNS_BY_TASK_STATUS,
+  Q_RUNS_QUEUED,
+  Q_RUNS_HELD,
+  Q_RUNS_LAPSED,
+  Q_RUNS_OVERDUE,
+  Q_RUNS_CANCEL_PENDING,
+  Q_RUNS_COUNT,
+  Q_RUNS_EXTEND_LEASES,
+  Q_RUNS_EXTEND_DEADLINES,
+  Q_EVENT_APPEND,
+  Q_EVENT_READ,
+  Q_CONFIG_PUT,
+  Q_CONFIG_GET,
+  Q_CONFIG_LIST,
+  Q_CONFIG_DELETE,
+  Q_COUNT
+};
+
+static const char *const sql[Q_COUNT] = {
+    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_COMMIT] = "COMMIT",
+    [Q_ROLLBACK] = "ROLLBACK",
+    [Q_META_GET] = "SELECT value FROM meta WHERE name = ?1",
+    [Q_META_SET] = "INSERT OR REPLACE INTO meta(name, value) VALUES(?1, ?2)",
+    [Q_KEY_INSERT] = "INSERT INTO api_keys(" KEY_COLS ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
+    [Q_KEY_GET] = "SELECT " KEY_COLS " FROM api_keys WHERE id = ?1",
+    [Q_KEY_LIST] = "SELECT " KEY_COLS " FROM api_keys ORDER BY created_ms, id",
+    [Q_KEY_REVOKE] = "UPDATE api_keys SET revoked_ms = ?2 WHERE id = ?1 AND revoked_ms = 0",
+    [Q_KEY_TOUCH] = "UPDATE api_keys SET last_used_ms = ?2 WHERE id = ?1",
+    [Q_KEY_COUNT] = "SELECT count(*) FROM api_keys WHERE role = ?1 AND revoked_ms = 0",
+    [Q_TASK_INSERT] = "INSERT INTO tasks(slug, revision, definition, canonical, created_ms)"
+                      " VALUES(?1,?2,?3,?4,?5)",
+    [Q_TASK_GET] = "SELECT slug, revision, definition, canonical, created_ms FROM tasks"
+                   " WHERE slug = ?1 AND revision = ?2",
+    [Q_TASK_LATEST] = "SELECT slug, revision, definition, canonical, created_ms FROM tasks"
+                      " WHERE slug = ?1 ORDER BY revision DESC LIMIT 1",
+    [Q_TASK_LIST] = "SELECT t.slug, t.revision, t.definition, t.canonical, t.created_ms"
+                    " FROM tasks t WHERE t.revision ="
+                    " (SELECT max(revision) FROM tasks u WHERE u.slug = t.slug) ORDER BY t.slug",
+    [Q_AGENT_PUT] = "INSERT OR REPLACE INTO agents(" AGENT_COLS ")"
+                    " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
+    [Q_AGENT_GET] = "SELECT " AGENT_COLS " FROM agents WHERE id = ?1",
+    [Q_AGENT_BY_SESSION] = "SELECT " AGENT_COLS " FROM agents WHERE session_hash = ?1",
+    [Q_AGENT_SESSIONS] = "SELECT " AGENT_COLS " FROM agents WHERE session_hash IS NOT NULL"
+                         " ORDER BY id",
+    [Q_AGENT_SESSIONS_OF_KEY] = "SELECT " AGENT_COLS " FROM agents"
+                                " WHERE session_hash IS NOT NULL AND key_id = ?1 ORDER BY id",
+    [Q_AGENT_END_SESSION] = "UPDATE agents SET session_hash = NULL WHERE id = ?1",
+    [Q_RUN_INSERT] = "INSERT INTO runs(" RUN_COLS ") VALUES(NULL,?2,?3,?4,?5,?6,?7,?8,?9,?10,"
+                     "?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28)",
+    [Q_RUN_GET] = "SELECT " RUN_COLS " FROM runs WHERE id = ?1",
+    [Q_RUN_BY_TOKEN] = "SELECT " RUN_COLS " FROM runs WHERE token_hash = ?1",
+    [Q_RUN_UPDATE] =
+        "UPDATE runs SET task=?3, revision=?4, status=?5, params=?6, constraints=?7,"
+        " timeout_s=?8, created_ms=?9, accepted_ms=?10, started_ms=?11, finished_ms=?12,"
+        " exit_code=?13, error=?14, agent_id=?15, lease_id=?16, lease_expires_ms=?17,"
+        " attempt=?18, deadline_ms=?19, token_hash=?20, accepted=?21, agent_finished=?22,"
+        " finish=?23, finish_status=?24, cancel_notified=?25, next_seq=?26, outputs=?27,"
+        " output_errors=?28 WHERE id = ?2",
+    [Q_RUNS_ALL] = "SELECT " RUN_COLS " FROM runs ORDER BY seqno DESC LIMIT ?1",
+    [Q_RUNS_BY_TASK] = "SELECT " RUN_COLS " FROM runs WHERE task = ?2 ORDER BY seqno DESC LIMIT ?1",
+    [Q_RUNS_BY_STATUS] = "SELECT " RUN_COLS " FROM runs WHERE status = ?3"
+                         " ORDER BY seqno DESC LIMIT ?1",
+    [Q_RUNS_BY_TASK_STATUS] = "SELECT " RUN_COLS " FROM runs WHERE task = ?2 AND status = ?3"
+                              " ORDER BY seqno DESC LIMIT ?1",
+    [Q_RUNS_QUEUED] = "SELECT " RUN_COLS " FROM runs WHERE status = 'queued'"
+                      " ORDER BY seqno LIMIT ?1",
+    [Q_RUNS_HELD] = "SELECT " RUN_COLS " FROM runs WHERE agent_id = ?2 AND agent_finished = 0"
+                    " AND (status = 'assigned' OR accepted = 1) ORDER BY seqno LIMIT ?1",
+    [Q_RUNS_LAPSED] = "SELECT " RUN_COLS " FROM runs WHERE status IN " HELD_STATUSES
+                      " AND lease_expires_ms < ?2 ORDER BY seqno LIMIT ?1",
+    [Q_RUNS_OVERDUE] = "SELECT " RUN_COLS " FROM runs WHERE status IN " ACTIVE_STATUSES
+                       " AND deadline_ms > 0 AND deadline_ms < ?2 ORDER BY seqno LIMIT ?1",
+    [Q_RUNS_CANCEL_PENDING] = "SELECT " RUN_COLS " FROM runs WHERE agent_id = ?2"
+                              " AND status = 'cancelling' AND cancel_notified = 0"
+                              " AND agent_finished = 0 ORDER BY seqno LIMIT ?1",
+    [Q_RUNS_COUNT] = "SELECT status, count(*) FROM runs GROUP BY status",
+    [Q_RUNS_EXTEND_LEASES] = "UPDATE runs SET lease_expires_ms = ?1 WHERE status IN "
+                             HELD_STATUSES " AND lease_expires_ms < ?1",
+    [Q_RUNS_EXTEND_DEADLINES] = "UPDATE runs SET deadline_ms = ?1 WHERE status IN "
+                                ACTIVE_STATUSES " AND deadline_ms > 0 AND deadline_ms < ?1",
+    [Q_EVENT_APPEND] = "INSERT OR IGNORE INTO events(run, seq, body) VALUES(?1, ?2, ?3)",
+    [Q_EVENT_READ] = "SELECT seq, body FROM events WHERE run = ?1 AND seq > ?2"
+                     " ORDER BY seq LIMIT ?3",
+    [Q_CONFIG_PUT] = "INSERT OR REPLACE INTO config_vars(name, secret, value, updated_ms)"
+                     " VALUES(?1, ?2, ?3, ?4)",
+    [Q_CONFIG_GET] = "SELECT name, secret, value, updated_ms FROM config_vars WHERE name = ?1",
+    [Q_CONFIG_LIST] = "SELECT name, secret, value, updated_ms FROM config_vars ORDER BY name",
+    [Q_CONFIG_DELETE] = "DELETE FROM config_vars WHERE name = ?1",
+};
+
+typedef struct sqlite_store {
+  hg_store base;
+  sqlite3 *db;
+  sqlite3_stmt *st[Q_COUNT];
+  int lock_fd;
+  int version;
+  bool in_tx;
+} sqlite_store;
+
+static sqlite_store *S(hg_store *s) { return (sqlite_store *)s; }
+
+static int db_fail(sqlite_store *s, hg_err *err, const char *what) {
+  int code = sqlite3_errcode(s->db);
+  int rc = code == SQLITE_CONSTRAINT ? HG_EEXIST
+           : code == SQLITE_NOMEM    ? HG_ENOMEM
+           : code == SQLITE_FULL     ? HG_EIO
+                                     : HG_EIO;
+  return hg_err_set(err, rc, "store: %s: %s", what, sqlite3_errmsg(s->db));
+}
+
+/* Fetches a cached statement, reset and with no bindings left over. */
+static sqlite3_stmt *q(sqlite_store *s, int which) {
+  sqlite3_stmt *st = s->st[which];
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  return st;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v) {
+  if (v)
+    sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(st, i);
+}
+
+static void bind_blob(sqlite3_stmt *st, int i, const void *v, size_t n) {
+  if (v)
+    sqlite3_bind_blob64(st, i, v, n, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(st, i);
+}
+
+/* Column readers; *oom is set when a copy cannot be made. */
+static char *col_str(sqlite3_stmt *st, int i, bool *oom) {
+  if (sqlite3_column_type(st, i) == SQLITE_NULL) return NULL;
+  const unsigned char *t = sqlite3_column_text(st, i);
+  int n = sqlite3_column_bytes(st, i);
+  char *p = malloc((size_t)n + 1);
+  if (!p) {
+    *oom = true;
+    return NULL;
+  }
+  if (n) memcpy(p, t, (size_t)n);
+  p[n] = '\0';
+  return p;
+}
+
+static void col_hash(sqlite3_stmt *st, int i, uint8_t *out, size_t len, bool *present) {
+  const void *b = sqlite3_column_blob(st, i);
+  int n = sqlite3_column_bytes(st, i);
+  bool ok = b && (size_t)n == len;
+  if (ok) memcpy(out, b, len);
+  if (present) *present = ok;
+}
+
+/* Runs a statement that returns no rows. */
+static int exec_step(sqlite_store *s, sqlite3_stmt *st, hg_err *err, const char *what) {
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) return db_fail(s, err, what);
+  return 0;
+}
+
+/* Collects the rows of a query into a growing array by a per-row reader. */
+typedef int (*row_reader)(sqlite3_stmt *st, void *item);
+
+static int collect(sqlite_store *s, sqlite3_stmt *st, size_t item_size, row_reader read,
+                   void (*clear)(void *), void **out, size_t *n, hg_err *err, const char *what) {
+  char *items = NULL;
+  size_t count = 0, cap = 0;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (count == cap) {
+      size_t ncap = cap ? cap * 2 : 8;
+      char *p = realloc(items, ncap * item_size);
+      if (!p) goto oom;
+      items = p;
+      cap = ncap;
+    }
+    void *item = items + count * item_size;
+    memset(item, 0, item_size);
+    count++;
+    if (read(st, item)) goto oom;
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) {
+    for (size_t i = 0; i < count; i++) clear(items + i * item_size);
+    free(items);
+    return db_fail(s, err, what);
+  }
+  *out = items;
+  *n = count;
+  return 0;
+oom:
+  sqlite3_reset(st);
+  for (size_t i = 0; i < count; i++) clear(items + i * item_size);
+  free(items);
+  return hg_err_set(err, HG_ENOMEM, "store: %s: out of memory", what);
+}
+
+/* Reads the single row of a query; HG_ENOENT when there is none. */
+static int one(sqlite_store *s, sqlite3_stmt *st, row_reader read, void (*clear)(void *),
+               void *out, hg_err *err, const char *what) {
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_DONE) {
+    sqlite3_reset(st);
+    return hg_err_set(err, HG_ENOENT, "store: %s: not found", what);
+  }
+  if (rc != SQLITE_ROW) {
+    sqlite3_reset(st);
+    return db_fail(s, err, what);
+  }
+  int r = read(st, out);
+  sqlite3_reset(st);
+  if (r) {
+    clear(out);
+    return hg_err_set(err, HG_ENOMEM, "store: %s: out of memory", what);
+  }
+  return 0;
+}
+
+/* ---- opening ---- */
+
+static int exec_sql(sqlite_store *s, const char *text, hg_err *err, const char *what) {
+  char *msg = NULL;
+  if (sqlite3_exec(s->db, text, NULL, NULL, &msg) != SQLITE_OK) {
+    hg_err_set(err, HG_EIO, "store: %s: %s", what, msg ? msg : sqlite3_errmsg(s->db));
+    sqlite3_free(msg);
+    return HG_EIO;
+  }
+  return 0;
+}
+
+static int read_user_version(sqlite_store *s, int *version, hg_err *err) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+    return db_fail(s, err, "reading the schema version");
+  int rc = sqlite3_step(st);
+  *version = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+  sqlite3_finalize(st);
+  return rc == SQLITE_ROW ? 0 : db_fail(s, err, "reading the schema version");
+}
+
+static int migrate(sqlite_store *s, const char *path, hg_err *err) {
+  int version;
+  if (read_user_version(s, &version, err)) return err ? err->code : HG_EIO;
+  if (version > SCHEMA_VERSION)
+    return hg_err_set(err, HG_EINVAL,
+                      "store %s has schema version %d, newer than this hangar knows (%d)", path,
+                      version, SCHEMA_VERSION);
+  if (version == SCHEMA_VERSION) {
+    s->version = version;
+    return 0;
+  }
+  if (exec_sql(s, "BEGIN IMMEDIATE", err, "migrating")) return HG_EIO;
+  for (int v = version; v < SCHEMA_VERSION; v++) {
+    if (exec_sql(s, migrations[v], err, "migrating")) {
+      exec_sql(s, "ROLLBACK", NULL, "migrating");
+      return hg_err_prefix(err, "schema version %d", v + 1);
+    }
+  }
+  char set[64];
+  snprintf(set, sizeof set, "PRAGMA user_version = %d", SCHEMA_VERSION);
+  if (exec_sql(s, set, err, "migrating") || exec_sql(s, "COMMIT", err, "migrating")) {
+    exec_sql(s, "ROLLBACK", NULL, "migrating");
+    return HG_EIO;
+  }
+  s->version = SCHEMA_VERSION;
+  return 0;
+}
+
+static void sq_close(hg_store *base) {
+  sqlite_store *s = S(base);
+  for (int i = 0; i < Q_COUNT; i++) sqlite3_finalize(s->st[i]);
+  if (s->db) sqlite3_close(s->db);
+  /* Closed last: closing any descriptor of the file drops the process's POSIX locks, which
+   * SQLite holds while the connection is open. */
+  if (s->lock_fd >= 0) close(s->lock_fd);
+  free(s);
+}
+
+static const hg_store_ops sqlite_ops;
+
+int hg_store_sqlite_open(const char *path, const hg_store_options *opts, hg_store **out,
+                         hg_err *err) {
+  *out = NULL;
+  sqlite_store *s = calloc(1, sizeof *s);
+  if (!s) return hg_err_set(err, HG_ENOMEM, "store: out of memory");
+  s->base.ops = &sqlite_ops;
+  s->lock_fd = -1;
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (opts->create ? SQLITE_OPEN_CREATE : 0);
+  int rc = sqlite3_open_v2(path, &s->db, flags, NULL);
+  if (rc != SQLITE_OK) {
+    int code = rc == SQLITE_CANTOPEN && !opts->create ? HG_ENOENT : HG_EIO;
+    hg_err_set(err, code, "cannot open the store %s: %s", path,
+               s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+    sq_close(&s->base);
+    return code;
+  }
+  sqlite3_extended_result_codes(s->db, 0);
+  /* One hub per store: the in-memory half of its state (open polls, sessions' liveness)
+   * would be wrong for a second process. */
+  s->lock_fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    hg_err_set(err, HG_EEXIST, "the store %s is in use by another hub process", path);
+    sq_close(&s->base);
+    return HG_EEXIST;
+  }
+  sqlite3_busy_timeout(s->db, 5000);
+  const char *sync = opts->sync == HG_STORE_SYNC_FULL ? "PRAGMA synchronous=FULL;"
+                                                       : "PRAGMA synchronous=NORMAL;";
+  if (exec_sql(s, "PRAGMA journal_mode=WAL;", err, "enabling WAL") ||
+      exec_sql(s, sync, err, "setting synchronous") ||
+      exec_sql(s, "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;", err, "configuring") ||
+      migrate(s, path, err)) {
+    sq_close(&s->base);
+    return err ? err->code : HG_EIO;
+  }
+  for (int i = 0; i < Q_COUNT; i++) {
+    if (sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) !=
+        SQLITE_OK) {
+      db_fail(s, err, sql[i]);
+      sq_close(&s->base);
+      return HG_EIO;
+    }
+  }
+  *out = &s->base;
+  return 0;
+}
+
+static int sq_schema_version(hg_store *s) { return S(s)->version; }
+
+static int sq_begin(hg_store *base, hg_err *err) {
+  sqlite_store *s = S(base);
+  if (s->in_tx) return hg_err_set(err, HG_EINVAL, "store: a transaction is already open");
+  if (exec_step(s, q(s, Q_BEGIN), err, "begin")) return HG_EIO;
+  s->in_tx = true;
+  return 0;
+}
+
+static int sq_commit(hg_store *base, hg_err *err) {
+  sqlite_store *s = S(base);
+  int rc = exec_step(s, q(s, Q_COMMIT), err, "commit");
+  if (rc) {
+    /* A failed COMMIT may leave the transaction open; nothing of it counts. */
+    if (!sqlite3_get_autocommit(s->db)) exec_step(s, q(s, Q_ROLLBACK), NULL, "rollback");
+  }
+  s->in_tx = false;
+  return rc;
+}
+
+static void sq_rollback(hg_store *base) {
+  sqlite_store *s = S(base);
+  if (!sqlite3_get_autocommit(s->db)) exec_step(s, q(s, Q_ROLLBACK), NULL, "rollback");
+  s->in_tx = false;
+}
+
+/* ---- meta ---- */
+
+static int sq_meta_get(hg_store *base, const char *name, hg_buf *value, hg_err *err) {
+  sqlite_store *s = S(base);
+  sqlite3_stmt *st = q(s, Q_META_GET);
+  bind_text(st, 1, name);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    const void *b = sqlite3_column_blob(st, 0);
+    int n = sqlite3_column_bytes(st, 0);
+    int r = hg_buf_append(value, b ? b : "", (size_t)n);
+    sqlite3_reset(st);
+    return r ? hg_err_set(err, HG_ENOMEM, "store: out of memory") : 0;
+  }
+  sqlite3_reset(st);
+  if (rc == SQLITE_DONE) return hg_err_set(err, HG_ENOENT, "store: no meta value %s", name);
+  return db_fail(s, err, "reading meta");
+}
+
+static int sq_meta_set(hg_store *base, const char *name, const void *value, size_t len,
+                       hg_err *err) {
+  sqlite_store *s = S(base);
+  sqlite3_stmt *st = q(s, Q_META_SET);
+  bind_text(st, 1, name);
+  sqlite3_bind_blob64(st, 2, len ? value : "", len, SQLITE_STATIC);
+  return exec_step(s, st, err, "writing meta");
+}
+
+/* ---- keys ---- */
+
+static int read_key(sqlite3_stmt *st, void *item) {
+  hg_store_key *k = item;
+  bool oom = false;
+  k->id = col_str(st, 0, &oom);
+  k->role = col_str(st, 1, &oom);
+  k->name = col_str(st, 2, &oom);
+  k->labels = col_str(st, 3, &oom);
+  col_hash(st, 4, k->secret_hash, HG_STORE_HASH_LEN, NULL);
+  k->created_ms = sqlite3_column_int64(st, 5);
+  k->last_used_ms = sqlite3_column_int64(st, 6);
+  k->revoked_ms = sqlite3_column_int64(st, 7);
+  return oom;
+}
+
+static void clear_key(void *p) { hg_store_key_clear(p); }
+
+static int sq_key_insert(hg_store *base, const hg_store_key *k, hg_err *err) {
+  sqlite_store *s = S(base);
+  sqlite3_stmt *st = q(s, Q_KEY_INSERT);
+  bind_text(st, 1, k->id);
+  bind_text(st, 2, k->role);
+  bind_text(st, 3, k->name ? k->name : "");
+  bind_text(st, 4, k->labels ? k->labels : "{}");
+  bind_blob(st, 5, k->secret_hash, HG_STORE_HASH_LEN);
+  sqlite3_bind_int64(st, 6, k->created_ms);
+  sqlite3_bind_int64(st, 7, k->last_used_ms);
+  sqlite3_bind_int64(st, 8, k->revoked_ms);
+  return exec_step(s, st, err, "inserting a key");
+}
+
+static int sq_key_get(hg_store *base, const char *id, hg_store_key *out, hg_err *err) {
+  sqlite_store *s = S(base);
+  sqlite3_stmt *st = q(s, Q_KEY_GET);
+  bind_text(st, 1, id);
+  memset(out, 0, sizeof *out);
+  return one(s, st, read_key, clear_key, out, err, "key");
+}
+
+static int sq_key_list(hg_store *base, hg_store_key **out, size_t *n, hg_err *err) {
+  sqlite_store *s = S(base);
+  return collect(s, q(s, Q_KEY_LIST), sizeof **out, read_key, clear_key, (void **)out, n, err,
+                 "listing keys");
+}
+
+static int sq_key_revoke(hg_store *base, const char *id, int64_t at_ms, hg_err *err) {
+  sqlite_store *s = S(base);
+  sqlite3_stmt *st = q(s, Q_KEY_REVOKE);
+  bind_text(st, 1, id);
+  sqlite3_bind_int64(st, 2, at_ms);
+  return exec_step(s, st, err, "revoking a key");
+}
+
+static int sq_key_touch(hg_store *base, const char *id, int64_t at_ms, hg_err *err) {
+  sqlite_store *s = S(base);
+  sqlite3_stmt *st = q(s, Q_KEY_TOUCH);
+  bind_text(st, 1, id);
+  sqlite3_bind_int64(st, 2, at_ms);
+  return exec_step(s, st, err, "recording a key's use");
+}
+
+static int sq_key_count_active(hg_store *base, const char *role, int64_t *n, hg_err *err) {
+  sqlite_store *s = S(base);
+  sqlite3_stmt *st = q(s, Q_KEY_COUNT);
+  bind_text(st, 1, role);
+  int rc = sqlite3_step(st);
+  *n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW ? 0 : db_fail(s, err, "counting keys");
+}
+
+/* ---- tasks ---- */
+
+static int read_task(sqlite3_stmt *st, void *item) {
+  hg_store_task *t = item;
+  bool oom = false;
+  t->slug = col_str(st, 0, &oom);
+  t->revision = sqlite3_column_int64(st, 1);
+  t->definition = col_str(st, 2, &oom);
+  t->canonical = col_str(st, 3, &oom);
+  t->created_ms = sqlite3_column_int64(st, 4);
+  return oom;
+}
+
+static void clear_task(void *p) { hg_store_task_clear(p); }
+
+static int sq_task_insert(hg_store *base, const hg_store_task *t, hg_err *err) {
+  sqlite_store *s = S(base);
+  sqlite3_stmt *st = q(s, Q_TASK_INSERT);
+  bind_text(st, 1, t->slug);
+  sqlite3_bind_int64(st, 2, t->revision);
+  bind_text(st, 3, t->definition);
+  bind_text(st, 4, t->canonical);
+  sqlite3_bind_int64(st, 5, t->created_ms);
+  return exec_step(s, st, err, "inserting a task revision");
+}
+
+static int sq_task_get(hg_store *base, const char *slug, int64_t revision, hg_store_task *out,
+                       hg_err *err) {
+  sqlite_store *s = S(base);
+  sqlite3_stmt *st = q(s, revision > 0 ? Q_TASK_GET : Q_TASK_LATEST);
+  bind_text(st, 1, slug);
+  if (revision > 0) sqlite3_bind_int64(st, 2, revision);
+  memset(out, 0, sizeof *out);
+  return one(s, st, read_task, clear_task, out, err, "task");
+}
+
+static int sq_task_list(hg_store *base, hg_store_task **out, size_t *n, hg_err *err) {
+  sqlite_store *s = S(base);
+  return collect(s, q(s, Q_TASK_LIST), sizeof **out, read_task, clear_task, (void **)out, n, err,
+                 "listing tasks");
+}
+
+/* ---- agents ---- */
+
+static int read_agent(sqlite3_stmt *st, void *item) {
+  hg_store_agent *a = item;
+  bool oom = false;
+  a->id = col_str(st, 0, &oom);
+  a->key_id = col_str(st, 1, &oom);
+  a->name = col_str(st, 2, &oom);
+  a->hostname = col_str(st, 3, &oom);
+  a->version = col_str(st, 4, &oom);
+  a->labels = col_str(st, 5, &oom);
+  a->schedulers = col_str(st, 6, &oom);
+  a->capacity = sqlite3_column_int64(st, 7);
+  col_hash(st, 8, a->public_key, HG_STORE_PUBKEY_LEN, NULL);
+  col_hash(st, 9, a->session_hash, HG_STORE_HASH_LEN, &a->has_session);
+  a->registered_ms = sqlite3_column_int64(st, 10);
+  return oom;
+}
+
+static void clear_agent(void *p) { hg_store_agent_clear(p); }
+
+static int sq_agent_put(hg_store *base, const hg_store_agent *a, hg_err *err) {
+  sqlite_store *s = S(base);
+  sqlite3_stmt *st = q(s, Q_AGENT_PUT);
+  bind_text(st, 1, a->id);
+  bind_text(st, 2, a->key_id);
+  bind_text(st, 3, a->name ? a->name : "");
+  bind_text(st, 4, a->hostname ? a->hostname : "");
+  bind_text(st, 5, a->version ? a->version : "");
+  bind_text(st, 6, a->labels ? a->labels : "{}");
+  bind_text(st, 7, a->schedulers ? a->schedulers : "[]");
+  sqlite3_bind_int64(st, 8, a->capacity);
+  bind_blob(st, 9, a->public_key, HG_STORE_PUBKEY_LEN);
+  if (a->has_session)
+    bind_blob(st, 10, a->session_hash, HG_STORE_HASH_LEN);
+  sqlite3_bind_int64(st, 11, a->registered_ms);
+  return exec_step(s, st, err, "writing an agent");
+}
+
+static int sq_agent_get(hg_store *base, const char *id, hg_store_agent *out, hg_err *err) {
+  sqlite_store *s = S(base);
+  sqlite3_stmt *st = q(s, Q_AGENT_GET);
+  bind_text(st, 1, id);
+  memset(out, 0, sizeof *out);
+  return one(s, st, read_agent, clear_agent, out, err, "agent");
+}
+
+static int sq_agent_by_session(hg_store *base, const uint8_t *hash, hg_store_agent *out,
+                               hg_err *err) {
+  sqlite_store *s = S(base);
+  sqlite3_stmt *st = q(s, Q_AGENT_BY_SESSION);
+  bind_blob(st, 1, hash, HG_STORE_HASH_LEN);
+  memset(out, 0, sizeof *out);
+  return one(s, st, read_agent, clear_agent, out, err, "session");
+}
+
+static int sq_agent_list_sessions(hg_store *base, const char *key_id, hg_store_agent **out,
+                                  size_t *n, hg_err *err) {
+  sqlite_store *s = S(base);
+  sqlite3_stmt *st = q(s, key_id ? Q_AGENT_SESSIONS_OF_KEY : Q_AGENT_SESSIONS);
+  if (key_id) bind_text(st, 1, key_id);
+  return collect(s, st, sizeof **out, read_agent, clear_agent, (void **)out, n, err,
+                 "listing sessions");
+}
+
+static int sq_agent_end_session(hg_store *base, const char *id, hg_err *err) {
+  sqlite_store *s = S(base);
+  sqlite3_stmt *st = q(s, Q_AGENT_END_SESSION);
+  bind_text(st, 1, id);
+  return exec_step(s, st, err, "ending a session");
+}
+
+/* ---- runs ---- */
+
+static int read_run(sqlite3_stmt *st, void *item) {
+  hg_store_run *r = item;
+  bool oom = false;
+  r->seqno = sqlite3_column_int64(st, 0);
+  r->id = col_str(st, 1, &oom);
+  r->task = col_str(st, 2, &oom);
+  r->revision = sqlite3_column_int64(st, 3);
+  const char *status = (const char *)sqlite3_column_text(st, 4);
+  int parsed = status ? hg_store_run_status_parse(status) : -1;
+  r->status = parsed < 0 ? HG_RUN_FAILED : (hg_store_run_status)parsed;
+  r->params = col_str(st, 5, &oom);
+  r->constraints = col_str(st, 6, &oom);
+  r->timeout_s = sqlite3_column_int64(st, 7);
+  r->created_ms = sqlite3_column_int64(st, 8);
+  r->accepted_ms = sqlite3_column_int64(st, 9);
+  r->started_ms = sqlite3_column_int64(st, 10);
+  r->finished_ms = sqlite3_column_int64(st, 11);
+  r->has_exit_code = sqlite3_column_type(st, 12) != SQLITE_NULL;
+  r->exit_code = sqlite3_column_int64(st, 12);
+  r->error = col_str(st, 13, &oom);
+  r->agent_id = col_str(st, 14, &oom);
+  r->lease_id = col_str(st, 15, &oom);
+  r->lease_expires_ms = sqlite3_column_int64(st, 16);
+  r->attempt = sqlite3_column_int64(st, 17);
+  r->deadline_ms = sqlite3_column_int64(st, 18);
+  col_hash(st, 19, r->token_hash, HG_STORE_HASH_LEN, &r->has_token);
+  r->accepted = sqlite3_column_int(st, 20) != 0;
+  r->agent_finished = sqlite3_column_int(st, 21) != 0;
+  r->finish = col_str(st, 22, &oom);
+  r->finish_status = sqlite3_column_int(st, 23);
+  r->cancel_notified = sqlite3_column_int(st, 24) != 0;
+  r->next_seq = sqlite3_column_int64(st, 25);
+  r->outputs = col_str(st, 26, &oom);
+  r->output_errors = col_str(st, 27, &oom);
+  return oom;
+}
+
+static void clear_run(void *p) { hg_store_run_clear(p); }
+
+/* Binds every column but seqno (1) to ?2..?28, the same for insert and update. */
+static void bind_run(sqlite3_stmt *st, const hg_store_run *r) {
+  bind_text(st, 2, r->id);
+  bind_text(st, 3, r->task);
+  sqlite3_bind_int64(st, 4, r->revision);
+  bind_text(st, 5, hg_store_run_status_name(r->status));
+  bind_text(st, 6, r->params ? r->params : "{}");
+  bind_text(st, 7, r->constraints ? r->constraints : "{}");
+  sqlite3_bind_int64(st, 8, r->timeout_s);
+  sqlite3_bind_int64(st, 9, r->created_ms);
+  sqlite3_bind_int64(st, 10, r->accepted_ms);
+  sqlite3_bind_int64(st, 11, r->started_ms);
+  sqlite3_bind_int64(st, 12, r->finished_ms);
+  if (r->has_exit_code) sqlite3_bind_int64(st, 13, r->exit_code);
+  bind_text(st, 14, r->error);
+  bind_text(st, 15, r->agent_id);
+  bind_text(st, 16, r->lease_id);
+  sqlite3_bind_int64(st, 17, r->lease_expires_ms);
+  sqlite3_bind_int64(st, 18, r->attempt);
+  sqlite3_bind_int64(st, 19, r->deadline_ms);
+  if (r->has_token) bind_blob(st, 20, r->token_hash, HG_STORE_HASH_LEN);
+  sqlite3_bind_int(st, 21, r->accepted);
+  sqlite3_bind_int(st, 22, r->agent_finished);
+  bind_text(st, 23, r->finish);
+  sqlite3_bind_int(st, 24, r->finish_status);
+  sqlite3_bind_int(st, 25, r->cancel_notified);
+  sqlite3_bind_int64(st, 26, r->next_seq);
+  bind_text(st, 27, r->outputs);
+  bind_text(st, 28, r->output_errors);
+}
+
+static int sq_run_insert(hg_store *base, hg_store_run *r, hg_err *err) {
+  sqlite_store *s = S(base);
+  sqlite3_stmt *st = q(s, Q_RUN_INSERT);
+  bind_run(st, r);
+  if (exec_step(s, st, err, "inserting a run")) return err ? err->code : HG_EIO;
+  r->seqno = sqlite3_last_insert_rowid(s->db);
+  return 0;
+}
+
+static int sq_run_get(hg_store *base, const char *id, hg_store_run *out, hg_err *err) {
+  sqlite_store *s = S(base);
+  sqlite3_stmt *st = q(s, Q_RUN_GET);
+  bind_text(st, 1, id);
+  memset(out, 0, sizeof *out);
+  return one(s, st, read_run, clear_run, out, err, "run");
+}
+
+static int sq_run_by_token(hg_store *base, const uint8_t *hash, hg_store_run *out, hg_err *err) {
+  sqlite_store *s = S(base);
+  sqlite3_stmt *st = q(s, Q_RUN_BY_TOKEN);
+  bind_blob(st, 1, hash, HG_STORE_HASH_LEN);
+  memset(out, 0, sizeof *out);
+  return one(s, st, read_run, clear_run, out, err, "run token");
+}
+
+static int sq_run_update(hg_store *base, const hg_store_run *r, hg_err *err) {
+  sqlite_store *s = S(base);
+  sqlite3_stmt *st = q(s, Q_RUN_UPDATE);
+  bind_run(st, r);
+  if (exec_step(s, st, err, "updating a run")) return err ? err->code : HG_EIO;
+  if (sqlite3_changes(s->db) != 1)
+    return hg_err_set(err, HG_ENOENT, "store: run %s not found", r->id);
+  return 0;
+}
+
+static int sq_run_list(hg_store *base, const hg_store_run_query *qr, hg_store_run **out,
+                       size_t *n, hg_err *err) {
+  sqlite_store *s = S(base);
+  sqlite3_stmt *st;
+  switch (qr->set) {
+  case HG_RUNS_ALL:
+    if (qr->task && qr->status >= 0)
+      st = q(s, Q_RUNS_BY_TASK_STATUS);
+    else if (qr->task)
+      st = q(s, Q_RUNS_BY_TASK);
+    else if (qr->status >= 0)
+      st = q(s, Q_RUNS_BY_STATUS);
+    else
+      st = q(s, Q_RUNS_ALL);
+    if (qr->task) bind_text(st, 2, qr->task);
+    if (qr->status >= 0) bind_text(st, 3, hg_store_run_status_name(qr->status));
+    break;
+  case HG_RUNS_QUEUED:
+    st = q(s, Q_RUNS_QUEUED);
+    break;
+  case HG_RUNS_HELD:
+    st = q(s, Q_RUNS_HELD);
+    bind_text(st, 2, qr->agent_id);
+    break;
+  case HG_RUNS_LAPSED:
+    st = q(s, Q_RUNS_LAPSED);
+    sqlite3_bind_int64(st, 2, qr->now_ms);
+    break;
+  case HG_RUNS_OVERDUE:
+    st = q(s, Q_RUNS_OVERDUE);
+    sqlite3_bind_int64(st, 2, qr->now_ms);
+    break;
+  case HG_RUNS_CANCEL_PENDING:
+    st = q(s, Q_RUNS_CANCEL_PENDING);
+    bind_text(st, 2, qr->agent_id);
+    break;
+  default:
+    return hg_err_set(err, HG_EINVAL, "store: unknown run query");
+  }
+  sqlite3_bind_int64(st, 1, qr->limit ? (sqlite3_int64)qr->limit : -1);
+  return collect(s, st, sizeof **out, read_run, clear_run, (void **)out, n, err, "listing runs");
+}
+
+static int sq_run_count_by_status(hg_store *base, int64_t *counts, hg_err *err) {
+  sqlite_store *s = S(base);
+  sqlite3_stmt *st = q(s, Q_RUNS_COUNT);
+  for (int i = 0; i < HG_RUN_STATUS_COUNT; i++) counts[i] = 0;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *name = (const char *)sqlite3_column_text(st, 0);
+    int i = name ? hg_store_run_status_parse(name) : -1;
+    if (i >= 0) counts[i] = sqlite3_column_int64(st, 1);
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? 0 : db_fail(s, err, "counting runs");
+}
+
+static int sq_run_extend_leases(hg_store *base, int64_t until_ms, hg_err *err) {
+  sqlite_store *s = S(base);
+  sqlite3_stmt *st = q(s, Q_RUNS_EXTEND_LEASES);
+  sqlite3_bind_int64(st, 1, until_ms);
+  if (exec_step(s, st, err, "extending leases")) return HG_EIO;
+  st = q(s, Q_RUNS_EXTEND_DEADLINES);
+  sqlite3_bind_int64(st, 1, until_ms);
+  return exec_step(s, st, err, "extending deadlines");
+}
+
+/* ---- events ---- */
+
+static int sq_event_append(hg_store *base, int64_t run_seqno, int64_t seq, const char *json,
+                           size_t len, hg_err *err) {
+  sqlite_store *s = S(base);
+  sqlite3_stmt *st = q(s, Q_EVENT_APPEND);
+  sqlite3_bind_int64(st, 1, run_seqno);
+  sqlite3_bind_int64(st, 2, seq);
+  sqlite3_bind_text64(st, 3, json, len, SQLITE_STATIC, SQLITE_UTF8);
+  return exec_step(s, st, err, "storing an event");
+}
+
+static int read_event(sqlite3_stmt *st, void *item) {
+  hg_store_event *e = item;
+  bool oom = false;
+  e->seq = sqlite3_column_int64(st, 0);
+  e->json = col_str(st, 1, &oom);
+  return oom;
+}
+
+static void clear_event(void *p) {
+  hg_store_event *e = p;
+  free(e->json);
+  e->json = NULL;
+}
+
+static int sq_event_read(hg_store *base, int64_t run_seqno, int64_t after, size_t limit,
+                         hg_store_event **out, size_t *n, hg_err *err) {
+  sqlite_store *s = S(base);
+  sqlite3_stmt *st = q(s, Q_EVENT_READ);
+  sqlite3_bind_int64(st, 1, run_seqno);
+  sqlite3_bind_int64(st, 2, after);
+  sqlite3_bind_int64(st, 3, limit ? (sqlite3_int64)limit : -1);
+  return collect(s, st, sizeof **out, read_event, clear_event, (void **)out, n, err,
+                 "reading events");
+}
+
+/* ---- config variables ---- */
+
+static int read_config(sqlite3_stmt *st, void *item) {
+  hg_store_config *c = item;
+  bool oom = false;
+  c->name = col_str(st, 0, &oom);
+  c->secret = sqlite3_column_int(st, 1) != 0;
+  const void *b = sqlite3_column_blob(st, 2);
+  int n = sqlite3_column_bytes(st, 2);
+  c->value = malloc((size_t)n + 1);
+  if (!c->value) return 1;
+  if (n) memcpy(c->value, b, (size_t)n);
+  c->value[n] = 0;
+  c->value_len = (size_t)n;
+  c->updated_ms = sqlite3_column_int64(st, 3);
+  return oom;
+}
+
+static void clear_config(void *p) { hg_store_config_clear(p); }
+
+static int sq_config_put(hg_store *base, const hg_store_config *c, hg_err *err) {
+  sqlite_store *s = S(base);
+  sqlite3_stmt *st = q(s, Q_CONFIG_PUT);
+  bind_text(st, 1, c->name);
+  sqlite3_bind_int(st, 2, c->secret);
+  sqlite3_bind_blob64(st, 3, c->value_len ? (const void *)c->value : "", c->value_len,
+                      SQLITE_STATIC);
+  sqlite3_bind_int64(st, 4, c->updated_ms);
+  return exec_step(s, st, err, "writing a config variable");
+}
+
+static int sq_config_get(hg_store *base, const char *name, hg_store_config *out, hg_err *err) {
+  sqlite_store *s = S(base);
+  sqlite3_stmt *st = q(s, Q_CONFIG_GET);
+  bind_text(st, 1, name);
+  memset(out, 0, sizeof *out);
+  return one(s, st, read_config, clear_config, out, err, "config variable");
+}
+
+static int sq_config_list(hg_store *base, hg_store_config **out, size_t *n, hg_err *err) {
+  sqlite_store *s = S(base);
+  return collect(s, q(s, Q_CONFIG_LIST), sizeof **out, read_config, clear_config, (void **)out,
+                 n, err, "listing config variables");
+}
+
+static int sq_config_delete(hg_store *base, const char *name, hg_err *err) {
+  sqlite_store *s = S(base);
+  sqlite3_stmt *st = q(s, Q_CONFIG_DELETE);
+  bind_text(st, 1, name);
+  if (exec_step(s, st, err, "deleting a config variable")) return HG_EIO;
+  if (sqlite3_changes(s->db) == 0)
+    return hg_err_set(err, HG_ENOENT, "config variable %s not found", name);
+  return 0;
+}
+
+static const hg_store_ops sqlite_ops = {
+    .name = "sqlite",
+    .close = sq_close,
+    .schema_version = sq_schema_version,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .meta_get = sq_meta_get,
+    .meta_set = sq_meta_set,
+    .key_insert = sq_key_insert,
+    .key_get = sq_key_get,
+    .key_list = sq_key_list,
+    .key_revoke = sq_key_revoke,
+    .key_touch = sq_key_touch,
+    .key_count_active = sq_key_count_active,
+    .task_insert = sq_task_insert,
+    .task_get = sq_task_get,
+    .task_list = sq_task_list,
+    .agent_put = sq_agent_put,
+    .agent_get = sq_agent_get,
+    .agent_by_session = sq_agent_by_session,
+    .agent_list_sessions = sq_agent_list_sessions,
+    .agent_end_session = sq_agent_end_session,
+    .run_insert = sq_run_insert,
+    .run_get = sq_run_get,
+    .run_by_token = sq_run_by_token,
+    .run_update = sq_run_update,
+    .run_list = sq_run_list,
+    .run_count_by_status = sq_run_count_by_status,
+    .run_extend_leases = sq_run_extend_leases,
+    .event_append = sq_event_append,
+    .event_read = sq_event_read,
+    .config_put = sq_config_put,
+    .config_get = sq_config_get,
+    .config_list = sq_config_list,
+    .config_delete = sq_config_delete,
+};

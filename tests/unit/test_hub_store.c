@@ -1,0 +1,406 @@
+/* The hub's SQLite store: schema versions, keys, runs, events, config variables, locking. */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "hub/store.h"
+
+static char dir[256];
+
+static void make_dir(void) {
+  const char *base = getenv("HANGAR_TEST_TMP");
+  char tmpl[200];
+  snprintf(tmpl, sizeof tmpl, "%s/hubstoreXXXXXX", base && *base ? base : "/tmp");
+  if (base && *base) {
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", base);
+    if (system(cmd) != 0) snprintf(tmpl, sizeof tmpl, "/tmp/hubstoreXXXXXX");
+  }
+  snprintf(dir, sizeof dir, "%s", mkdtemp(tmpl) ? tmpl : "/tmp");
+}
+
+static void db_path(char *out, size_t n, const char *name) { snprintf(out, n, "%s/%s", dir, name); }
+
+static hg_store *open_new(const char *name) {
+  char path[320];
+  db_path(path, sizeof path, name);
+  hg_store_options o = {.sync = HG_STORE_SYNC_NORMAL, .create = true};
+  hg_store *s = NULL;
+  hg_err err = {0};
+  int rc = hg_store_open(path, &o, &s, &err);
+  if (rc) fprintf(stderr, "open: %s\n", err.msg);
+  return s;
+}
+
+static void creates_schema_and_reopens(void) {
+  hg_store *s = open_new("schema.db");
+  CHECK(s != NULL);
+  if (!s) return;
+  CHECK_EQ_INT(hg_store_schema_version(s), 1);
+  hg_err err = {0};
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  CHECK_EQ_INT(hg_store_meta_set(s, "x", "abc", 3, &err), 0);
+  CHECK_EQ_INT(hg_store_commit(s, &err), 0);
+  hg_store_close(s);
+
+  s = open_new("schema.db");
+  CHECK(s != NULL);
+  hg_buf v = HG_BUF_INIT;
+  CHECK_EQ_INT(hg_store_meta_get(s, "x", &v, &err), 0);
+  CHECK_EQ_STR(v.data, "abc");
+  hg_buf_free(&v);
+  CHECK_EQ_INT(hg_store_meta_get(s, "missing", &v, &err), HG_ENOENT);
+  hg_store_close(s);
+}
+
+static void missing_store_is_enoent_unless_create(void) {
+  char path[320];
+  db_path(path, sizeof path, "nothing-here.db");
+  hg_store_options o = {.create = false};
+  hg_store *s = NULL;
+  hg_err err = {0};
+  CHECK_EQ_INT(hg_store_open(path, &o, &s, &err), HG_ENOENT);
+  CHECK(s == NULL);
+  CHECK(access(path, F_OK) != 0);
+}
+
+static void refuses_newer_schema(void) {
+  char path[320];
+  db_path(path, sizeof path, "future.db");
+  sqlite3 *db;
+  CHECK_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+  CHECK_EQ_INT(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  hg_store_options o = {.create = false};
+  hg_store *s = NULL;
+  hg_err err = {0};
+  CHECK_EQ_INT(hg_store_open(path, &o, &s, &err), HG_EINVAL);
+  CHECK(strstr(err.msg, "99") != NULL);
+}
+
+static void one_process_at_a_time(void) {
+  hg_store *a = open_new("locked.db");
+  CHECK(a != NULL);
+  char path[320];
+  db_path(path, sizeof path, "locked.db");
+  hg_store_options o = {.create = false};
+  hg_store *b = NULL;
+  hg_err err = {0};
+  /* flock locks belong to the open file description, so a second open in this process
+   * conflicts just as a second process would. */
+  CHECK_EQ_INT(hg_store_open(path, &o, &b, &err), HG_EEXIST);
+  CHECK(strstr(err.msg, "another hub") != NULL);
+  hg_store_close(a);
+  CHECK_EQ_INT(hg_store_open(path, &o, &b, &err), 0);
+  hg_store_close(b);
+}
+
+static void keys_roundtrip_revoke_touch(void) {
+  hg_store *s = open_new("keys.db");
+  if (!s) return;
+  hg_err err = {0};
+  hg_store_key k = {.id = "abcdefghijkl", .role = "agent", .name = "staging", .labels = "{\"env\":\"staging\"}",
+                    .created_ms = 1000};
+  memset(k.secret_hash, 7, sizeof k.secret_hash);
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  CHECK_EQ_INT(hg_store_key_insert(s, &k, &err), 0);
+  CHECK_EQ_INT(hg_store_key_insert(s, &k, &err), HG_EEXIST);
+  CHECK_EQ_INT(hg_store_commit(s, &err), 0);
+
+  hg_store_key got;
+  CHECK_EQ_INT(hg_store_key_get(s, "abcdefghijkl", &got, &err), 0);
+  CHECK_EQ_STR(got.role, "agent");
+  CHECK_EQ_STR(got.labels, "{\"env\":\"staging\"}");
+  CHECK_EQ_MEM(got.secret_hash, k.secret_hash, sizeof k.secret_hash);
+  CHECK_EQ_INT(got.revoked_ms, 0);
+  hg_store_key_clear(&got);
+  CHECK_EQ_INT(hg_store_key_get(s, "nosuchkey000", &got, &err), HG_ENOENT);
+
+  int64_t n = 0;
+  CHECK_EQ_INT(hg_store_key_count_active(s, "agent", &n, &err), 0);
+  CHECK_EQ_INT(n, 1);
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  CHECK_EQ_INT(hg_store_key_touch(s, k.id, 5000, &err), 0);
+  CHECK_EQ_INT(hg_store_key_revoke(s, k.id, 6000, &err), 0);
+  CHECK_EQ_INT(hg_store_key_revoke(s, k.id, 7000, &err), 0); /* the first time counts */
+  CHECK_EQ_INT(hg_store_commit(s, &err), 0);
+  CHECK_EQ_INT(hg_store_key_get(s, k.id, &got, &err), 0);
+  CHECK_EQ_INT(got.last_used_ms, 5000);
+  CHECK_EQ_INT(got.revoked_ms, 6000);
+  hg_store_key_clear(&got);
+  CHECK_EQ_INT(hg_store_key_count_active(s, "agent", &n, &err), 0);
+  CHECK_EQ_INT(n, 0);
+
+  hg_store_key *all = NULL;
+  size_t count = 0;
+  CHECK_EQ_INT(hg_store_key_list(s, &all, &count, &err), 0);
+  CHECK_EQ_INT(count, 1);
+  hg_store_keys_free(all, count);
+  hg_store_close(s);
+}
+
+static void rollback_discards(void) {
+  hg_store *s = open_new("rollback.db");
+  if (!s) return;
+  hg_err err = {0};
+  hg_store_key k = {.id = "rollbackkey0", .role = "user", .name = "", .labels = "{}"};
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  CHECK_EQ_INT(hg_store_begin(s, &err), HG_EINVAL); /* no nesting */
+  CHECK_EQ_INT(hg_store_key_insert(s, &k, &err), 0);
+  hg_store_rollback(s);
+  hg_store_key got;
+  CHECK_EQ_INT(hg_store_key_get(s, k.id, &got, &err), HG_ENOENT);
+  hg_store_close(s);
+}
+
+static void tasks_latest_revision(void) {
+  hg_store *s = open_new("tasks.db");
+  if (!s) return;
+  hg_err err = {0};
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  hg_store_task t1 = {.slug = "hello", .revision = 1, .definition = "{\"a\":1}", .canonical = "c1"};
+  hg_store_task t2 = {.slug = "hello", .revision = 2, .definition = "{\"a\":2}", .canonical = "c2"};
+  hg_store_task o = {.slug = "other", .revision = 1, .definition = "{}", .canonical = "c"};
+  CHECK_EQ_INT(hg_store_task_insert(s, &t1, &err), 0);
+  CHECK_EQ_INT(hg_store_task_insert(s, &t2, &err), 0);
+  CHECK_EQ_INT(hg_store_task_insert(s, &o, &err), 0);
+  CHECK_EQ_INT(hg_store_task_insert(s, &t2, &err), HG_EEXIST);
+  CHECK_EQ_INT(hg_store_commit(s, &err), 0);
+  hg_store_task got;
+  CHECK_EQ_INT(hg_store_task_get(s, "hello", 0, &got, &err), 0);
+  CHECK_EQ_INT(got.revision, 2);
+  CHECK_EQ_STR(got.definition, "{\"a\":2}");
+  hg_store_task_clear(&got);
+  CHECK_EQ_INT(hg_store_task_get(s, "hello", 1, &got, &err), 0);
+  CHECK_EQ_STR(got.canonical, "c1");
+  hg_store_task_clear(&got);
+  hg_store_task *all;
+  size_t n;
+  CHECK_EQ_INT(hg_store_task_list(s, &all, &n, &err), 0);
+  CHECK_EQ_INT(n, 2);
+  if (n == 2) {
+    CHECK_EQ_STR(all[0].slug, "hello");
+    CHECK_EQ_INT(all[0].revision, 2);
+  }
+  hg_store_tasks_free(all, n);
+  hg_store_close(s);
+}
+
+static hg_store_run new_run(const char *id, int64_t created) {
+  hg_store_run r = {.id = (char *)id, .task = "hello", .revision = 1, .status = HG_RUN_QUEUED,
+                    .params = "{}", .constraints = "{}", .timeout_s = 60, .created_ms = created};
+  return r;
+}
+
+static size_t count_set(hg_store *s, hg_store_run_query *q) {
+  hg_store_run *v = NULL;
+  size_t n = 0;
+  hg_err err = {0};
+  if (hg_store_run_list(s, q, &v, &n, &err)) return (size_t)-1;
+  hg_store_runs_free(v, n);
+  return n;
+}
+
+static void runs_sets_and_update(void) {
+  hg_store *s = open_new("runs.db");
+  if (!s) return;
+  hg_err err = {0};
+  hg_store_run a = new_run("run_a", 1), b = new_run("run_b", 2), c = new_run("run_c", 3);
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  CHECK_EQ_INT(hg_store_run_insert(s, &a, &err), 0);
+  CHECK_EQ_INT(hg_store_run_insert(s, &b, &err), 0);
+  CHECK_EQ_INT(hg_store_run_insert(s, &c, &err), 0);
+  CHECK(a.seqno < b.seqno && b.seqno < c.seqno);
+  CHECK_EQ_INT(hg_store_commit(s, &err), 0);
+
+  /* Queued: oldest first. */
+  hg_store_run_query qq = {.set = HG_RUNS_QUEUED};
+  hg_store_run *v = NULL;
+  size_t n = 0;
+  CHECK_EQ_INT(hg_store_run_list(s, &qq, &v, &n, &err), 0);
+  CHECK_EQ_INT(n, 3);
+  if (n == 3) CHECK_EQ_STR(v[0].id, "run_a");
+  hg_store_runs_free(v, n);
+
+  /* Assign a to agent x with a lease that lapses at 100; b accepted, lease at 500. */
+  hg_store_run r;
+  CHECK_EQ_INT(hg_store_run_get(s, "run_a", &r, &err), 0);
+  r.status = HG_RUN_ASSIGNED;
+  r.agent_id = strdup("agent_x");
+  r.lease_id = strdup("lease_1");
+  r.lease_expires_ms = 100;
+  r.attempt = 1;
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  CHECK_EQ_INT(hg_store_run_update(s, &r, &err), 0);
+  hg_store_run_clear(&r);
+  CHECK_EQ_INT(hg_store_run_get(s, "run_b", &r, &err), 0);
+  r.status = HG_RUN_RUNNING;
+  r.agent_id = strdup("agent_x");
+  r.accepted = true;
+  r.lease_expires_ms = 500;
+  r.deadline_ms = 1000;
+  r.has_token = true;
+  memset(r.token_hash, 3, sizeof r.token_hash);
+  r.has_exit_code = true;
+  r.exit_code = -2;
+  CHECK_EQ_INT(hg_store_run_update(s, &r, &err), 0);
+  hg_store_run_clear(&r);
+  CHECK_EQ_INT(hg_store_commit(s, &err), 0);
+
+  CHECK_EQ_INT(hg_store_run_get(s, "run_b", &r, &err), 0);
+  CHECK_EQ_INT(r.status, HG_RUN_RUNNING);
+  CHECK(r.accepted);
+  CHECK(r.has_token);
+  CHECK(r.has_exit_code);
+  CHECK_EQ_INT(r.exit_code, -2);
+  CHECK(r.outputs == NULL);
+  hg_store_run_clear(&r);
+
+  uint8_t tok[HG_STORE_HASH_LEN];
+  memset(tok, 3, sizeof tok);
+  CHECK_EQ_INT(hg_store_run_by_token(s, tok, &r, &err), 0);
+  CHECK_EQ_STR(r.id, "run_b");
+  hg_store_run_clear(&r);
+
+  hg_store_run_query held = {.set = HG_RUNS_HELD, .agent_id = "agent_x"};
+  CHECK_EQ_INT(count_set(s, &held), 2);
+  hg_store_run_query lapsed = {.set = HG_RUNS_LAPSED, .now_ms = 200};
+  CHECK_EQ_INT(count_set(s, &lapsed), 1);
+  lapsed.now_ms = 600;
+  CHECK_EQ_INT(count_set(s, &lapsed), 2);
+  hg_store_run_query overdue = {.set = HG_RUNS_OVERDUE, .now_ms = 1001};
+  CHECK_EQ_INT(count_set(s, &overdue), 1);
+  hg_store_run_query queued = {.set = HG_RUNS_QUEUED};
+  CHECK_EQ_INT(count_set(s, &queued), 1);
+  hg_store_run_query by_status = {.set = HG_RUNS_ALL, .status = HG_RUN_RUNNING};
+  CHECK_EQ_INT(count_set(s, &by_status), 1);
+  hg_store_run_query by_task = {.set = HG_RUNS_ALL, .status = -1, .task = "hello", .limit = 2};
+  CHECK_EQ_INT(count_set(s, &by_task), 2);
+
+  /* A restart moves live leases forward, so nobody is failed for the hub's absence. */
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  CHECK_EQ_INT(hg_store_run_extend_leases(s, 10000, &err), 0);
+  CHECK_EQ_INT(hg_store_commit(s, &err), 0);
+  lapsed.now_ms = 9999;
+  CHECK_EQ_INT(count_set(s, &lapsed), 0);
+  overdue.now_ms = 9999;
+  CHECK_EQ_INT(count_set(s, &overdue), 0);
+
+  int64_t counts[HG_RUN_STATUS_COUNT];
+  CHECK_EQ_INT(hg_store_run_count_by_status(s, counts, &err), 0);
+  CHECK_EQ_INT(counts[HG_RUN_QUEUED], 1);
+  CHECK_EQ_INT(counts[HG_RUN_ASSIGNED], 1);
+  CHECK_EQ_INT(counts[HG_RUN_RUNNING], 1);
+
+  hg_store_run ghost = new_run("run_ghost", 9);
+  CHECK_EQ_INT(hg_store_run_update(s, &ghost, &err), HG_ENOENT);
+  hg_store_close(s);
+}
+
+static void events_are_idempotent_by_seq(void) {
+  hg_store *s = open_new("events.db");
+  if (!s) return;
+  hg_err err = {0};
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  for (int i = 0; i < 5; i++) {
+    char text[64];
+    int len = snprintf(text, sizeof text, "{\"kind\":\"log\",\"text\":\"line %d\"}", i);
+    CHECK_EQ_INT(hg_store_event_append(s, 1, i, text, (size_t)len, &err), 0);
+  }
+  /* A retried event with a seq already stored changes nothing. */
+  CHECK_EQ_INT(hg_store_event_append(s, 1, 2, "{\"text\":\"dup\"}", 14, &err), 0);
+  CHECK_EQ_INT(hg_store_event_append(s, 2, 0, "{\"other\":1}", 11, &err), 0);
+  CHECK_EQ_INT(hg_store_commit(s, &err), 0);
+
+  hg_store_event *ev = NULL;
+  size_t n = 0;
+  CHECK_EQ_INT(hg_store_event_read(s, 1, -1, 0, &ev, &n, &err), 0);
+  CHECK_EQ_INT(n, 5);
+  if (n == 5) {
+    CHECK_EQ_INT(ev[2].seq, 2);
+    CHECK_EQ_STR(ev[2].json, "{\"kind\":\"log\",\"text\":\"line 2\"}");
+  }
+  hg_store_events_free(ev, n);
+  CHECK_EQ_INT(hg_store_event_read(s, 1, 2, 1, &ev, &n, &err), 0);
+  CHECK_EQ_INT(n, 1);
+  if (n == 1) CHECK_EQ_INT(ev[0].seq, 3);
+  hg_store_events_free(ev, n);
+  CHECK_EQ_INT(hg_store_event_read(s, 1, 4, 10, &ev, &n, &err), 0);
+  CHECK_EQ_INT(n, 0);
+  hg_store_events_free(ev, n);
+  hg_store_close(s);
+}
+
+static void config_vars(void) {
+  hg_store *s = open_new("config.db");
+  if (!s) return;
+  hg_err err = {0};
+  uint8_t blob[] = {1, 0, 2, 0, 3};
+  hg_store_config c = {.name = "db_password", .secret = true, .value = blob, .value_len = 5,
+                       .updated_ms = 42};
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  CHECK_EQ_INT(hg_store_config_put(s, &c, &err), 0);
+  CHECK_EQ_INT(hg_store_commit(s, &err), 0);
+  hg_store_config got;
+  CHECK_EQ_INT(hg_store_config_get(s, "db_password", &got, &err), 0);
+  CHECK(got.secret);
+  CHECK_EQ_INT(got.value_len, 5);
+  CHECK_EQ_MEM(got.value, blob, 5);
+  hg_store_config_clear(&got);
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  CHECK_EQ_INT(hg_store_config_delete(s, "db_password", &err), 0);
+  CHECK_EQ_INT(hg_store_config_delete(s, "db_password", &err), HG_ENOENT);
+  CHECK_EQ_INT(hg_store_commit(s, &err), 0);
+  CHECK_EQ_INT(hg_store_config_get(s, "db_password", &got, &err), HG_ENOENT);
+  hg_store_close(s);
+}
+
+static void agents_and_sessions(void) {
+  hg_store *s = open_new("agents.db");
+  if (!s) return;
+  hg_err err = {0};
+  hg_store_agent a = {.id = "agent_1", .key_id = "key000000001", .name = "a1", .capacity = 4,
+                      .has_session = true, .registered_ms = 5};
+  memset(a.session_hash, 9, sizeof a.session_hash);
+  memset(a.public_key, 1, sizeof a.public_key);
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  CHECK_EQ_INT(hg_store_agent_put(s, &a, &err), 0);
+  CHECK_EQ_INT(hg_store_commit(s, &err), 0);
+  hg_store_agent got;
+  uint8_t h[HG_STORE_HASH_LEN];
+  memset(h, 9, sizeof h);
+  CHECK_EQ_INT(hg_store_agent_by_session(s, h, &got, &err), 0);
+  CHECK_EQ_STR(got.id, "agent_1");
+  CHECK_EQ_INT(got.capacity, 4);
+  CHECK_EQ_STR(got.labels, "{}");
+  hg_store_agent_clear(&got);
+  hg_store_agent *v;
+  size_t n;
+  CHECK_EQ_INT(hg_store_agent_list_sessions(s, "key000000001", &v, &n, &err), 0);
+  CHECK_EQ_INT(n, 1);
+  hg_store_agents_free(v, n);
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  CHECK_EQ_INT(hg_store_agent_end_session(s, "agent_1", &err), 0);
+  CHECK_EQ_INT(hg_store_commit(s, &err), 0);
+  CHECK_EQ_INT(hg_store_agent_by_session(s, h, &got, &err), HG_ENOENT);
+  CHECK_EQ_INT(hg_store_agent_get(s, "agent_1", &got, &err), 0);
+  CHECK(!got.has_session);
+  hg_store_agent_clear(&got);
+  hg_store_close(s);
+}
+
+static void cleanup(void) {
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (strstr(dir, "hubstore")) CHECK_EQ_INT(system(cmd), 0);
+}
+
+static void setup(void) { make_dir(); }
+
+TEST_MAIN(T(setup), T(creates_schema_and_reopens), T(missing_store_is_enoent_unless_create),
+          T(refuses_newer_schema), T(one_process_at_a_time), T(keys_roundtrip_revoke_touch),
+          T(rollback_discards), T(tasks_latest_revision), T(runs_sets_and_update),
+          T(events_are_idempotent_by_seq), T(config_vars), T(agents_and_sessions), T(cleanup))

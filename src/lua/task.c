@@ -111,10 +111,11 @@ static void unlink_unfinished(hg_lua *rt, hg_lua_task *t) {
 static int task_gc(lua_State *L) {
   hg_lua_task *t = luaL_checkudata(L, 1, TASK_MT);
   if (t->state == T_DONE && t->unobserved) {
-    lua_getiuservalue(L, 1, 2);
-    hg_log(HG_LOG_ERROR, "a Lua task failed and nobody waited for it", "error",
-           lua_tostring(L, -1), NULL);
-    lua_pop(L, 1);
+    const char *trace = "task results lost: not enough memory";
+    if (lua_getiuservalue(L, 1, 2) == LUA_TTABLE && lua_getfield(L, -1, "trace") == LUA_TSTRING)
+      trace = lua_tostring(L, -1);
+    hg_log(HG_LOG_ERROR, "a Lua task failed and nobody waited for it", "error", trace, NULL);
+    lua_settop(L, 1);
     t->unobserved = 0;
   }
   return 0;
@@ -227,23 +228,24 @@ static int finish_tramp(lua_State *L) {
     lua_pushinteger(L, a->nres);
     lua_setfield(L, -2, "n");
   } else {
-    const char *msg = NULL;
-    if (lua_type(t->co, -1) == LUA_TSTRING) {
-      lua_xmove(t->co, L, 1);
-      msg = lua_tostring(L, -1);
-    } else {
-      lua_xmove(t->co, L, 1);
-      msg = luaL_tolstring(L, -1, NULL);
-    }
+    /* Keep the error value itself (waiters re-raise it unchanged: error objects and their
+     * "file:line:" survive) and, for logs and the host, its text with the task's traceback. */
+    lua_createtable(L, 0, 2);
+    lua_xmove(t->co, L, 1);
+    const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_tolstring(L, -1, NULL);
     luaL_traceback(L, t->co, msg, 0);
+    lua_setfield(L, obj + 1, "trace");
+    lua_settop(L, obj + 2);
+    lua_setfield(L, obj + 1, "error");
   }
   lua_setiuservalue(L, obj, 2);
   return 0;
 }
 
-/* Pushes the results of the finished task whose object is at obj (the error text for a
- * failed one); returns how many it pushed and whether the task succeeded. */
-static int push_results(lua_State *L, int obj, hg_lua_task *t, int *ok) {
+/* Pushes the results of the finished task whose object is at obj; returns how many it
+ * pushed and whether the task succeeded. A failed task pushes one value: its error value,
+ * or with trace set the error's text and the task's traceback. */
+static int push_results(lua_State *L, int obj, hg_lua_task *t, int trace, int *ok) {
   *ok = t->ok;
   if (t->lost) {
     *ok = 0;
@@ -251,7 +253,11 @@ static int push_results(lua_State *L, int obj, hg_lua_task *t, int *ok) {
     return 1;
   }
   lua_getiuservalue(L, obj, 2);
-  if (!t->ok) return 1;
+  if (!t->ok) {
+    lua_getfield(L, -1, trace ? "trace" : "error");
+    lua_remove(L, -2);
+    return 1;
+  }
   int tbl = lua_gettop(L);
   lua_getfield(L, tbl, "n");
   int n = (int)lua_tointeger(L, -1);
@@ -272,7 +278,7 @@ static int done_tramp(lua_State *L) {
   int ok;
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
   int obj = lua_gettop(L);
-  int n = push_results(L, obj, t, &ok);
+  int n = push_results(L, obj, t, 1, &ok);
   lua_remove(L, obj);
   t->done(t->rt, L, ok, n, t->data);
   return 0;
@@ -471,7 +477,7 @@ static int results_or_raise(lua_State *L, int obj, hg_lua_task *t) {
     t->unobserved = 0;
     t->rt->unobserved_failures--;
   }
-  int n = push_results(L, obj, t, &ok);
+  int n = push_results(L, obj, t, 0, &ok);
   if (!ok) return lua_error(L);
   return n;
 }

@@ -4,6 +4,7 @@
 
 /* The CLI, which drives the hub's user API (src/cli). */
 int cmd_key(int argc, char **argv);
+int cmd_task(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_runs(int argc, char **argv);
 int cmd_config(int argc, char **argv);

@@ -12,6 +12,7 @@ typedef struct {
 
 static const command commands[] = {
     {"key", cmd_key, "create, list and revoke API keys"},
+    {"task", cmd_task, "deploy task definitions (*.task.yaml), list and show tasks"},
     {"run", cmd_run, "start a run of a task, and follow it with --follow"},
     {"runs", cmd_runs, "list, show, read the logs of and cancel runs"},
     {"config", cmd_config, "set, list and delete the hub's config variables"},

@@ -1,0 +1,196 @@
+/* Typed access to request JSON with messages naming the field; canonical JSON; UTF-8 checks. */
+#include "hub/fields.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *hg_fields_type_name(const cJSON *item) {
+  if (!item || cJSON_IsNull(item)) return "null";
+  if (cJSON_IsBool(item)) return "boolean";
+  if (cJSON_IsNumber(item)) return "number";
+  if (cJSON_IsString(item)) return "string";
+  if (cJSON_IsArray(item)) return "array";
+  if (cJSON_IsObject(item)) return "object";
+  return "invalid";
+}
+
+bool hg_fields_is_int(const cJSON *item, int64_t *out) {
+  if (!cJSON_IsNumber(item)) return false;
+  double v = item->valuedouble;
+  if (!isfinite(v) || v != floor(v) || fabs(v) > 9007199254740992.0) return false;
+  if (out) *out = (int64_t)v;
+  return true;
+}
+
+/* Finds the member; NULL when missing or null. */
+static const cJSON *member(const cJSON *obj, const char *name) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+  return v && !cJSON_IsNull(v) ? v : NULL;
+}
+
+static int absent(const char *name, const char *where, bool required, hg_err *err) {
+  if (required) return hg_err_set(err, HG_EINVAL, "%s%s: required", where, name);
+  return 0;
+}
+
+static int wrong(const cJSON *v, const char *name, const char *where, const char *expected,
+                 hg_err *err) {
+  return hg_err_set(err, HG_EINVAL, "%s%s: expected %s, got %s", where, name, expected,
+                    hg_fields_type_name(v));
+}
+
+int hg_fields_string(const cJSON *obj, const char *name, const char *where, bool required,
+                     const char **out, hg_err *err) {
+  const cJSON *v = member(obj, name);
+  if (!v) return absent(name, where, required, err);
+  if (!cJSON_IsString(v)) return wrong(v, name, where, "a string", err);
+  *out = v->valuestring;
+  return 0;
+}
+
+int hg_fields_int(const cJSON *obj, const char *name, const char *where, bool required,
+                  int64_t *out, hg_err *err) {
+  const cJSON *v = member(obj, name);
+  if (!v) return absent(name, where, required, err);
+  if (!hg_fields_is_int(v, out)) {
+    if (cJSON_IsNumber(v))
+      return hg_err_set(err, HG_EINVAL, "%s%s: expected an integer, got %g", where, name,
+                        v->valuedouble);
+    return wrong(v, name, where, "an integer", err);
+  }
+  return 0;
+}
+
+int hg_fields_bool(const cJSON *obj, const char *name, const char *where, bool required,
+                   bool *out, hg_err *err) {
+  const cJSON *v = member(obj, name);
+  if (!v) return absent(name, where, required, err);
+  if (!cJSON_IsBool(v)) return wrong(v, name, where, "a boolean", err);
+  *out = cJSON_IsTrue(v);
+  return 0;
+}
+
+int hg_fields_object(const cJSON *obj, const char *name, const char *where, bool required,
+                     const cJSON **out, hg_err *err) {
+  const cJSON *v = member(obj, name);
+  if (!v) return absent(name, where, required, err);
+  if (!cJSON_IsObject(v)) return wrong(v, name, where, "an object", err);
+  *out = v;
+  return 0;
+}
+
+int hg_fields_array(const cJSON *obj, const char *name, const char *where, bool required,
+                    const cJSON **out, hg_err *err) {
+  const cJSON *v = member(obj, name);
+  if (!v) return absent(name, where, required, err);
+  if (!cJSON_IsArray(v)) return wrong(v, name, where, "an array", err);
+  *out = v;
+  return 0;
+}
+
+int hg_fields_string_map(const cJSON *obj, const char *name, const char *where, bool required,
+                         const cJSON **out, hg_err *err) {
+  const cJSON *map = NULL;
+  int rc = hg_fields_object(obj, name, where, required, &map, err);
+  if (rc || !map) return rc;
+  for (const cJSON *m = map->child; m; m = m->next)
+    if (!cJSON_IsString(m))
+      return hg_err_set(err, HG_EINVAL, "%s%s.%s: expected a string, got %s", where, name,
+                        m->string, hg_fields_type_name(m));
+  *out = map;
+  return 0;
+}
+
+/* ---- canonical JSON ---- */
+
+static int cmp_members(const void *a, const void *b) {
+  const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
+  return strcmp(x->string, y->string);
+}
+
+/* A deep copy whose objects have their members in sorted order. */
+static cJSON *sorted_copy(const cJSON *item) {
+  if (cJSON_IsObject(item)) {
+    size_t n = 0;
+    for (const cJSON *c = item->child; c; c = c->next) n++;
+    const cJSON **v = malloc((n ? n : 1) * sizeof *v);
+    cJSON *out = cJSON_CreateObject();
+    if (!v || !out) {
+      free(v);
+      cJSON_Delete(out);
+      return NULL;
+    }
+    n = 0;
+    for (const cJSON *c = item->child; c; c = c->next) v[n++] = c;
+    qsort(v, n, sizeof *v, cmp_members);
+    for (size_t i = 0; i < n; i++) {
+      cJSON *c = sorted_copy(v[i]);
+      if (!c) {
+        free(v);
+        cJSON_Delete(out);
+        return NULL;
+      }
+      cJSON_AddItemToObject(out, v[i]->string, c);
+    }
+    free(v);
+    return out;
+  }
+  if (cJSON_IsArray(item)) {
+    cJSON *out = cJSON_CreateArray();
+    if (!out) return NULL;
+    for (const cJSON *c = item->child; c; c = c->next) {
+      cJSON *e = sorted_copy(c);
+      if (!e) {
+        cJSON_Delete(out);
+        return NULL;
+      }
+      cJSON_AddItemToArray(out, e);
+    }
+    return out;
+  }
+  return cJSON_Duplicate(item, 1);
+}
+
+char *hg_fields_canonical(const cJSON *item) {
+  cJSON *copy = sorted_copy(item);
+  if (!copy) return NULL;
+  char *text = cJSON_PrintUnformatted(copy);
+  cJSON_Delete(copy);
+  return text;
+}
+
+char *hg_fields_print(const cJSON *item) { return cJSON_PrintUnformatted(item); }
+
+/* ---- UTF-8 ---- */
+
+bool hg_fields_utf8_valid(const char *text, size_t len) {
+  const unsigned char *s = (const unsigned char *)text;
+  size_t i = 0;
+  while (i < len) {
+    unsigned char c = s[i];
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    size_t n;
+    uint32_t cp, min;
+    if ((c & 0xE0) == 0xC0) {
+      n = 1, cp = c & 0x1F, min = 0x80;
+    } else if ((c & 0xF0) == 0xE0) {
+      n = 2, cp = c & 0x0F, min = 0x800;
+    } else if ((c & 0xF8) == 0xF0) {
+      n = 3, cp = c & 0x07, min = 0x10000;
+    } else {
+      return false;
+    }
+    if (len - i - 1 < n) return false;
+    for (size_t k = 1; k <= n; k++) {
+      if ((s[i + k] & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (s[i + k] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += n + 1;
+  }
+  return true;
+}

@@ -1,0 +1,928 @@
+/* The hub's API without HTTP: auth order, keys, tasks, the run state machine, leases,
+ * long-polls and their wake-ups, sealed secrets, run tokens. A fake clock drives time. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "core/crypto.h"
+#include "core/log.h"
+#include "core/sealbox.h"
+#include "hub/api.h"
+#include "hub/hub.h"
+
+static char dir[256];
+static int64_t fake_now = 1800000000000LL;
+static int64_t clock_fn(void *d) {
+  (void)d;
+  return fake_now;
+}
+
+typedef struct reply {
+  int status;
+  cJSON *json;
+  char *text;
+} reply;
+
+static void reply_free(reply *r) {
+  cJSON_Delete(r->json);
+  free(r->text);
+  memset(r, 0, sizeof *r);
+}
+
+static reply to_reply(hg_api_res *res) {
+  reply r = {.status = res->status};
+  if (res->json) r.json = cJSON_Duplicate(res->json, 1);
+  if (res->text.len) r.text = strdup(res->text.data);
+  return r;
+}
+
+/* A parked request, answered later through deliver. */
+typedef struct pending {
+  hg_hub_waiter w;
+  hg_api_req req;
+  char path[256], query[256], auth[160];
+  bool answered;
+  reply r;
+} pending;
+
+static void deliver(hg_hub_waiter *w, hg_api_res *res) {
+  pending *p = w->data;
+  p->answered = true;
+  p->r = to_reply(res);
+}
+
+static hg_hub *hub;
+static char admin[HG_APIKEY_LEN + 1];
+
+/* One request; a parked one goes into *park when given (else it is an error). */
+static reply callp(pending *park, const char *method, const char *url, const char *auth,
+                   const char *body) {
+  static char path[256], query[256], authz[160];
+  snprintf(path, sizeof path, "%s", url);
+  char *q = strchr(path, '?');
+  if (q) *q++ = '\0';
+  snprintf(query, sizeof query, "%s", q ? q : "");
+  if (auth) snprintf(authz, sizeof authz, "Bearer %s", auth);
+  hg_api_req req = {.method = method, .path = path, .query = q ? query : NULL,
+                    .authorization = auth ? authz : NULL, .body = body,
+                    .body_len = body ? strlen(body) : 0};
+  hg_api_res res;
+  memset(&res, 0, sizeof res);
+  reply r = {0};
+  if (park) {
+    memset(park, 0, sizeof *park);
+    snprintf(park->path, sizeof park->path, "%s", path);
+    snprintf(park->query, sizeof park->query, "%s", query);
+    snprintf(park->auth, sizeof park->auth, "%s", auth ? authz : "");
+    park->req = req;
+    park->req.path = park->path;
+    park->req.query = q ? park->query : NULL;
+    park->req.authorization = auth ? park->auth : NULL;
+    hg_api_handle(hub, &park->req, &res);
+  } else {
+    hg_api_handle(hub, &req, &res);
+  }
+  if (res.park) {
+    if (park) {
+      park->w.kind = res.park_kind;
+      snprintf(park->w.key, sizeof park->w.key, "%s", res.park_key);
+      park->w.deadline_ms = res.park_deadline_ms;
+      park->w.req = &park->req;
+      park->w.deliver = deliver;
+      park->w.data = park;
+      hg_hub_park(hub, &park->w);
+    }
+    r.status = -1; /* parked */
+  } else {
+    r = to_reply(&res);
+  }
+  hg_api_res_clear(&res);
+  hg_hub_flush(hub);
+  return r;
+}
+
+static reply call(const char *method, const char *url, const char *auth, const char *body) {
+  return callp(NULL, method, url, auth, body);
+}
+
+static const char *str(const cJSON *j, const char *name) {
+  return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, name));
+}
+
+static double num(const cJSON *j, const char *name) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
+  return cJSON_IsNumber(v) ? v->valuedouble : -1;
+}
+
+static const char *err_code(const reply *r) {
+  return str(cJSON_GetObjectItemCaseSensitive(r->json, "error"), "code");
+}
+
+static const char *err_msg(const reply *r) {
+  return str(cJSON_GetObjectItemCaseSensitive(r->json, "error"), "message");
+}
+
+/* status + error code in one check */
+#define EXPECT(r, st, code)                                               \
+  do {                                                                    \
+    CHECK_EQ_INT((r).status, st);                                         \
+    if ((code) != NULL) CHECK_EQ_STR(err_code(&(r)), (const char *)(code)); \
+  } while (0)
+
+static char *make_key(const char *role, const char *labels) {
+  char body[256];
+  snprintf(body, sizeof body, "{\"role\":\"%s\",\"name\":\"t\"%s%s}", role,
+           labels ? ",\"labels\":" : "", labels ? labels : "");
+  reply r = call("POST", "/v1/keys", admin, body);
+  CHECK_EQ_INT(r.status, 201);
+  char *key = strdup(str(r.json, "key") ? str(r.json, "key") : "");
+  reply_free(&r);
+  return key;
+}
+
+typedef struct agent {
+  char id[80], token[80];
+  uint8_t pub[32], priv[32];
+} agent;
+
+static int register_agent(agent *a, const char *key, const char *labels, int capacity,
+                          const char *resume) {
+  hg_crypto_x25519_keygen(a->pub, a->priv, NULL);
+  hg_buf b64 = HG_BUF_INIT;
+  hg_crypto_b64_encode(&b64, a->pub, 32, HG_CRYPTO_B64_STD, NULL);
+  char body[512];
+  snprintf(body, sizeof body,
+           "{\"name\":\"a\",\"labels\":%s,\"capacity\":%d,\"public_key\":\"%s\"%s%s%s}",
+           labels ? labels : "{}", capacity, b64.data, resume ? ",\"agent_id\":\"" : "",
+           resume ? resume : "", resume ? "\"" : "");
+  hg_buf_free(&b64);
+  reply r = call("POST", "/v1/agents", key, body);
+  int st = r.status;
+  if (st == 201) {
+    snprintf(a->id, sizeof a->id, "%s", str(r.json, "agent_id"));
+    snprintf(a->token, sizeof a->token, "%s", str(r.json, "session_token"));
+  }
+  reply_free(&r);
+  return st;
+}
+
+static void setup(void) {
+  hg_log_setup(stderr, HG_LOG_WARN, "hub-test");
+  const char *base = getenv("HANGAR_TEST_TMP");
+  char tmpl[200];
+  if (base && *base) {
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", base);
+    CHECK_EQ_INT(system(cmd), 0);
+  }
+  snprintf(tmpl, sizeof tmpl, "%s/hubapiXXXXXX", base && *base ? base : "/tmp");
+  CHECK(mkdtemp(tmpl) != NULL);
+  snprintf(dir, sizeof dir, "%s", tmpl);
+  char db[300], mk[300];
+  snprintf(db, sizeof db, "%s/hub.db", dir);
+  snprintf(mk, sizeof mk, "%s/hub.key", dir);
+  hg_err err = {0};
+  CHECK_EQ_INT(hg_hub_init_store(db, mk, HG_STORE_SYNC_NORMAL, admin, &err), 0);
+  char again[HG_APIKEY_LEN + 1];
+  CHECK_EQ_INT(hg_hub_init_store(db, mk, HG_STORE_SYNC_NORMAL, again, &err), HG_EEXIST);
+  hg_hub_config cfg;
+  hg_hub_config_defaults(&cfg);
+  cfg.db_path = db;
+  cfg.master_key_path = mk;
+  cfg.lease_ttl_s = 10;
+  CHECK_EQ_INT(hg_hub_open(&cfg, NULL, &hub, &err), 0);
+  if (!hub) {
+    fprintf(stderr, "open: %s\n", err.msg);
+    exit(1);
+  }
+  hg_hub_set_clock(hub, clock_fn, NULL);
+}
+
+static void auth_comes_first(void) {
+  reply r = call("GET", "/healthz", NULL, NULL);
+  EXPECT(r, 200, NULL);
+  CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r.json, "ok")));
+  reply_free(&r);
+  r = call("DELETE", "/v1/tasks", NULL, NULL);
+  EXPECT(r, 401, "unauthorized");
+  reply_free(&r);
+  r = call("DELETE", "/v1/tasks", admin, NULL);
+  EXPECT(r, 405, "method_not_allowed");
+  reply_free(&r);
+  r = call("GET", "/v1/nothing", admin, NULL);
+  EXPECT(r, 404, "not_found");
+  reply_free(&r);
+  r = call("GET", "/v1/tasks", "hgr_abcdefghijkl_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", NULL);
+  EXPECT(r, 401, "unauthorized");
+  reply_free(&r);
+  /* A wrong secret for a real key id is as unknown as a made-up key. */
+  char forged[HG_APIKEY_LEN + 1];
+  memcpy(forged, admin, sizeof forged);
+  forged[HG_APIKEY_LEN - 1] = forged[HG_APIKEY_LEN - 1] == 'A' ? 'B' : 'A';
+  r = call("GET", "/v1/tasks", forged, NULL);
+  EXPECT(r, 401, "unauthorized");
+  reply_free(&r);
+}
+
+static void keys_roles(void) {
+  char *user = make_key("user", NULL);
+  reply r = call("POST", "/v1/keys", user, "{\"role\":\"admin\"}");
+  EXPECT(r, 403, "forbidden");
+  reply_free(&r);
+  r = call("POST", "/v1/keys", admin, "{\"role\":\"root\"}");
+  EXPECT(r, 400, "bad_request");
+  CHECK(strstr(err_msg(&r), "role") != NULL);
+  reply_free(&r);
+  r = call("POST", "/v1/keys", admin, "{\"role\":\"user\",\"labels\":{\"env\":\"x\"}}");
+  EXPECT(r, 400, "bad_request");
+  reply_free(&r);
+  r = call("POST", "/v1/keys", admin, "{\"role\":");
+  EXPECT(r, 400, "bad_request");
+  reply_free(&r);
+  r = call("GET", "/v1/keys", admin, NULL);
+  EXPECT(r, 200, NULL);
+  char *text = cJSON_PrintUnformatted(r.json);
+  /* The list shows no secret: not the user key's, not the admin's. */
+  CHECK(strstr(text, user + 17) == NULL);
+  CHECK(strstr(text, admin + 17) == NULL);
+  free(text);
+  reply_free(&r);
+  char path[64];
+  snprintf(path, sizeof path, "/v1/keys/%.12s", user + 4);
+  r = call("DELETE", path, admin, NULL);
+  EXPECT(r, 204, NULL);
+  reply_free(&r);
+  r = call("GET", "/v1/tasks", user, NULL);
+  EXPECT(r, 401, "unauthorized");
+  reply_free(&r);
+  r = call("DELETE", "/v1/keys/nosuchkey123", admin, NULL);
+  EXPECT(r, 404, "not_found");
+  reply_free(&r);
+  free(user);
+}
+
+static void task_validation_and_revisions(void) {
+  struct {
+    const char *body, *field;
+  } bad[] = {
+      {"{\"slug\":\"x\",\"command\":[\"a\"],\"comand\":1}", "comand"},
+      {"{\"slug\":\"Bad Slug\",\"command\":[\"a\"]}", "slug"},
+      {"{\"slug\":\"x\"}", "command"},
+      {"{\"slug\":\"x\",\"command\":[\"a\"],\"timeout\":0}", "timeout"},
+      {"{\"slug\":\"x\",\"command\":[\"a\"],\"timeout\":43201}", "timeout"},
+      {"{\"slug\":\"x\",\"command\":[1]}", "command[0]"},
+      {"{\"slug\":\"x\",\"command\":[\"a\"],\"parameters\":[{\"slug\":\"9x\",\"type\":\"string\"}]}",
+       "parameters[0].slug"},
+      {"{\"slug\":\"x\",\"command\":[\"a\"],\"parameters\":[{\"slug\":\"n\",\"type\":\"int\"}]}",
+       "parameters[0].type"},
+      {"{\"slug\":\"x\",\"command\":[\"a\"],\"parameters\":[{\"slug\":\"n\",\"type\":\"integer\","
+       "\"default\":\"1\"}]}",
+       "parameters[0].default"},
+      {"{\"slug\":\"x\",\"command\":[\"a\"],\"parameters\":[{\"slug\":\"n\",\"type\":\"date\","
+       "\"default\":\"2026-02-30\"}]}",
+       "parameters[0].default"},
+      {"{\"slug\":\"x\",\"command\":[\"a\"],\"parameters\":[{\"slug\":\"n\",\"type\":\"string\","
+       "\"colour\":1}]}",
+       "parameters[0].colour"},
+      {"{\"slug\":\"x\",\"command\":[\"a\"],\"env\":{\"A\":{\"config\":\"x\",\"ref\":\"y\"}}}", "env.A"},
+      {"{\"slug\":\"x\",\"command\":[\"a\"],\"constraints\":{\"env\":1}}", "constraints.env"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    reply r = call("POST", "/v1/tasks", admin, bad[i].body);
+    EXPECT(r, 400, "bad_request");
+    const char *m = err_msg(&r);
+    CHECK(m && strncmp(m, bad[i].field, strlen(bad[i].field)) == 0);
+    if (!m || strncmp(m, bad[i].field, strlen(bad[i].field)) != 0)
+      fprintf(stderr, "  body %s -> %s\n", bad[i].body, m ? m : "(none)");
+    reply_free(&r);
+  }
+  /* An image alone is enough. */
+  reply r = call("POST", "/v1/tasks", admin, "{\"slug\":\"img\",\"image\":\"alpine:3.20\"}");
+  EXPECT(r, 201, NULL);
+  reply_free(&r);
+
+  const char *v1 = "{\"slug\":\"hello\",\"name\":\"Hello\",\"command\":[\"/bin/echo\",\"hi\"],"
+                   "\"parameters\":[{\"slug\":\"name\",\"type\":\"string\",\"default\":\"world\"},"
+                   "{\"slug\":\"count\",\"type\":\"integer\",\"required\":true}]}";
+  const char *v1_reordered = "{\"parameters\":[{\"type\":\"string\",\"slug\":\"name\","
+                             "\"default\":\"world\"},{\"required\":true,\"slug\":\"count\","
+                             "\"type\":\"integer\"}],\"command\":[\"/bin/echo\",\"hi\"],"
+                             "\"name\":\"Hello\",\"slug\":\"hello\"}";
+  r = call("POST", "/v1/tasks", admin, v1);
+  EXPECT(r, 201, NULL);
+  CHECK_EQ_INT(num(r.json, "revision"), 1);
+  reply_free(&r);
+  r = call("POST", "/v1/tasks", admin, v1_reordered);
+  EXPECT(r, 200, NULL);
+  CHECK_EQ_INT(num(r.json, "revision"), 1);
+  reply_free(&r);
+  r = call("POST", "/v1/tasks", admin,
+           "{\"slug\":\"hello\",\"name\":\"Hello!\",\"command\":[\"/bin/echo\",\"hi\"],"
+           "\"parameters\":[{\"slug\":\"name\",\"type\":\"string\",\"default\":\"world\"},"
+           "{\"slug\":\"count\",\"type\":\"integer\",\"required\":true}]}");
+  EXPECT(r, 201, NULL);
+  CHECK_EQ_INT(num(r.json, "revision"), 2);
+  reply_free(&r);
+  r = call("GET", "/v1/tasks/hello", admin, NULL);
+  EXPECT(r, 200, NULL);
+  CHECK_EQ_INT(num(r.json, "timeout"), 3600);
+  CHECK_EQ_STR(str(r.json, "name"), "Hello!");
+  reply_free(&r);
+  r = call("GET", "/v1/tasks/nope", admin, NULL);
+  EXPECT(r, 404, "not_found");
+  reply_free(&r);
+}
+
+static void run_params(void) {
+  reply r = call("POST", "/v1/runs", admin, "{\"task\":\"nope\"}");
+  EXPECT(r, 404, "not_found");
+  reply_free(&r);
+  r = call("POST", "/v1/runs", admin, "{\"task\":\"hello\",\"params\":{}}");
+  EXPECT(r, 400, "bad_request");
+  CHECK(strstr(err_msg(&r), "params.count") != NULL);
+  reply_free(&r);
+  r = call("POST", "/v1/runs", admin, "{\"task\":\"hello\",\"params\":{\"count\":\"3\"}}");
+  EXPECT(r, 400, "bad_request");
+  CHECK(strstr(err_msg(&r), "params.count") != NULL);
+  reply_free(&r);
+  r = call("POST", "/v1/runs", admin, "{\"task\":\"hello\",\"params\":{\"count\":3,\"x\":1}}");
+  EXPECT(r, 400, "bad_request");
+  CHECK(strstr(err_msg(&r), "params.x") != NULL);
+  reply_free(&r);
+  r = call("POST", "/v1/runs", admin, "{\"task\":\"hello\",\"params\":{\"count\":3}}");
+  EXPECT(r, 201, NULL);
+  char path[128];
+  snprintf(path, sizeof path, "/v1/runs/%s", str(r.json, "run_id"));
+  reply_free(&r);
+  r = call("GET", path, admin, NULL);
+  EXPECT(r, 200, NULL);
+  const cJSON *params = cJSON_GetObjectItemCaseSensitive(r.json, "params");
+  CHECK_EQ_STR(str(params, "name"), "world");
+  CHECK_EQ_INT(num(params, "count"), 3);
+  CHECK_EQ_STR(str(r.json, "status"), "queued");
+  CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(r.json, "outputs")));
+  reply_free(&r);
+  /* Tidy: cancel it, so later tests start with an empty queue. */
+  snprintf(path + strlen(path), sizeof path - strlen(path), "/cancel");
+  r = call("POST", path, admin, NULL);
+  EXPECT(r, 202, NULL);
+  CHECK_EQ_STR(str(r.json, "status"), "cancelled");
+  reply_free(&r);
+  r = call("POST", path, admin, NULL);
+  EXPECT(r, 409, "invalid_transition");
+  CHECK_EQ_STR(str(r.json, "status"), "cancelled");
+  reply_free(&r);
+}
+
+static char *create_run(const char *task, const char *params) {
+  char body[512];
+  snprintf(body, sizeof body, "{\"task\":\"%s\",\"params\":%s}", task, params ? params : "{}");
+  reply r = call("POST", "/v1/runs", admin, body);
+  CHECK_EQ_INT(r.status, 201);
+  char *id = strdup(r.status == 201 ? str(r.json, "run_id") : "none");
+  reply_free(&r);
+  return id;
+}
+
+/* Polls work for the agent without waiting; returns the first assignment's lease. */
+static int poll_work(agent *a, char *run_id, char *lease, size_t n) {
+  char url[160];
+  snprintf(url, sizeof url, "/v1/agents/%s/work?wait=0", a->id);
+  reply r = call("GET", url, a->token, NULL);
+  int got = 0;
+  if (r.status == 200) {
+    const cJSON *as = cJSON_GetObjectItemCaseSensitive(r.json, "assign");
+    got = cJSON_GetArraySize(as);
+    if (got && run_id) {
+      snprintf(run_id, n, "%s", str(as->child, "run_id"));
+      snprintf(lease, n, "%s", str(as->child, "lease_id"));
+    }
+  } else {
+    got = -r.status;
+  }
+  reply_free(&r);
+  return got;
+}
+
+static void full_run_lifecycle(void) {
+  char *akey = make_key("agent", "{\"env\":\"prod\"}");
+  agent a;
+  CHECK_EQ_INT(register_agent(&a, akey, "{\"env\":\"staging\"}", 2, NULL), 403);
+  CHECK_EQ_INT(register_agent(&a, akey, "{\"env\":\"prod\",\"zone\":\"b\"}", 2, NULL), 201);
+  reply r = call("POST", "/v1/tasks", admin,
+                 "{\"slug\":\"job\",\"command\":[\"true\"],\"constraints\":{\"env\":\"prod\"},"
+                 "\"env\":{\"GREETING\":\"hi\",\"TOKEN\":{\"ref\":\"vault://kv/x#t\"}}}");
+  EXPECT(r, 201, NULL);
+  reply_free(&r);
+  char *run = create_run("job", NULL);
+  char run_id[80], lease[80], url[200];
+  CHECK_EQ_INT(poll_work(&a, run_id, lease, sizeof run_id), 1);
+  CHECK_EQ_STR(run_id, run);
+
+  snprintf(url, sizeof url, "/v1/runs/%s/accept", run);
+  r = call("POST", url, a.token, "{\"lease_id\":\"wrong\"}");
+  EXPECT(r, 409, "lease_lost");
+  reply_free(&r);
+  char body[300];
+  snprintf(body, sizeof body, "{\"lease_id\":\"%s\"}", lease);
+  /* Only the session may accept: a user key is forbidden, not unauthorised. */
+  r = call("POST", url, admin, body);
+  EXPECT(r, 403, "forbidden");
+  reply_free(&r);
+  r = call("POST", url, a.token, body);
+  EXPECT(r, 200, NULL);
+  const cJSON *doc = cJSON_GetObjectItemCaseSensitive(r.json, "run");
+  CHECK_EQ_STR(str(doc, "id"), run);
+  CHECK_EQ_STR(str(cJSON_GetObjectItemCaseSensitive(doc, "env"), "GREETING"), "hi");
+  CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(doc, "secrets")));
+  CHECK_EQ_STR(str(cJSON_GetObjectItemCaseSensitive(doc, "secret_refs"), "TOKEN"),
+               "vault://kv/x#t");
+  CHECK_EQ_INT(num(cJSON_GetObjectItemCaseSensitive(doc, "task"), "timeout_s"), 3600);
+  char token[80];
+  snprintf(token, sizeof token, "%s", str(doc, "run_token"));
+  reply_free(&r);
+  /* The first answer was lost: the same accept answers again with the same run. */
+  r = call("POST", url, a.token, body);
+  EXPECT(r, 200, NULL);
+  CHECK_EQ_STR(str(cJSON_GetObjectItemCaseSensitive(r.json, "run"), "run_token"), token);
+  reply_free(&r);
+
+  snprintf(url, sizeof url, "/v1/runs/%s/start", run);
+  r = call("POST", url, a.token, "{\"at\":\"2027-01-01T00:00:00.000Z\"}");
+  EXPECT(r, 200, NULL);
+  CHECK_EQ_STR(str(r.json, "status"), "running");
+  reply_free(&r);
+
+  snprintf(url, sizeof url, "/v1/runs/%s/events", run);
+  r = call("POST", url, a.token,
+           "{\"first_seq\":0,\"events\":[{\"kind\":\"log\",\"stream\":\"stdout\",\"text\":\"a\"},"
+           "{\"kind\":\"output\",\"op\":\"set\",\"path\":\"x\",\"value\":[1]}]}");
+  EXPECT(r, 200, NULL);
+  CHECK_EQ_INT(num(r.json, "next_seq"), 2);
+  reply_free(&r);
+  /* A retried batch is harmless; one past the end is a gap. */
+  r = call("POST", url, a.token,
+           "{\"first_seq\":1,\"events\":[{\"kind\":\"output\",\"op\":\"set\",\"path\":\"x\","
+           "\"value\":[1]},{\"kind\":\"output\",\"op\":\"append\",\"path\":\"x\",\"value\":2}]}");
+  EXPECT(r, 200, NULL);
+  CHECK_EQ_INT(num(r.json, "next_seq"), 3);
+  reply_free(&r);
+  r = call("POST", url, a.token,
+           "{\"first_seq\":5,\"events\":[{\"kind\":\"log\",\"stream\":\"stdout\",\"text\":\"z\"}]}");
+  EXPECT(r, 409, "seq_gap");
+  CHECK_EQ_INT(num(r.json, "next_seq"), 3);
+  reply_free(&r);
+  r = call("POST", url, a.token, "{\"first_seq\":3,\"events\":[{\"kind\":\"log\",\"stream\":\"x\","
+                                 "\"text\":\"z\"}]}");
+  EXPECT(r, 400, "bad_request");
+  CHECK(strstr(err_msg(&r), "events[0].stream") != NULL);
+  reply_free(&r);
+
+  snprintf(url, sizeof url, "/v1/runs/%s/finish", run);
+  r = call("POST", url, a.token, "{\"status\":\"succeeded\",\"exit_code\":0,\"events_total\":4}");
+  EXPECT(r, 409, "seq_gap");
+  CHECK_EQ_INT(num(r.json, "next_seq"), 3);
+  reply_free(&r);
+  r = call("POST", url, a.token, "{\"status\":\"succeeded\",\"exit_code\":0,\"events_total\":3}");
+  EXPECT(r, 200, NULL);
+  reply_free(&r);
+  r = call("POST", url, a.token,
+           "{\"status\":\"succeeded\",\"exit_code\":0,\"events_total\":3,\"at\":\"2027-01-01T00:00:01Z\"}");
+  EXPECT(r, 200, NULL);
+  reply_free(&r);
+  r = call("POST", url, a.token, "{\"status\":\"failed\",\"exit_code\":1,\"events_total\":3}");
+  EXPECT(r, 409, "invalid_transition");
+  CHECK_EQ_STR(str(r.json, "status"), "succeeded");
+  reply_free(&r);
+  snprintf(url, sizeof url, "/v1/runs/%s/events", run);
+  r = call("POST", url, a.token, "{\"first_seq\":3,\"events\":[]}");
+  EXPECT(r, 409, "invalid_transition");
+  reply_free(&r);
+
+  snprintf(url, sizeof url, "/v1/runs/%s", run);
+  r = call("GET", url, admin, NULL);
+  EXPECT(r, 200, NULL);
+  CHECK_EQ_STR(str(r.json, "status"), "succeeded");
+  char *outputs = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(r.json, "outputs"));
+  CHECK_EQ_STR(outputs, "{\"x\":[1,2]}");
+  free(outputs);
+  CHECK_EQ_STR(str(cJSON_GetObjectItemCaseSensitive(r.json, "agent"), "id"), a.id);
+  reply_free(&r);
+  /* The run token died with its run. */
+  r = call("GET", url, token, NULL);
+  EXPECT(r, 401, "unauthorized");
+  reply_free(&r);
+
+  snprintf(url, sizeof url, "/v1/runs/%s/events?after=0", run);
+  r = call("GET", url, admin, NULL);
+  EXPECT(r, 200, NULL);
+  const cJSON *evs = cJSON_GetObjectItemCaseSensitive(r.json, "events");
+  CHECK_EQ_INT(cJSON_GetArraySize(evs), 2);
+  CHECK_EQ_INT(num(evs->child, "seq"), 1);
+  CHECK(!strcmp(evs->child->child->string, "seq"));
+  CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r.json, "done")));
+  reply_free(&r);
+  snprintf(url, sizeof url, "/v1/runs/%s/events?limit=1", run);
+  r = call("GET", url, admin, NULL);
+  CHECK(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(r.json, "done")));
+  reply_free(&r);
+
+  free(run);
+  free(akey);
+}
+
+static void output_errors_recorded(void) {
+  char *akey = make_key("agent", NULL);
+  agent a;
+  CHECK_EQ_INT(register_agent(&a, akey, "{\"env\":\"prod\"}", 1, NULL), 201);
+  char *run = create_run("job", NULL);
+  char run_id[80], lease[80], url[200], body[200];
+  CHECK_EQ_INT(poll_work(&a, run_id, lease, sizeof run_id), 1);
+  snprintf(url, sizeof url, "/v1/runs/%s/accept", run);
+  snprintf(body, sizeof body, "{\"lease_id\":\"%s\"}", lease);
+  reply r = call("POST", url, a.token, body);
+  EXPECT(r, 200, NULL);
+  reply_free(&r);
+  snprintf(url, sizeof url, "/v1/runs/%s/events", run);
+  r = call("POST", url, a.token,
+           "{\"first_seq\":0,\"events\":[{\"kind\":\"output\",\"op\":\"set\",\"path\":\"a\","
+           "\"value\":\"s\"},{\"kind\":\"output\",\"op\":\"append\",\"path\":\"a\",\"value\":1},"
+           "{\"kind\":\"output\",\"op\":\"set\",\"path\":\"b[\",\"value\":1}]}");
+  EXPECT(r, 200, NULL);
+  reply_free(&r);
+  snprintf(url, sizeof url, "/v1/runs/%s", run);
+  r = call("GET", url, admin, NULL);
+  const cJSON *errs = cJSON_GetObjectItemCaseSensitive(r.json, "output_errors");
+  CHECK_EQ_INT(cJSON_GetArraySize(errs), 2);
+  if (cJSON_GetArraySize(errs) == 2) {
+    CHECK_EQ_INT(num(errs->child, "seq"), 1);
+    CHECK(str(errs->child, "error") != NULL);
+  }
+  char *outputs = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(r.json, "outputs"));
+  CHECK_EQ_STR(outputs, "{\"a\":\"s\"}");
+  free(outputs);
+  reply_free(&r);
+  snprintf(url, sizeof url, "/v1/agents/%s", a.id);
+  r = call("DELETE", url, a.token, NULL);
+  EXPECT(r, 204, NULL);
+  reply_free(&r);
+  snprintf(url, sizeof url, "/v1/runs/%s", run);
+  r = call("GET", url, admin, NULL);
+  CHECK_EQ_STR(str(r.json, "status"), "failed");
+  CHECK_EQ_STR(str(r.json, "error"), "agent_lost");
+  reply_free(&r);
+  /* The session is gone. */
+  snprintf(url, sizeof url, "/v1/agents/%s/work?wait=0", a.id);
+  r = call("GET", url, a.token, NULL);
+  EXPECT(r, 401, "unauthorized");
+  reply_free(&r);
+  free(run);
+  free(akey);
+}
+
+static void leases_lapse(void) {
+  char *akey = make_key("agent", NULL);
+  agent a;
+  CHECK_EQ_INT(register_agent(&a, akey, "{\"env\":\"prod\"}", 2, NULL), 201);
+  char *r1 = create_run("job", NULL);
+  char *r2 = create_run("job", NULL);
+  char run_id[80], lease1[80], lease2[80], url[200], body[200];
+  char url2[200];
+  snprintf(url, sizeof url, "/v1/agents/%s/work?wait=0", a.id);
+  reply r = call("GET", url, a.token, NULL);
+  const cJSON *as = cJSON_GetObjectItemCaseSensitive(r.json, "assign");
+  CHECK_EQ_INT(cJSON_GetArraySize(as), 2);
+  snprintf(lease1, sizeof lease1, "%s", str(as->child, "lease_id"));
+  snprintf(lease2, sizeof lease2, "%s", str(as->child->next, "lease_id"));
+  CHECK_EQ_STR(str(as->child, "run_id"), r1); /* oldest first */
+  reply_free(&r);
+  snprintf(url, sizeof url, "/v1/runs/%s/accept", r1);
+  snprintf(body, sizeof body, "{\"lease_id\":\"%s\"}", lease1);
+  r = call("POST", url, a.token, body);
+  EXPECT(r, 200, NULL);
+  reply_free(&r);
+
+  /* Heartbeats keep the accepted run; nothing keeps the unaccepted one. */
+  fake_now += 6000;
+  snprintf(url, sizeof url, "/v1/agents/%s/heartbeat", a.id);
+  snprintf(body, sizeof body, "{\"runs\":[{\"run_id\":\"%s\",\"status\":\"accepted\"},"
+                              "{\"run_id\":\"%s\",\"status\":\"assigned\"}],\"free\":0}", r1, r2);
+  r = call("POST", url, a.token, body);
+  EXPECT(r, 200, NULL);
+  CHECK_EQ_INT(num(r.json, "lease_ttl_s"), 10);
+  reply_free(&r);
+  fake_now += 6000;
+  hg_hub_sweep(hub);
+  snprintf(url2, sizeof url2, "/v1/runs/%s", r2);
+  r = call("GET", url2, admin, NULL);
+  CHECK_EQ_STR(str(r.json, "status"), "queued");
+  reply_free(&r);
+  snprintf(url2, sizeof url2, "/v1/runs/%s", r1);
+  r = call("GET", url2, admin, NULL);
+  CHECK_EQ_STR(str(r.json, "status"), "accepted");
+  reply_free(&r);
+  /* The late accept of the re-queued run finds its lease gone. */
+  snprintf(url2, sizeof url2, "/v1/runs/%s/accept", r2);
+  snprintf(body, sizeof body, "{\"lease_id\":\"%s\"}", lease2);
+  r = call("POST", url2, a.token, body);
+  EXPECT(r, 409, "lease_lost");
+  reply_free(&r);
+
+  /* Silence past the TTL: the accepted run fails agent_lost, the session lapses... */
+  fake_now += 11000;
+  hg_hub_sweep(hub);
+  snprintf(url2, sizeof url2, "/v1/runs/%s", r1);
+  r = call("GET", url2, admin, NULL);
+  CHECK_EQ_STR(str(r.json, "status"), "failed");
+  CHECK_EQ_STR(str(r.json, "error"), "agent_lost");
+  reply_free(&r);
+  r = call("POST", url, a.token, "{}");
+  EXPECT(r, 401, "unauthorized");
+  reply_free(&r);
+  /* ...but the agent comes back, finds its run listed, and may still upload and finish it. */
+  char old_id[80];
+  snprintf(old_id, sizeof old_id, "%s", a.id);
+  agent b;
+  CHECK_EQ_INT(register_agent(&b, akey, "{\"env\":\"prod\"}", 2, old_id), 201);
+  CHECK_EQ_STR(b.id, old_id);
+  snprintf(url2, sizeof url2, "/v1/runs/%s/events", r1);
+  r = call("POST", url2, b.token,
+           "{\"first_seq\":0,\"events\":[{\"kind\":\"log\",\"stream\":\"stdout\",\"text\":\"late\"}]}");
+  EXPECT(r, 200, NULL);
+  CHECK_EQ_STR(str(r.json, "status"), "failed");
+  reply_free(&r);
+  snprintf(url2, sizeof url2, "/v1/runs/%s/finish", r1);
+  r = call("POST", url2, b.token, "{\"status\":\"succeeded\",\"exit_code\":0,\"events_total\":1}");
+  EXPECT(r, 409, "invalid_transition");
+  CHECK_EQ_STR(str(r.json, "status"), "failed");
+  reply_free(&r);
+  /* Another key may not take over the identity. */
+  char *other = make_key("agent", NULL);
+  agent c;
+  CHECK_EQ_INT(register_agent(&c, other, "{}", 1, old_id), 403);
+  free(other);
+
+  /* Drain the queue (r2) so later tests start clean. */
+  snprintf(url2, sizeof url2, "/v1/runs/%s/cancel", r2);
+  r = call("POST", url2, admin, NULL);
+  EXPECT(r, 202, NULL);
+  reply_free(&r);
+  (void)run_id;
+  free(r1);
+  free(r2);
+  free(akey);
+}
+
+static void long_polls_wake(void) {
+  char *akey = make_key("agent", NULL);
+  agent a;
+  CHECK_EQ_INT(register_agent(&a, akey, "{\"env\":\"prod\"}", 1, NULL), 201);
+  char url[200], body[200];
+  snprintf(url, sizeof url, "/v1/agents/%s/work?wait=30", a.id);
+  pending p1, p2;
+  reply r = callp(&p1, "GET", url, a.token, NULL);
+  CHECK_EQ_INT(r.status, -1);
+  CHECK_EQ_INT(hub->n_waiters, 1);
+  /* A newer poll ends the older with nothing in it. */
+  r = callp(&p2, "GET", url, a.token, NULL);
+  CHECK_EQ_INT(r.status, -1);
+  CHECK(p1.answered);
+  CHECK_EQ_INT(p1.r.status, 200);
+  CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(p1.r.json, "assign")), 0);
+  reply_free(&p1.r);
+  CHECK_EQ_INT(hub->n_waiters, 1);
+  /* A new run reaches the waiting poll at once. */
+  char *run = create_run("job", NULL);
+  CHECK(p2.answered);
+  CHECK_EQ_INT(p2.r.status, 200);
+  const cJSON *as = cJSON_GetObjectItemCaseSensitive(p2.r.json, "assign");
+  CHECK_EQ_INT(cJSON_GetArraySize(as), 1);
+  char lease[80];
+  snprintf(lease, sizeof lease, "%s", as->child ? str(as->child, "lease_id") : "");
+  reply_free(&p2.r);
+
+  snprintf(url, sizeof url, "/v1/runs/%s/accept", run);
+  snprintf(body, sizeof body, "{\"lease_id\":\"%s\"}", lease);
+  r = call("POST", url, a.token, body);
+  EXPECT(r, 200, NULL);
+  reply_free(&r);
+  /* A reader waiting on events wakes when they arrive. */
+  pending reader;
+  snprintf(url, sizeof url, "/v1/runs/%s/events?wait=20", run);
+  r = callp(&reader, "GET", url, admin, NULL);
+  CHECK_EQ_INT(r.status, -1);
+  snprintf(url, sizeof url, "/v1/runs/%s/events", run);
+  r = call("POST", url, a.token,
+           "{\"first_seq\":0,\"events\":[{\"kind\":\"log\",\"stream\":\"stdout\",\"text\":\"x\"}]}");
+  EXPECT(r, 200, NULL);
+  reply_free(&r);
+  CHECK(reader.answered);
+  CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(reader.r.json, "events")), 1);
+  reply_free(&reader.r);
+
+  /* A cancel reaches the agent's open poll at once, and the heartbeat repeats it. */
+  snprintf(url, sizeof url, "/v1/agents/%s/work?wait=30&free=0", a.id);
+  r = callp(&p1, "GET", url, a.token, NULL);
+  CHECK_EQ_INT(r.status, -1);
+  snprintf(url, sizeof url, "/v1/runs/%s/cancel", run);
+  r = call("POST", url, admin, NULL);
+  EXPECT(r, 202, NULL);
+  CHECK_EQ_STR(str(r.json, "status"), "cancelling");
+  reply_free(&r);
+  CHECK(p1.answered);
+  const cJSON *cancel = cJSON_GetObjectItemCaseSensitive(p1.r.json, "cancel");
+  CHECK_EQ_INT(cJSON_GetArraySize(cancel), 1);
+  CHECK_EQ_STR(cJSON_GetStringValue(cancel->child), run);
+  reply_free(&p1.r);
+  snprintf(url, sizeof url, "/v1/agents/%s/heartbeat", a.id);
+  r = call("POST", url, a.token, "{\"runs\":[]}");
+  CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "cancel")), 1);
+  reply_free(&r);
+  /* start of a cancelling run: 200, stays cancelling */
+  snprintf(url, sizeof url, "/v1/runs/%s/start", run);
+  r = call("POST", url, a.token, NULL);
+  EXPECT(r, 200, NULL);
+  CHECK_EQ_STR(str(r.json, "status"), "cancelling");
+  reply_free(&r);
+  snprintf(url, sizeof url, "/v1/runs/%s/finish", run);
+  r = call("POST", url, a.token, "{\"status\":\"cancelled\",\"events_total\":1}");
+  EXPECT(r, 200, NULL);
+  CHECK_EQ_STR(str(r.json, "status"), "cancelled");
+  reply_free(&r);
+
+  /* An unanswered poll ends with its wait. */
+  snprintf(url, sizeof url, "/v1/agents/%s/work?wait=5", a.id);
+  r = callp(&p1, "GET", url, a.token, NULL);
+  CHECK_EQ_INT(r.status, -1);
+  fake_now += 5000;
+  hg_hub_expire_waits(hub);
+  CHECK(p1.answered);
+  CHECK_EQ_INT(p1.r.status, 200);
+  reply_free(&p1.r);
+  CHECK_EQ_INT(hub->n_waiters, 0);
+
+  /* Revoking the key answers its agent's open poll with 401. */
+  snprintf(url, sizeof url, "/v1/agents/%s/work?wait=30", a.id);
+  r = callp(&p1, "GET", url, a.token, NULL);
+  CHECK_EQ_INT(r.status, -1);
+  char path[64];
+  snprintf(path, sizeof path, "/v1/keys/%.12s", akey + 4);
+  r = call("DELETE", path, admin, NULL);
+  EXPECT(r, 204, NULL);
+  reply_free(&r);
+  CHECK(p1.answered);
+  CHECK_EQ_INT(p1.r.status, 401);
+  reply_free(&p1.r);
+  CHECK_EQ_INT(register_agent(&a, akey, "{\"env\":\"prod\"}", 1, a.id), 401);
+  free(run);
+  free(akey);
+}
+
+static void secrets_are_sealed(void) {
+  reply r = call("PUT", "/v1/config-vars/db_password", admin,
+                 "{\"value\":\"s3cret-pa55word\",\"secret\":true}");
+  EXPECT(r, 200, NULL);
+  reply_free(&r);
+  r = call("PUT", "/v1/config-vars/db_host", admin, "{\"value\":\"db.internal\"}");
+  EXPECT(r, 200, NULL);
+  reply_free(&r);
+  r = call("PUT", "/v1/config-vars/bad name", admin, "{\"value\":\"x\"}");
+  EXPECT(r, 400, "bad_request");
+  reply_free(&r);
+  r = call("PUT", "/v1/config-vars/x", admin, "{\"value\":1}");
+  EXPECT(r, 400, "bad_request");
+  CHECK(strstr(err_msg(&r), "value") != NULL);
+  reply_free(&r);
+  r = call("GET", "/v1/config-vars", admin, NULL);
+  char *text = cJSON_PrintUnformatted(r.json);
+  CHECK(strstr(text, "s3cret") == NULL);
+  CHECK(strstr(text, "db.internal") != NULL);
+  free(text);
+  reply_free(&r);
+
+  r = call("POST", "/v1/tasks", admin,
+           "{\"slug\":\"db\",\"command\":[\"true\"],\"env\":{\"DB_PASSWORD\":{\"config\":"
+           "\"db_password\"},\"DB_HOST\":{\"config\":\"db_host\"}}}");
+  EXPECT(r, 201, NULL);
+  reply_free(&r);
+  char *akey = make_key("agent", NULL);
+  agent a;
+  CHECK_EQ_INT(register_agent(&a, akey, "{}", 1, NULL), 201);
+  char *run = create_run("db", NULL);
+  char run_id[80], lease[80], url[200], body[200];
+  CHECK_EQ_INT(poll_work(&a, run_id, lease, sizeof run_id), 1);
+  snprintf(url, sizeof url, "/v1/runs/%s/accept", run);
+  snprintf(body, sizeof body, "{\"lease_id\":\"%s\"}", lease);
+  r = call("POST", url, a.token, body);
+  EXPECT(r, 200, NULL);
+  text = cJSON_PrintUnformatted(r.json);
+  CHECK(strstr(text, "s3cret") == NULL);
+  free(text);
+  const cJSON *doc = cJSON_GetObjectItemCaseSensitive(r.json, "run");
+  CHECK_EQ_STR(str(cJSON_GetObjectItemCaseSensitive(doc, "env"), "DB_HOST"), "db.internal");
+  const cJSON *sealed = cJSON_GetObjectItemCaseSensitive(doc, "secrets");
+  CHECK_EQ_STR(str(sealed, "alg"), "X25519-HKDF-SHA256-A256GCM");
+  hg_buf plain = HG_BUF_INIT;
+  hg_err err = {0};
+  CHECK_EQ_INT(hg_sealbox_open(sealed, a.priv, run, &plain, &err), 0);
+  CHECK_EQ_STR(plain.data, "{\"DB_PASSWORD\":\"s3cret-pa55word\"}");
+  hg_buf_wipe(&plain);
+  reply_free(&r);
+
+  /* A run whose config variable vanished before accept fails, saying which. */
+  char *run2 = create_run("db", NULL);
+  r = call("DELETE", "/v1/config-vars/db_host", admin, NULL);
+  EXPECT(r, 204, NULL);
+  reply_free(&r);
+  r = call("DELETE", "/v1/config-vars/db_host", admin, NULL);
+  EXPECT(r, 404, "not_found");
+  reply_free(&r);
+  snprintf(url, sizeof url, "/v1/runs/%s/finish", run);
+  r = call("POST", url, a.token, "{\"status\":\"succeeded\",\"exit_code\":0,\"events_total\":0}");
+  EXPECT(r, 200, NULL);
+  reply_free(&r);
+  CHECK_EQ_INT(poll_work(&a, run_id, lease, sizeof run_id), 1);
+  snprintf(url, sizeof url, "/v1/runs/%s/accept", run2);
+  snprintf(body, sizeof body, "{\"lease_id\":\"%s\"}", lease);
+  r = call("POST", url, a.token, body);
+  EXPECT(r, 409, "invalid_transition");
+  CHECK(strstr(err_msg(&r), "db_host") != NULL);
+  reply_free(&r);
+  snprintf(url, sizeof url, "/v1/runs/%s", run2);
+  r = call("GET", url, admin, NULL);
+  CHECK_EQ_STR(str(r.json, "status"), "failed");
+  CHECK(strstr(str(r.json, "error"), "db_host") != NULL);
+  reply_free(&r);
+  /* Creating a run that needs it is refused up front. */
+  r = call("POST", "/v1/runs", admin, "{\"task\":\"db\"}");
+  EXPECT(r, 400, "bad_request");
+  CHECK(strstr(err_msg(&r), "env.DB_HOST") != NULL);
+  reply_free(&r);
+  free(run);
+  free(run2);
+  free(akey);
+}
+
+static void run_tokens(void) {
+  char *akey = make_key("agent", NULL);
+  agent a;
+  CHECK_EQ_INT(register_agent(&a, akey, "{\"env\":\"prod\"}", 1, NULL), 201);
+  char *run = create_run("job", NULL);
+  char *other = create_run("img", NULL);
+  char run_id[80], lease[80], url[200], body[200];
+  CHECK_EQ_INT(poll_work(&a, run_id, lease, sizeof run_id), 1);
+  CHECK_EQ_STR(run_id, run);
+  snprintf(url, sizeof url, "/v1/runs/%s/accept", run);
+  snprintf(body, sizeof body, "{\"lease_id\":\"%s\"}", lease);
+  reply r = call("POST", url, a.token, body);
+  char token[80];
+  snprintf(token, sizeof token, "%s", str(cJSON_GetObjectItemCaseSensitive(r.json, "run"), "run_token"));
+  reply_free(&r);
+  snprintf(url, sizeof url, "/v1/runs/%s", run);
+  r = call("GET", url, token, NULL);
+  EXPECT(r, 200, NULL);
+  reply_free(&r);
+  snprintf(url, sizeof url, "/v1/runs/%s/events", run);
+  r = call("GET", url, token, NULL);
+  EXPECT(r, 200, NULL);
+  reply_free(&r);
+  snprintf(url, sizeof url, "/v1/runs/%s", other);
+  r = call("GET", url, token, NULL);
+  EXPECT(r, 404, "not_found");
+  reply_free(&r);
+  r = call("GET", "/v1/runs", token, NULL);
+  EXPECT(r, 403, "forbidden");
+  reply_free(&r);
+  snprintf(url, sizeof url, "/v1/runs/%s/cancel", run);
+  r = call("POST", url, token, NULL);
+  EXPECT(r, 403, "forbidden");
+  reply_free(&r);
+  r = call("POST", "/v1/runs", token, "{\"task\":\"img\"}");
+  EXPECT(r, 201, NULL);
+  reply_free(&r);
+  free(run);
+  free(other);
+  free(akey);
+}
+
+static void metrics_text(void) {
+  reply r = call("GET", "/metrics", admin, NULL);
+  EXPECT(r, 200, NULL);
+  CHECK(r.text && strstr(r.text, "hangar_runs{status=\"succeeded\"}") != NULL);
+  CHECK(r.text && strstr(r.text, "hangar_events_ingested_total") != NULL);
+  reply_free(&r);
+}
+
+static void teardown(void) {
+  hg_hub_close(hub);
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (strstr(dir, "hubapi")) CHECK_EQ_INT(system(cmd), 0);
+}
+
+TEST_MAIN(T(setup), T(auth_comes_first), T(keys_roles), T(task_validation_and_revisions),
+          T(run_params), T(full_run_lifecycle), T(output_errors_recorded), T(leases_lapse),
+          T(long_polls_wake), T(secrets_are_sealed), T(run_tokens), T(metrics_text), T(teardown))

@@ -261,6 +261,12 @@ void hg_hub_expire_waits(hg_hub *hub) {
   hg_hub_flush(hub);
 }
 
+void hg_hub_release_waits(hg_hub *hub) {
+  while (hub->waiters) evaluate(hub, hub->waiters, true);
+  rearm(hub);
+  hg_hub_flush(hub);
+}
+
 static void on_wait_timer(hg_timer *t, void *data) {
   (void)t;
   hg_hub_expire_waits(data);

@@ -108,6 +108,8 @@ void hg_hub_set_clock(hg_hub *hub, int64_t (*clock)(void *), void *data);
 void hg_hub_sweep(hg_hub *hub);
 /* Answers parked requests whose wait has ended. */
 void hg_hub_expire_waits(hg_hub *hub);
+/* Answers every parked request now, as if its wait had ended (shutting down). */
+void hg_hub_release_waits(hg_hub *hub);
 
 /* ---- parked requests ---- */
 void hg_hub_park(hg_hub *hub, hg_hub_waiter *w);

@@ -384,6 +384,12 @@ int hg_store_sqlite_open(const char *path, const hg_store_options *opts, hg_stor
   if (!s) return hg_err_set(err, HG_ENOMEM, "store: out of memory");
   s->base.ops = &sqlite_ops;
   s->lock_fd = -1;
+  if (opts->create) {
+    /* The store holds key hashes and sealed secrets: only its owner reads it. SQLite gives the
+     * -wal and -shm files the mode of the database file. */
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) close(fd);
+  }
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (opts->create ? SQLITE_OPEN_CREATE : 0);
   int rc = sqlite3_open_v2(path, &s->db, flags, NULL);
   if (rc != SQLITE_OK) {

@@ -1,0 +1,365 @@
+/* The hub's HTTP server on libh2o (built on libuv): accepting, TLS, requests to the API, parked
+ * long-polls, and the protocol header and error format on every response, h2o's own included. */
+#include "hub/server.h"
+
+#include <arpa/inet.h>
+#include <h2o.h>
+#include <h2o/socket/uv-binding.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "hub/api.h"
+
+/* h2o reads a whole body before the handler sees it. Bodies up to this size are read and
+ * answered 413 by the API with the protocol's error document (a client that is still sending
+ * would otherwise see a reset instead of the answer); larger ones get h2o's own 413 at once. */
+#define ENTITY_READ_LIMIT (16u << 20)
+
+typedef struct hub_handler {
+  h2o_handler_t super;
+  hg_server *server;
+} hub_handler;
+
+struct hg_server {
+  hg_loop *loop;
+  hg_hub *hub;
+  h2o_globalconf_t globalconf;
+  h2o_context_t ctx;
+  h2o_accept_ctx_t accept_ctx;
+  SSL_CTX *ssl;
+  uv_tcp_t listener;
+  bool listening;
+  bool ctx_ready;
+  char url[128];
+};
+
+/* One request in flight: lives in the request's pool, and its dispose callback runs when h2o
+ * frees the request (answered, or its connection gone), so a parked poll is never answered
+ * through a dangling pointer. */
+typedef struct inflight {
+  hg_server *server;
+  h2o_req_t *req;
+  hg_api_req api;
+  hg_hub_waiter waiter;
+  int64_t started_ns;
+} inflight;
+
+static const char *reason(int status) {
+  switch (status) {
+  case 200: return "OK";
+  case 201: return "Created";
+  case 202: return "Accepted";
+  case 204: return "No Content";
+  case 400: return "Bad Request";
+  case 401: return "Unauthorized";
+  case 403: return "Forbidden";
+  case 404: return "Not Found";
+  case 405: return "Method Not Allowed";
+  case 409: return "Conflict";
+  case 413: return "Payload Too Large";
+  case 429: return "Too Many Requests";
+  case 503: return "Service Unavailable";
+  default: return status >= 500 ? "Internal Server Error" : "Unknown";
+  }
+}
+
+static void respond(inflight *f, hg_api_res *res) {
+  h2o_req_t *req = f->req;
+  hg_buf body = HG_BUF_INIT;
+  int status = res->status ? res->status : 500;
+  if (hg_api_res_body(res, &body)) status = 500;
+  req->res.status = status;
+  req->res.reason = reason(status);
+  const char *type = res->json ? "application/json" : res->content_type;
+  if (type && status != 204)
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
+  /* Answers carry keys and tokens: no cache may keep them. */
+  h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                 H2O_STRLIT("no-store"));
+  if (res->allow[0])
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, res->allow,
+                   strlen(res->allow));
+  double secs = (double)(hg_clock_mono_ns() - f->started_ns) / 1e9;
+  hg_metrics_request(&f->server->hub->metrics, res->route, status, secs);
+  if (hg_log_min_level() <= HG_LOG_DEBUG) {
+    char st[8], ms[32];
+    snprintf(st, sizeof st, "%d", status);
+    snprintf(ms, sizeof ms, "%.3f", secs * 1000);
+    hg_log(HG_LOG_DEBUG, "request", "method", f->api.method, "path", f->api.path, "status", st,
+           "ms", ms, NULL);
+  }
+  size_t len = status == 204 ? 0 : body.len;
+  req->res.content_length = status == 204 ? SIZE_MAX : len;
+  h2o_send_inline(req, body.data ? body.data : "", len);
+  hg_buf_free(&body);
+}
+
+static void deliver(hg_hub_waiter *w, hg_api_res *res) { respond(w->data, res); }
+
+static void on_inflight_dispose(void *p) {
+  inflight *f = p;
+  /* The request is going away: a parked poll must not be answered any more. */
+  if (f->waiter.parked) hg_hub_unpark(f->server->hub, &f->waiter);
+}
+
+static char *pool_str(h2o_mem_pool_t *pool, const char *s, size_t n) {
+  char *p = h2o_mem_alloc_pool(pool, n + 1);
+  memcpy(p, s, n);
+  p[n] = '\0';
+  return p;
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req) {
+  hg_server *s = ((hub_handler *)self)->server;
+  inflight *f = h2o_mem_alloc_shared(&req->pool, sizeof *f, on_inflight_dispose);
+  memset(f, 0, sizeof *f);
+  f->server = s;
+  f->req = req;
+  f->started_ns = hg_clock_mono_ns();
+  size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+  f->api.method = pool_str(&req->pool, req->method.base, req->method.len);
+  f->api.path = pool_str(&req->pool, req->path.base, plen);
+  if (req->query_at != SIZE_MAX)
+    f->api.query = pool_str(&req->pool, req->path.base + plen + 1, req->path.len - plen - 1);
+  ssize_t h = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+  if (h != -1)
+    f->api.authorization = pool_str(&req->pool, req->headers.entries[h].value.base,
+                                    req->headers.entries[h].value.len);
+  f->api.body = req->entity.base;
+  f->api.body_len = req->entity.base ? req->entity.len : 0;
+
+  hg_api_res res;
+  memset(&res, 0, sizeof res);
+  hg_api_handle(s->hub, &f->api, &res);
+  if (res.park) {
+    f->waiter.kind = res.park_kind;
+    snprintf(f->waiter.key, sizeof f->waiter.key, "%s", res.park_key);
+    f->waiter.deadline_ms = res.park_deadline_ms;
+    f->waiter.req = &f->api;
+    f->waiter.deliver = deliver;
+    f->waiter.data = f;
+    hg_hub_park(s->hub, &f->waiter);
+  } else {
+    respond(f, &res);
+  }
+  hg_api_res_clear(&res);
+  hg_hub_flush(s->hub);
+  return 0;
+}
+
+/* ---- every response: the protocol header, and h2o's own errors in the protocol's form ---- */
+
+typedef struct replace_ostream {
+  h2o_ostream_t super;
+  h2o_iovec_t body;
+} replace_ostream;
+
+static void replace_do_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs,
+                            size_t bufcnt, h2o_send_state_t state) {
+  (void)bufs;
+  (void)bufcnt;
+  replace_ostream *r = (replace_ostream *)self;
+  if (h2o_send_state_is_in_progress(state)) {
+    h2o_ostream_send_next(&r->super, req, NULL, 0, state);
+    return;
+  }
+  h2o_ostream_send_next(&r->super, req, &r->body, 1, state);
+}
+
+static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot) {
+  (void)self;
+  h2o_set_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("hangar-protocol"), 0,
+                        H2O_STRLIT("1"), 1);
+  ssize_t ct = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
+  bool json = ct != -1 && req->res.headers.entries[ct].value.len >= 16 &&
+              !memcmp(req->res.headers.entries[ct].value.base, "application/json", 16);
+  if (req->res.status >= 400 && !json) {
+    /* An error h2o produced itself (413 for a huge body, 404 for an unknown host ...). */
+    char doc[200];
+    int n = snprintf(doc, sizeof doc, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
+                     hg_api_error_code(req->res.status), reason(req->res.status));
+    h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE,
+                   H2O_STRLIT("application/json"), 1);
+    req->res.content_length = (size_t)n;
+    replace_ostream *r = (replace_ostream *)h2o_add_ostream(req, sizeof *r, slot);
+    r->super.do_send = replace_do_send;
+    r->body = h2o_strdup(&req->pool, doc, (size_t)n);
+    slot = &r->super.next;
+  }
+  h2o_setup_next_ostream(req, slot);
+}
+
+/* ---- listening ---- */
+
+static void on_accept(uv_stream_t *listener, int status) {
+  hg_server *s = listener->data;
+  if (status != 0) return;
+  uv_tcp_t *conn = malloc(sizeof *conn);
+  if (!conn) return;
+  uv_tcp_init(listener->loop, conn);
+  if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
+    uv_close((uv_handle_t *)conn, (uv_close_cb)free);
+    return;
+  }
+  uv_tcp_nodelay(conn, 1);
+  h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, (uv_close_cb)free);
+  h2o_accept(&s->accept_ctx, sock);
+}
+
+typedef struct listen_addr {
+  struct sockaddr_storage sa;
+  char host[80];
+  bool loopback;
+  bool v6;
+} listen_addr;
+
+static int parse_listen(const char *text, listen_addr *out, hg_err *err) {
+  memset(out, 0, sizeof *out);
+  const char *colon = strrchr(text, ':');
+  if (!colon) return hg_err_set(err, HG_EINVAL, "listen: '%s' is not HOST:PORT", text);
+  char *end;
+  long port = strtol(colon + 1, &end, 10);
+  if (*end || colon[1] == '\0' || port < 0 || port > 65535)
+    return hg_err_set(err, HG_EINVAL, "listen: '%s' has no valid port", text);
+  size_t hlen = (size_t)(colon - text);
+  if (hlen >= 2 && text[0] == '[' && text[hlen - 1] == ']') {
+    text++;
+    hlen -= 2;
+  }
+  if (hlen >= sizeof out->host) return hg_err_set(err, HG_EINVAL, "listen: host too long");
+  memcpy(out->host, text, hlen);
+  out->host[hlen] = '\0';
+  if (hlen == 0 || !strcmp(out->host, "*")) snprintf(out->host, sizeof out->host, "0.0.0.0");
+  if (!strcmp(out->host, "localhost")) snprintf(out->host, sizeof out->host, "127.0.0.1");
+  struct sockaddr_in *v4 = (struct sockaddr_in *)&out->sa;
+  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&out->sa;
+  if (uv_ip4_addr(out->host, (int)port, v4) == 0) {
+    out->loopback = (ntohl(v4->sin_addr.s_addr) >> 24) == 127;
+  } else if (uv_ip6_addr(out->host, (int)port, v6) == 0) {
+    out->v6 = true;
+    out->loopback = IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr);
+  } else {
+    return hg_err_set(err, HG_EINVAL, "listen: '%s' is not an IP address (or localhost)",
+                      out->host);
+  }
+  return 0;
+}
+
+static int setup_tls(hg_server *s, const hg_server_config *cfg, hg_err *err) {
+  s->ssl = SSL_CTX_new(TLS_server_method());
+  if (!s->ssl) return hg_err_set(err, HG_ENOMEM, "TLS: cannot create a context");
+  SSL_CTX_set_min_proto_version(s->ssl, TLS1_2_VERSION);
+  SSL_CTX_set_options(s->ssl, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  char why[256] = "";
+  const char *what = NULL;
+  if (SSL_CTX_use_certificate_chain_file(s->ssl, cfg->tls_cert) != 1)
+    what = cfg->tls_cert;
+  else if (SSL_CTX_use_PrivateKey_file(s->ssl, cfg->tls_key, SSL_FILETYPE_PEM) != 1 ||
+           SSL_CTX_check_private_key(s->ssl) != 1)
+    what = cfg->tls_key;
+  if (what) {
+    unsigned long e = ERR_get_error();
+    if (e) ERR_error_string_n(e, why, sizeof why);
+    ERR_clear_error();
+    return hg_err_set(err, HG_EINVAL, "TLS: cannot use %s: %s", what, why[0] ? why : "unknown error");
+  }
+  return 0;
+}
+
+int hg_server_start(hg_loop *loop, hg_hub *hub, const hg_server_config *cfg, hg_server **out,
+                    hg_err *err) {
+  *out = NULL;
+  listen_addr addr;
+  int rc = parse_listen(cfg->listen ? cfg->listen : "127.0.0.1:8080", &addr, err);
+  if (rc) return rc;
+  bool tls = cfg->tls_cert || cfg->tls_key;
+  if (tls && !(cfg->tls_cert && cfg->tls_key))
+    return hg_err_set(err, HG_EINVAL, "TLS needs both a certificate and a key");
+  if (!tls && !addr.loopback && !cfg->allow_plain_http)
+    return hg_err_set(err, HG_EINVAL,
+                      "refusing plain HTTP on %s: configure a TLS certificate and key, listen on "
+                      "loopback, or allow plain HTTP explicitly",
+                      cfg->listen);
+  hg_server *s = calloc(1, sizeof *s);
+  if (!s) return hg_err_set(err, HG_ENOMEM, "out of memory");
+  s->loop = loop;
+  s->hub = hub;
+  if (tls && (rc = setup_tls(s, cfg, err))) {
+    hg_server_free(s);
+    return rc;
+  }
+  h2o_config_init(&s->globalconf);
+  s->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("hangar-hub"));
+  s->globalconf.max_request_entity_size = ENTITY_READ_LIMIT;
+  s->globalconf.http1.upgrade_to_http2 = 0;
+  h2o_hostconf_t *host =
+      h2o_config_register_host(&s->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+  h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+  hub_handler *handler = (hub_handler *)h2o_create_handler(path, sizeof *handler);
+  handler->super.on_req = on_req;
+  handler->server = s;
+  h2o_filter_t *f = h2o_create_filter(path, sizeof *f);
+  f->on_setup_ostream = on_setup_ostream;
+  f = h2o_create_filter(&host->fallback_path, sizeof *f);
+  f->on_setup_ostream = on_setup_ostream;
+  h2o_context_init(&s->ctx, &loop->uv, &s->globalconf);
+  s->ctx_ready = true;
+  s->accept_ctx.ctx = &s->ctx;
+  s->accept_ctx.hosts = s->globalconf.hosts;
+  s->accept_ctx.ssl_ctx = s->ssl;
+
+  uv_tcp_init(&loop->uv, &s->listener);
+  s->listener.data = s;
+  s->listening = true;
+  rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr.sa, 0);
+  if (!rc) rc = uv_listen((uv_stream_t *)&s->listener, 1024, on_accept);
+  if (rc) {
+    hg_err_set(err, rc, "cannot listen on %s: %s", cfg->listen, uv_strerror(rc));
+    hg_server_free(s);
+    return rc;
+  }
+  struct sockaddr_storage bound;
+  int len = sizeof bound;
+  uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &len);
+  int port = bound.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&bound)->sin6_port)
+                                          : ntohs(((struct sockaddr_in *)&bound)->sin_port);
+  const char *shown = addr.host;
+  if (!strcmp(shown, "0.0.0.0")) shown = "127.0.0.1";
+  if (!strcmp(shown, "::")) shown = "::1";
+  snprintf(s->url, sizeof s->url, addr.v6 ? "%s://[%s]:%d" : "%s://%s:%d", tls ? "https" : "http",
+           shown, port);
+  *out = s;
+  return 0;
+}
+
+const char *hg_server_url(const hg_server *s) { return s->url; }
+
+static void noop_close(uv_handle_t *h) { (void)h; }
+
+void hg_server_shutdown(hg_server *s) {
+  if (s->listening) {
+    uv_close((uv_handle_t *)&s->listener, noop_close);
+    s->listening = false;
+  }
+  if (s->ctx_ready) h2o_context_request_shutdown(&s->ctx);
+}
+
+void hg_server_free(hg_server *s) {
+  if (!s) return;
+  if (s->listening) {
+    uv_close((uv_handle_t *)&s->listener, noop_close);
+    s->listening = false;
+    uv_run(&s->loop->uv, UV_RUN_NOWAIT);
+  }
+  if (s->ctx_ready) {
+    h2o_context_dispose(&s->ctx);
+    h2o_config_dispose(&s->globalconf);
+  }
+  if (s->ssl) SSL_CTX_free(s->ssl);
+  free(s);
+}

@@ -9,5 +9,8 @@ int cmd_run(int argc, char **argv);
 int cmd_runs(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 
+/* The hub (src/hub). */
+int cmd_hub(int argc, char **argv);
+
 /* Hangar's Lua runtime (src/lua). */
 int cmd_lua(int argc, char **argv);

@@ -23,7 +23,9 @@ typedef struct hg_http_tls {
  * the 3xx). Connections are HTTP/1.1 and kept alive for reuse by later requests on the same
  * hg_http. Proxies: none unless `proxy` is set; the http_proxy/https_proxy/no_proxy
  * environment variables are deliberately ignored, so where requests (and credentials) go
- * never depends on the environment a process happened to inherit. */
+ * never depends on the environment a process happened to inherit. Requests carry
+ * "User-Agent: hangar/VERSION" unless the caller sets one; curl's default form content type
+ * and "Expect: 100-continue" are left out unless set. */
 typedef struct hg_http_request {
   const char *method;          /* "GET", "POST", ...; NULL: GET */
   const char *url;
@@ -45,16 +47,19 @@ typedef struct hg_http_response {
   long status;                 /* HTTP status; 0 when no response arrived */
   hg_buf body;                 /* the body, unless it streamed into a sink; the callback
                                   may take it with hg_buf_steal */
-  char **headers;              /* "name: value" (name lower-cased), NULL-terminated */
+  char **headers;              /* "name: value" (name lower-cased, value trimmed), in
+                                  arrival order, NULL-terminated; never NULL */
 } hg_http_response;
 
-/* rc is 0 when a response arrived (whatever its status), else a negative code with msg
- * saying what failed and with which host:port (never a header or body):
+/* rc is 0 when a response arrived (whatever its status; msg is then ""), else a negative
+ * code with msg saying what failed and with which host:port (never a request header or
+ * body, nor the URL's credentials, path or query):
  *   HG_ECANCELED  hg_http_cancel or hg_http_free
  *   HG_ETIMEDOUT  the connect or total timeout passed ("timed out after 2000 ms")
  *   HG_ETOOBIG    a buffered body went over max_body
  *   HG_EIO        refused, reset, DNS or TLS failure (certificate not trusted, handshake)
  *   HG_EPROTO     the peer sent something that is not HTTP
+ *   HG_ENOMEM     out of memory
  *   the sink's own negative code when its write failed.
  * res is never NULL: status, headers and the partial body show how far it got. The response
  * and its storage live until the callback returns; so does req, which is freed after. */

@@ -482,8 +482,11 @@ static void a_stalled_request_times_out(void) {
   fetch(&e, &(hg_http_request){.url = url, .timeout_ms = 300}, &r);
   CHECK_EQ_INT(r.rc, HG_ETIMEDOUT);
   CHECK_EQ_INT(r.status, 0);
-  snprintf(want, sizeof want, "request to 127.0.0.1:%d timed out after 300 ms", srv.http);
-  CHECK_EQ_STR(r.msg, want);
+  /* "request to" once connected, "connecting to" on a box too loaded to connect in time */
+  snprintf(want, sizeof want, "127.0.0.1:%d", srv.http);
+  CHECK(strstr(r.msg, want) != NULL);
+  CHECK(strstr(r.msg, "timed out after 300 ms") != NULL);
+  CHECK(!strstr(r.msg, "stall"));
   result_free(&r);
   env_close(&e);
 }

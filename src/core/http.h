@@ -69,10 +69,13 @@ typedef void (*hg_http_done_cb)(hg_http_req *req, int rc, const char *msg,
 int hg_http_new(hg_loop *loop, hg_http **out, hg_err *err);
 /* Cancels every request still in flight (their callbacks run with HG_ECANCELED before this
  * returns, and none runs after), then frees once libuv has closed the handles, which needs
- * the loop to run once more (hg_loop_close does). May be called from a done callback. */
+ * the loop to run once more (hg_loop_close does). May be called from any of its callbacks
+ * (a done callback or a sink's). */
 void hg_http_free(hg_http *h);
 /* Starts a request; done runs exactly once, later, from the loop (never from inside this
- * call). On failure returns a negative code and never calls done. out may be NULL. */
+ * call). On failure returns a negative code (HG_EINVAL: bad URL, method or header line, or
+ * an unreadable TLS file; HG_ECANCELED: hg_http_free has begun) and never calls done.
+ * out may be NULL. May be called from any callback, a sink's included. */
 int hg_http_start(hg_http *h, const hg_http_request *r, hg_http_done_cb done, void *data,
                   hg_http_req **out, hg_err *err);
 /* Aborts a request; its callback runs once, later from the loop, with HG_ECANCELED.

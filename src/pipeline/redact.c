@@ -342,6 +342,18 @@ oom:
 /* ---------------------------------------------------------------------------------------- */
 /* The automaton                                                                             */
 
+static inline uint32_t ac_child(const automaton *a, const ac_node *nd, uint8_t c) {
+  uint32_t lo = nd->e0, hi = nd->e1;
+  while (hi - lo > 8) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    if (a->ebyte[mid] <= c) lo = mid;
+    else hi = mid;
+  }
+  for (; lo < hi; lo++)
+    if (a->ebyte[lo] == c) return a->etarget[lo];
+  return 0;
+}
+
 static int ac_build(const hg_redact_set *set, automaton **out) {
   *out = NULL;
   automaton *a = calloc(1, sizeof *a);
@@ -353,14 +365,13 @@ static int ac_build(const hg_redact_set *set, automaton **out) {
   }
   size_t cap = set->flen + 1;
   uint32_t *child = calloc(cap, sizeof *child), *sib = calloc(cap, sizeof *sib);
-  uint32_t *fail = calloc(cap, sizeof *fail), *dict = calloc(cap, sizeof *dict);
   uint32_t *depth = calloc(cap, sizeof *depth), *queue = malloc(cap * sizeof *queue);
   uint32_t *newidx = malloc(cap * sizeof *newidx);
   int32_t *outp = malloc(cap * sizeof *outp);
   uint8_t *cb = calloc(cap, 1);
   a->pnext = malloc(a->npats * sizeof *a->pnext);
   int rc = HG_ENOMEM;
-  if (!child || !sib || !fail || !dict || !depth || !queue || !newidx || !outp || !cb || !a->pnext)
+  if (!child || !sib || !depth || !queue || !newidx || !outp || !cb || !a->pnext)
     goto done;
   uint32_t rootc[256] = {0};
   uint32_t n = 1, minlen = UINT32_MAX;
@@ -398,37 +409,13 @@ static int ac_build(const hg_redact_set *set, automaton **out) {
     outp[u] = (int32_t)p;
   }
 
-  /* Breadth-first: fail links need those of shallower nodes, and BFS numbering keeps the
-   * shallow nodes, where a scan spends its time, together in memory. */
+  /* Renumbered breadth-first, so that the shallow nodes, where a scan spends its time, sit
+   * together, and so that fail links, which need those of shallower nodes, can be computed
+   * in index order on the compact edge arrays. */
   uint32_t qh = 0, qt = 0;
   queue[qt++] = 0;
-  while (qh < qt) {
-    uint32_t u = queue[qh++];
-    for (uint32_t v = child[u]; v; v = sib[v]) {
-      uint32_t fv = 0;
-      if (u != 0) {
-        uint32_t f = fail[u];
-        for (;;) {
-          uint32_t w = 0;
-          if (f == 0) {
-            w = rootc[cb[v]];
-          } else {
-            for (w = child[f]; w && cb[w] < cb[v]; w = sib[w]) {}
-            if (w && cb[w] != cb[v]) w = 0;
-          }
-          if (w) {
-            fv = w;
-            break;
-          }
-          if (f == 0) break;
-          f = fail[f];
-        }
-      }
-      fail[v] = fv;
-      dict[v] = outp[fv] >= 0 ? fv : dict[fv];
-      queue[qt++] = v;
-    }
-  }
+  while (qh < qt)
+    for (uint32_t v = child[queue[qh++]]; v; v = sib[v]) queue[qt++] = v;
   for (uint32_t i = 0; i < n; i++) newidx[queue[i]] = i;
 
   a->nnodes = n;
@@ -447,12 +434,32 @@ static int ac_build(const hg_redact_set *set, automaton **out) {
       ne++;
     }
     nd->e1 = ne;
-    nd->fail = newidx[fail[u]];
-    nd->dict = dict[u] ? newidx[dict[u]] : 0;
     nd->depth = depth[u];
     nd->out = outp[u];
+    nd->fail = nd->dict = 0;
   }
   for (unsigned c = 0; c < 256; c++) a->root[c] = rootc[c] ? newidx[rootc[c]] : 0;
+  for (uint32_t i = 0; i < n; i++) {
+    const ac_node *nd = &a->nodes[i];
+    for (uint32_t e = nd->e0; e < nd->e1; e++) {
+      ac_node *v = &a->nodes[a->etarget[e]];
+      if (i != 0) {
+        uint8_t c = a->ebyte[e];
+        uint32_t f = nd->fail;
+        for (;;) {
+          uint32_t w = f ? ac_child(a, &a->nodes[f], c) : a->root[c];
+          if (w) {
+            v->fail = w;
+            break;
+          }
+          if (!f) break;
+          f = a->nodes[f].fail;
+        }
+      }
+      const ac_node *fv = &a->nodes[v->fail];
+      v->dict = fv->out >= 0 ? v->fail : fv->dict;
+    }
+  }
 
   /* The filter: q bytes with bit 5 cleared (which also folds hex case), hashed. */
   a->q = minlen < 8 ? minlen : 8;
@@ -477,8 +484,6 @@ done:
   wipe(cb, cap);
   free(child);
   free(sib);
-  free(fail);
-  free(dict);
   free(depth);
   free(queue);
   free(newidx);
@@ -496,18 +501,6 @@ static int set_build(hg_redact_set *set, hg_err *err) {
   ac_free(set->ac);
   set->ac = a;
   set->built = set->gen;
-  return 0;
-}
-
-static inline uint32_t ac_child(const automaton *a, const ac_node *nd, uint8_t c) {
-  uint32_t lo = nd->e0, hi = nd->e1;
-  while (hi - lo > 8) {
-    uint32_t mid = lo + (hi - lo) / 2;
-    if (a->ebyte[mid] <= c) lo = mid;
-    else hi = mid;
-  }
-  for (; lo < hi; lo++)
-    if (a->ebyte[lo] == c) return a->etarget[lo];
   return 0;
 }
 

@@ -121,12 +121,20 @@ static hg_redact_set *set_of(const char *const *secrets, size_t n, ref_forms *fo
 /* Each form of each secret, placed among other text and a dangling prefix of itself, is masked
  * identically whatever the write boundaries, and no form survives. */
 static void test_every_form_every_split(void) {
-  static const char *const secrets[] = {
-      "hunter2-Passw0rd",
-      "p@ss/w\"rd\\ <&> ~%+=?",
-      "multi\nline\r\nsecret\ttab\x01\x08\x0c\x7f",
-      "\xff\xfe\x00\x80 binary\xc3\xa9"};
-  static const size_t lens[] = {16, 21, 33, 17};
+#define LIT(s) {s, sizeof s - 1}
+  static const struct {
+    const char *s;
+    size_t len;
+  } lits[] = {
+      LIT("hunter2-Passw0rd"),
+      LIT("p@ss/w\"rd\\ <&> ~%+=?"),
+      LIT("multi\nline\r\nsecret\ttab\x01\x08\x0c\x7f"),
+      LIT("\xff\xfe\x00\x80 binary\xc3\xa9"),
+  };
+#undef LIT
+  const char *secrets[4];
+  size_t lens[4];
+  for (size_t i = 0; i < 4; i++) secrets[i] = lits[i].s, lens[i] = lits[i].len;
   for (size_t si = 0; si < 4; si++) {
     hg_redact_set *set;
     CHECK_EQ_INT(hg_redact_set_new(&set, NULL), 0);

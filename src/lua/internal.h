@@ -90,3 +90,21 @@ void hg_lua_json_push(lua_State *L, const cJSON *item);
 cJSON *hg_lua_json_build(lua_State *L, int idx);
 /* Pushes json.null, the sentinel for JSON null. */
 void hg_lua_json_push_null(lua_State *L);
+
+/* A sink that forwards to another until detached: what a Lua binding hands a producer, so
+ * that a producer still running after its Lua caller went away (runtime closed) writes into
+ * nothing instead of into freed memory. Backpressure passes through both ways. The guard
+ * must stay allocated until the producer is done with it. */
+typedef struct {
+  hg_sink sink;    /* give this to the producer */
+  hg_sink *target; /* NULL once detached */
+} hg_lua_sink_guard;
+void hg_lua_sink_guard_init(hg_lua_sink_guard *g, hg_sink *target);
+void hg_lua_sink_guard_detach(hg_lua_sink_guard *g);
+
+/* The sink behind the value at idx: 0 and *out, 1 when it is not a sink object, 2 when the
+ * object was invalidated. Never raises. */
+int hg_lua_sink_at(lua_State *L, int idx, hg_sink **out);
+
+/* The runtime's HTTP client, created on first use. NULL (and err set) on failure. */
+hg_http *hg_lua_http_client(hg_lua *rt, hg_err *err);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/http.h"
 #include "core/log.h"
 #include "core/paths.h"
 #include "lua/internal.h"
@@ -296,7 +297,7 @@ static const struct {
 } modules[] = {
     {"task", hg_lua_open_task},   {"sink", hg_lua_open_sink}, {"json", hg_lua_open_json},
     {"yaml", hg_lua_open_yaml},   {"log", hg_lua_open_log},   {"timer", hg_lua_open_timer},
-    {"crypto", hg_lua_open_crypto},
+    {"crypto", hg_lua_open_crypto}, {"http", hg_lua_open_http},
 };
 
 static int setup(lua_State *L) {
@@ -401,6 +402,9 @@ void hg_lua_free(hg_lua *rt) {
   hg_lua_tasks_abandon_all(rt);
   rt->deadline_ns = 0;
   lua_close(rt->L);
+  /* Requests still in flight were cancelled above and write into nothing now; freeing the
+   * client runs their callbacks, which free the rest. */
+  if (rt->own_http) hg_http_free(rt->http);
   hg_lua_pump_close(rt);
   free(rt);
 }

@@ -72,6 +72,14 @@ void hg_lua_sink_invalidate(lua_State *L, hg_sink *sink) {
   lua_pop(L, 2);
 }
 
+int hg_lua_sink_at(lua_State *L, int idx, hg_sink **out) {
+  lua_sink *ls = luaL_testudata(L, idx, SINK_MT);
+  if (!ls) return 1;
+  if (!ls->sink) return 2;
+  *out = ls->sink;
+  return 0;
+}
+
 hg_sink *hg_lua_check_sink(lua_State *L, int idx) {
   lua_sink *ls = luaL_checkudata(L, idx, SINK_MT);
   if (!ls->sink) luaL_argerror(L, idx, "sink is no longer valid (its run has ended)");
@@ -174,4 +182,47 @@ int hg_lua_open_sink(lua_State *L) {
   static const luaL_Reg funcs[] = {{"buffer", l_buffer}, {"is_sink", l_is_sink}, {NULL, NULL}};
   luaL_newlib(L, funcs);
   return 1;
+}
+
+/* ---- guards ---- */
+
+static void guard_on_resume(void *producer) {
+  hg_lua_sink_guard *g = producer;
+  hg_sink_resume(&g->sink);
+}
+
+static int guard_write(hg_sink *s, const char *bytes, size_t len, int64_t ts_ms) {
+  hg_lua_sink_guard *g = s->data;
+  if (!g->target) return 0; /* nobody listens any more: drop, keep the producer going */
+  int rc = hg_sink_write(g->target, bytes, len, ts_ms);
+  if (rc == HG_SINK_PAUSE) {
+    /* The target will resume its producer, which is this guard; pass it on. */
+    g->target->resume = guard_on_resume;
+    g->target->producer = g;
+  }
+  return rc;
+}
+
+static void guard_eof(hg_sink *s, int64_t ts_ms) {
+  hg_lua_sink_guard *g = s->data;
+  if (g->target) hg_sink_eof(g->target, ts_ms);
+}
+
+static const hg_sink_ops guard_ops = {guard_write, guard_eof};
+
+void hg_lua_sink_guard_init(hg_lua_sink_guard *g, hg_sink *target) {
+  memset(g, 0, sizeof *g);
+  g->sink.ops = &guard_ops;
+  g->sink.data = g;
+  g->target = target;
+}
+
+void hg_lua_sink_guard_detach(hg_lua_sink_guard *g) {
+  if (g->target && g->target->producer == g) {
+    g->target->resume = NULL;
+    g->target->producer = NULL;
+  }
+  g->target = NULL;
+  /* A producer paused on the guard must not stay stuck. */
+  hg_sink_resume(&g->sink);
 }

@@ -151,10 +151,14 @@ void hg_lua_wait_done(hg_lua_wait *w);
 
 /* ---- Sinks in Lua ----
  * A sink object is a userdata standing for an hg_sink. process.spawn and http.request take
- * one for stdout/stderr/body, so bytes flow from the producer to the sink in C. */
+ * one for stdout/stderr/body, so bytes flow from the producer to the sink in C. Lua code
+ * can also make one (hangar.sink.buffer) and write to any (sink:write). These calls push or
+ * allocate: make them from a Lua C function or inside hg_lua_protect. */
 
-/* Pushes an object for a sink the host owns. The host calls hg_lua_sink_invalidate before the
- * sink goes away; any later use of the object raises "sink is no longer valid". */
+/* Pushes an object for a sink the host owns (the same object each time for one sink). The
+ * host calls hg_lua_sink_invalidate before the sink goes away, and only once no producer
+ * started from Lua still writes to it (the processes and requests of the run have ended);
+ * any later use of the object raises "sink is no longer valid". */
 void hg_lua_push_sink(lua_State *L, hg_sink *sink);
 void hg_lua_sink_invalidate(lua_State *L, hg_sink *sink);
 /* The sink behind the object at idx; raises an argument error if it is not a sink or was

@@ -36,6 +36,8 @@ static const hg_sink_ops buffer_ops = {buffer_write, buffer_eof};
 static int sink_gc(lua_State *L) {
   lua_sink *ls = luaL_checkudata(L, 1, SINK_MT);
   if (ls->own) hg_buf_free(&ls->buf);
+  /* A producer finalized later in the same cycle could still write: refuse, do not grow. */
+  ls->limit = 0;
   ls->sink = NULL;
   return 0;
 }

@@ -13,15 +13,20 @@
 #include "core/timer.h"
 #include "hub/hub.h"
 #include "hub/server.h"
+#include "lua/config.h"
+#include "lua/runtime.h"
 
 /* Everything `hangar hub serve` can be told, by flags (and a config file). */
 typedef struct hub_settings {
   hg_hub_config hub;
   hg_server_config server;
   const char *config_file;
+  const char *env;
   const char *ready_file;
   const char *log_level;
   char master_default[1024];
+  char *owned[8]; /* strings read from the config file */
+  size_t n_owned;
 } hub_settings;
 
 static void usage(FILE *out) {
@@ -33,7 +38,9 @@ static void usage(FILE *out) {
           "mode 0600) that encrypts secret config variables; it prints the first admin key,\n"
           "once. The master key defaults to the store's path with '.key' appended; keep it\n"
           "(and its backups) apart from the store's.\n\n"
-          "serve options:\n"
+          "serve options (each overrides the config file):\n"
+          "  --config FILE              a Lua configuration file (see examples/hub.lua)\n"
+          "  --env NAME                 merge the file's environments[NAME] (default $HANGAR_ENV)\n"
           "  --listen ADDR              HOST:PORT, [V6]:PORT or :PORT (default 127.0.0.1:8080;\n"
           "                             port 0 picks a free port)\n"
           "  --db PATH                  the store (required)\n"
@@ -153,13 +160,15 @@ typedef struct serving {
   hg_hub *hub;
   hg_server *server;
   hg_timer *grace;
+  int grace_ticks;
   int signals;
 } serving;
 
+/* Polls for the connections to close after the answers went out; gives up after 2 s. */
 static void on_grace(hg_timer *t, void *data) {
   (void)t;
   serving *sv = data;
-  hg_loop_stop(sv->loop);
+  if (hg_server_idle(sv->server) || ++sv->grace_ticks >= 40) hg_loop_stop(sv->loop);
 }
 
 static void on_signal(hg_loop *loop, int signum, void *data) {
@@ -173,7 +182,7 @@ static void on_signal(hg_loop *loop, int signum, void *data) {
   hg_server_shutdown(sv->server);
   hg_hub_release_waits(sv->hub);
   hg_err err = {0};
-  if (hg_timer_new(loop, on_grace, sv, &sv->grace, &err) || hg_timer_start(sv->grace, 300, 0))
+  if (hg_timer_new(loop, on_grace, sv, &sv->grace, &err) || hg_timer_start(sv->grace, 50, 50))
     hg_loop_stop(loop);
 }
 
@@ -199,6 +208,8 @@ static int parse_serve(int argc, char **argv, hub_settings *s) {
       s->server.allow_plain_http = true;
     } else if ((v = opt_value(argc, argv, &i, "--config", &bad))) {
       s->config_file = v;
+    } else if ((v = opt_value(argc, argv, &i, "--env", &bad))) {
+      s->env = v;
     } else if ((v = opt_value(argc, argv, &i, "--listen", &bad))) {
       s->server.listen = v;
     } else if ((v = opt_value(argc, argv, &i, "--db", &bad))) {
@@ -238,32 +249,118 @@ static int parse_serve(int argc, char **argv, hub_settings *s) {
   return 0;
 }
 
+/* ---- the configuration file ---- */
+
+static const char *keep(hub_settings *s, char *str) {
+  if (s->n_owned < sizeof s->owned / sizeof s->owned[0]) {
+    s->owned[s->n_owned++] = str;
+    return str;
+  }
+  free(str);
+  return NULL;
+}
+
+static int cfg_string(hg_lua_config *cfg, const char *key, hub_settings *s, const char **out,
+                      hg_err *err) {
+  char *v = NULL;
+  int rc = hg_lua_config_string(cfg, key, &v, err);
+  if (rc == HG_ENOENT) return 0;
+  if (!rc) *out = keep(s, v);
+  return rc;
+}
+
+static int cfg_int(hg_lua_config *cfg, const char *key, int64_t *out, hg_err *err) {
+  int rc = hg_lua_config_int(cfg, key, out, err);
+  return rc == HG_ENOENT ? 0 : rc;
+}
+
+/* Reads the file into s; the flags are applied over it afterwards. */
+static int load_config(hg_loop *loop, hub_settings *s, hg_err *err) {
+  hg_lua_opts lo = {.mode = HG_LUA_SANDBOXED, .mem_limit = 64u << 20, .cpu_budget_ms = 5000};
+  hg_lua *rt = NULL;
+  hg_lua_config *cfg = NULL;
+  int rc = hg_lua_new(loop, &lo, &rt, err);
+  hg_lua_config_opts co = {.path = s->config_file, .schema = "hangar.schema.hub", .env = s->env};
+  if (!rc) rc = hg_lua_config_load(rt, &co, &cfg, err);
+  const char *sync = NULL, *level = NULL;
+  int plain = 0;
+  if (!rc) rc = cfg_string(cfg, "listen", s, &s->server.listen, err);
+  if (!rc) rc = cfg_string(cfg, "db", s, &s->hub.db_path, err);
+  if (!rc) rc = cfg_string(cfg, "master_key", s, &s->hub.master_key_path, err);
+  if (!rc) rc = cfg_string(cfg, "tls.cert", s, &s->server.tls_cert, err);
+  if (!rc) rc = cfg_string(cfg, "tls.key", s, &s->server.tls_key, err);
+  if (!rc) rc = cfg_string(cfg, "sync", s, &sync, err);
+  if (!rc) rc = cfg_string(cfg, "log_level", s, &level, err);
+  if (!rc) {
+    rc = hg_lua_config_bool(cfg, "allow_plain_http", &plain, err);
+    if (rc == HG_ENOENT) rc = 0;
+    s->server.allow_plain_http = plain != 0;
+  }
+  if (!rc) rc = cfg_int(cfg, "heartbeat_interval_s", &s->hub.heartbeat_interval_s, err);
+  if (!rc) rc = cfg_int(cfg, "poll_wait_s", &s->hub.poll_wait_s, err);
+  if (!rc) rc = cfg_int(cfg, "lease_ttl_s", &s->hub.lease_ttl_s, err);
+  if (!rc) rc = cfg_int(cfg, "max_batch_bytes", &s->hub.max_batch_bytes, err);
+  if (!rc) rc = cfg_int(cfg, "sweep_interval_ms", &s->hub.sweep_interval_ms, err);
+  if (!rc && sync) s->hub.sync = !strcmp(sync, "full") ? HG_STORE_SYNC_FULL : HG_STORE_SYNC_NORMAL;
+  if (!rc && level) s->log_level = level;
+  hg_lua_config_free(cfg);
+  hg_lua_free(rt);
+  return rc;
+}
+
+/* --config and --env are needed before the other flags, which override the file. */
+static void find_config_flags(int argc, char **argv, hub_settings *s) {
+  for (int i = 0; i < argc; i++) {
+    bool bad = false;
+    const char *v;
+    if ((v = opt_value(argc, argv, &i, "--config", &bad)))
+      s->config_file = v;
+    else if ((v = opt_value(argc, argv, &i, "--env", &bad)))
+      s->env = v;
+  }
+}
+
+static void settings_free(hub_settings *s) {
+  for (size_t i = 0; i < s->n_owned; i++) free(s->owned[i]);
+  s->n_owned = 0;
+}
+
 static int cmd_serve(int argc, char **argv) {
   hub_settings s;
   memset(&s, 0, sizeof s);
   hg_hub_config_defaults(&s.hub);
   s.server.listen = "127.0.0.1:8080";
-  int rc = parse_serve(argc, argv, &s);
-  if (rc) return rc == 1 ? 0 : rc;
-  if (s.config_file) {
-    fprintf(stderr, "hangar hub: --config is not supported by this build yet; use flags\n");
+  find_config_flags(argc, argv, &s);
+  hg_loop loop;
+  hg_err err = {0};
+  if (hg_loop_init(&loop, &err)) {
+    fprintf(stderr, "hangar hub: %s\n", err.msg);
+    return 1;
+  }
+  if (s.config_file && load_config(&loop, &s, &err)) {
+    fprintf(stderr, "hangar hub: %s\n", err.msg);
+    settings_free(&s);
+    hg_loop_close(&loop);
     return 2;
   }
+  int rc = parse_serve(argc, argv, &s);
+  if (rc) {
+    settings_free(&s);
+    hg_loop_close(&loop);
+    return rc == 1 ? 0 : rc;
+  }
   if (!s.hub.db_path) {
-    fprintf(stderr, "hangar hub: --db PATH is required (see 'hangar hub --help')\n");
+    fprintf(stderr, "hangar hub: --db PATH (or db in the config file) is required (see 'hangar "
+                    "hub --help')\n");
+    settings_free(&s);
+    hg_loop_close(&loop);
     return 2;
   }
   if (!s.hub.master_key_path) s.hub.master_key_path = default_master(&s);
   hg_log_setup(stderr, s.log_level ? (hg_log_level)hg_log_parse_level(s.log_level) : HG_LOG_INFO,
                "hub");
 
-  hg_loop loop;
-  hg_err err = {0};
   serving sv = {.loop = &loop};
-  if (hg_loop_init(&loop, &err)) {
-    fprintf(stderr, "hangar hub: %s\n", err.msg);
-    return 1;
-  }
   int status = 1;
   if (hg_hub_open(&s.hub, &loop, &sv.hub, &err) ||
       hg_server_start(&loop, sv.hub, &s.server, &sv.server, &err)) {
@@ -294,6 +391,7 @@ out:
   hg_server_free(sv.server);
   hg_hub_close(sv.hub);
   hg_loop_close(&loop);
+  settings_free(&s);
   return status;
 }
 

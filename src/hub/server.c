@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "core/clock.h"
 #include "core/log.h"
@@ -25,8 +26,17 @@ typedef struct hub_handler {
   hg_server *server;
 } hub_handler;
 
+/* An accepted connection; tracked so that shutting down can close idle keep-alive ones. */
+typedef struct conn {
+  uv_tcp_t tcp; /* first: h2o's close callback gets the handle */
+  hg_server *server;
+  struct conn *prev, *next;
+} conn;
+
 struct hg_server {
   hg_loop *loop;
+  conn *conns;
+  size_t n_conns;
   hg_hub *hub;
   h2o_globalconf_t globalconf;
   h2o_context_t ctx;
@@ -196,18 +206,35 @@ static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t *
 
 /* ---- listening ---- */
 
+static void on_conn_closed(uv_handle_t *h) {
+  conn *c = (conn *)h;
+  hg_server *s = c->server;
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    s->conns = c->next;
+  if (c->next) c->next->prev = c->prev;
+  s->n_conns--;
+  free(c);
+}
+
 static void on_accept(uv_stream_t *listener, int status) {
   hg_server *s = listener->data;
   if (status != 0) return;
-  uv_tcp_t *conn = malloc(sizeof *conn);
-  if (!conn) return;
-  uv_tcp_init(listener->loop, conn);
-  if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
-    uv_close((uv_handle_t *)conn, (uv_close_cb)free);
+  conn *c = calloc(1, sizeof *c);
+  if (!c) return;
+  uv_tcp_init(listener->loop, &c->tcp);
+  if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+    uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
     return;
   }
-  uv_tcp_nodelay(conn, 1);
-  h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, (uv_close_cb)free);
+  uv_tcp_nodelay(&c->tcp, 1);
+  c->server = s;
+  c->next = s->conns;
+  if (c->next) c->next->prev = c;
+  s->conns = c;
+  s->n_conns++;
+  h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_closed);
   h2o_accept(&s->accept_ctx, sock);
 }
 
@@ -347,7 +374,15 @@ void hg_server_shutdown(hg_server *s) {
     s->listening = false;
   }
   if (s->ctx_ready) h2o_context_request_shutdown(&s->ctx);
+  /* h2o 2.2 leaves idle HTTP/1 keep-alive connections open until their timeout: ending the
+   * read side makes h2o see the client leave and close each one after its current answer. */
+  for (conn *c = s->conns; c; c = c->next) {
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) shutdown(fd, SHUT_RD);
+  }
 }
+
+bool hg_server_idle(const hg_server *s) { return s->n_conns == 0; }
 
 void hg_server_free(hg_server *s) {
   if (!s) return;
@@ -356,9 +391,17 @@ void hg_server_free(hg_server *s) {
     s->listening = false;
     uv_run(&s->loop->uv, UV_RUN_NOWAIT);
   }
-  if (s->ctx_ready) {
+  if (s->ctx_ready && s->n_conns == 0) {
+    /* Requesting shutdown armed a one-second timer for HTTP/2 GOAWAYs we have no use for. */
+    if (h2o_timeout_is_linked(&s->ctx.http2._graceful_shutdown_timeout))
+      h2o_timeout_unlink(&s->ctx.http2._graceful_shutdown_timeout);
     h2o_context_dispose(&s->ctx);
     h2o_config_dispose(&s->globalconf);
+  } else if (s->ctx_ready) {
+    /* A connection that would not close: h2o cannot dispose of a context still in use, and
+     * the process is exiting anyway. */
+    hg_log(HG_LOG_WARN, "connections still open at exit", NULL);
+    return;
   }
   if (s->ssl) SSL_CTX_free(s->ssl);
   free(s);

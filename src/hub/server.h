@@ -25,5 +25,7 @@ int hg_server_start(hg_loop *loop, hg_hub *hub, const hg_server_config *cfg, hg_
 const char *hg_server_url(const hg_server *s);
 /* Stops accepting and asks open connections to close once their requests are answered. */
 void hg_server_shutdown(hg_server *s);
+/* True once every connection has closed. */
+bool hg_server_idle(const hg_server *s);
 /* Frees the server after the loop has stopped; connections still open are dropped. */
 void hg_server_free(hg_server *s);

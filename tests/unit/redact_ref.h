@@ -18,7 +18,7 @@ typedef struct ref_forms {
   size_t n, cap;
 } ref_forms;
 
-static void ref_push(ref_forms *fs, const unsigned char *b, const unsigned char *ci, size_t len) {
+static inline void ref_push(ref_forms *fs, const unsigned char *b, const unsigned char *ci, size_t len) {
   if (fs->n == fs->cap) {
     fs->cap = fs->cap ? 2 * fs->cap : 16;
     fs->f = realloc(fs->f, fs->cap * sizeof *fs->f);
@@ -31,7 +31,7 @@ static void ref_push(ref_forms *fs, const unsigned char *b, const unsigned char 
   f->len = len;
 }
 
-static void ref_forms_free(ref_forms *fs) {
+static inline void ref_forms_free(ref_forms *fs) {
   for (size_t i = 0; i < fs->n; i++) {
     free(fs->f[i].b);
     free(fs->f[i].ci);
@@ -46,20 +46,20 @@ typedef struct ref_acc {
   size_t len;
 } ref_acc;
 
-static void ref_acc_put(ref_acc *a, const char *s, bool ci) {
+static inline void ref_acc_put(ref_acc *a, const char *s, bool ci) {
   for (; *s; s++) {
     a->b[a->len] = (unsigned char)*s;
     a->ci[a->len++] = ci;
   }
 }
 
-static void ref_acc_byte(ref_acc *a, unsigned char c) {
+static inline void ref_acc_byte(ref_acc *a, unsigned char c) {
   a->b[a->len] = c;
   a->ci[a->len++] = 0;
 }
 
 /* Adds every form the redactor promises to mask for secret s. */
-static void ref_forms_add(ref_forms *fs, const unsigned char *s, size_t n) {
+static inline void ref_forms_add(ref_forms *fs, const unsigned char *s, size_t n) {
   static ref_acc a;
   ref_push(fs, s, NULL, n);
 
@@ -128,11 +128,11 @@ static void ref_forms_add(ref_forms *fs, const unsigned char *s, size_t n) {
   }
 }
 
-static unsigned char ref_lower(unsigned char c) {
+static inline unsigned char ref_lower(unsigned char c) {
   return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
 }
 
-static bool ref_match_at(const ref_form *f, const unsigned char *t, size_t n, size_t at) {
+static inline bool ref_match_at(const ref_form *f, const unsigned char *t, size_t n, size_t at) {
   if (at + f->len > n) return false;
   for (size_t j = 0; j < f->len; j++) {
     if (f->ci[j] ? ref_lower(t[at + j]) != ref_lower(f->b[j]) : t[at + j] != f->b[j]) return false;
@@ -141,7 +141,7 @@ static bool ref_match_at(const ref_form *f, const unsigned char *t, size_t n, si
 }
 
 /* Whether any occurrence of form f is in t. */
-static bool ref_contains(const ref_form *f, const unsigned char *t, size_t n) {
+static inline bool ref_contains(const ref_form *f, const unsigned char *t, size_t n) {
   for (size_t i = 0; i < n; i++)
     if (ref_match_at(f, t, n, i)) return true;
   return false;
@@ -150,7 +150,7 @@ static bool ref_contains(const ref_form *f, const unsigned char *t, size_t n) {
 /* Masks t: every byte inside any occurrence of any form is covered, and each maximal run of
  * covered bytes (so overlapping and touching matches together) becomes one "[REDACTED]".
  * Returns a malloc'd buffer, its length in *outlen. */
-static unsigned char *ref_mask(const ref_forms *fs, const unsigned char *t, size_t n,
+static inline unsigned char *ref_mask(const ref_forms *fs, const unsigned char *t, size_t n,
                                size_t *outlen) {
   unsigned char *cov = calloc(n + 1, 1);
   for (size_t k = 0; k < fs->n; k++)

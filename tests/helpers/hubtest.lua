@@ -190,10 +190,25 @@ function Hub:log()
   return slurp(self.log_path) or ""
 end
 
---- Stops the hub and removes its directory.
+--- Raises when the hub's log holds a sanitizer report (builds with HANGAR_SANITIZE).
+function Hub:check_sanitizers()
+  local log = self:log()
+  for _, mark in ipairs({ "ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:" }) do
+    local at = log:find(mark, 1, true)
+    if at then
+      error("the hub's log has a sanitizer report:\n" .. log:sub(math.max(1, at - 200), at + 3000), 0)
+    end
+  end
+end
+
+--- Stops the hub, checks its log for sanitizer reports, and removes its directory.
 function Hub:cleanup()
   self:stop()
+  local ok, err = pcall(self.check_sanitizers, self)
   os.execute("rm -rf " .. q(self.dir))
+  if not ok then
+    error(err, 0)
+  end
 end
 
 --- One request. opts: key (default the admin key; false for none), body (a table is sent as

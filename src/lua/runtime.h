@@ -52,9 +52,10 @@ typedef struct hg_lua_opts {
 /* Creates the state, opens the libraries of the mode, registers the hangar modules (as
  * package.preload["hangar.<name>"] and as fields of the global table `hangar`). */
 int hg_lua_new(hg_loop *loop, const hg_lua_opts *opts, hg_lua **out, hg_err *err);
-/* Abandons every unfinished task (cancelling what it waits for), closes the state (running
- * finalizers), and releases the loop handles; the loop must run once more (hg_loop_close
- * does) for libuv to finish closing them. NULL is a no-op. */
+/* Abandons every unfinished task (cancelling what it waits for: requests are cancelled,
+ * processes killed), closes the state (running finalizers), and releases the loop handles;
+ * the loop must run once more (hg_loop_close does) for libuv to finish closing them. Not
+ * from inside one of the runtime's own callbacks (a task's done callback). NULL: no-op. */
 void hg_lua_free(hg_lua *rt);
 
 lua_State *hg_lua_state(hg_lua *rt);

@@ -80,17 +80,6 @@ int hg_lua_open_crypto(lua_State *L);
 int hg_lua_open_http(lua_State *L);
 int hg_lua_open_process(lua_State *L);
 
-/* JSON values <-> Lua values, shared by hangar.json, hangar.yaml, hangar.log and the config
- * loader (see mod_json.c for the mapping). */
-typedef struct cJSON cJSON;
-/* Pushes the Lua value for item; raises only on memory errors. */
-void hg_lua_json_push(lua_State *L, const cJSON *item);
-/* Builds a cJSON tree from the value at idx (caller owns it); raises a Lua error naming the
- * path of a value JSON cannot hold. */
-cJSON *hg_lua_json_build(lua_State *L, int idx);
-/* Pushes json.null, the sentinel for JSON null. */
-void hg_lua_json_push_null(lua_State *L);
-
 /* A sink that forwards to another until detached: what a Lua binding hands a producer, so
  * that a producer still running after its Lua caller went away (runtime closed) writes into
  * nothing instead of into freed memory. Backpressure passes through both ways. The guard

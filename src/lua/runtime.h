@@ -165,3 +165,17 @@ void hg_lua_sink_invalidate(lua_State *L, hg_sink *sink);
 /* The sink behind the object at idx; raises an argument error if it is not a sink or was
  * invalidated. */
 hg_sink *hg_lua_check_sink(lua_State *L, int idx);
+
+/* ---- JSON values <-> Lua values ----
+ * The mapping of hangar.json (see src/lua/mod_json.c): JSON null is hangar.json.null,
+ * arrays and objects carry marker metatables, integral numbers within 2^53 are integers.
+ * For hosts that hand Lua a decoded document (a run) or persist a Lua table (a handle).
+ * Both may raise: call them from a Lua C function or inside hg_lua_protect. */
+typedef struct cJSON cJSON;
+/* Pushes the Lua value for item; raises only on memory errors. */
+void hg_lua_json_push(lua_State *L, const cJSON *item);
+/* Builds a cJSON tree from the value at idx (the caller owns it); raises a Lua error naming
+ * the path of a value JSON cannot hold ("cannot encode a function value at $.hooks.x"). */
+cJSON *hg_lua_json_build(lua_State *L, int idx);
+/* Pushes hangar.json.null. */
+void hg_lua_json_push_null(lua_State *L);

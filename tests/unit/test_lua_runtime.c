@@ -266,6 +266,16 @@ static void memory_cap_stops_runaway_allocation(void) {
   CHECK(hg_lua_mem_used(rt) < before + (1 << 20));
   CHECK_EQ_INT(eval(rt, "return tostring(#string.rep('y', 1000))", out, sizeof out), 0);
   CHECK_EQ_STR(out, "1000");
+  /* In a task resumed from the loop: the task fails, the others and the runtime go on. */
+  task_done_calls = 0;
+  CHECK_EQ_INT(start_code(rt, "hangar.timer.sleep(1) local t = {} for i = 1, 1e9 do t[i] = {i} end"), 0);
+  CHECK_EQ_INT(start_code(rt, "hangar.timer.sleep(30) return 'fine'"), 0);
+  run_until_tasks_done(rt);
+  CHECK_EQ_INT(task_done_calls, 2);
+  CHECK_EQ_INT(first_done_ok, 0);
+  CHECK(contains(first_done_text, "not enough memory"));
+  CHECK_EQ_INT(task_done_ok, 1);
+  CHECK_EQ_STR(task_done_text, "fine");
   close_rt(rt);
 }
 

@@ -9,14 +9,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/loop.h"
+#include "lua/config.h"
+#include "lua/runtime.h"
+
 #define TOKEN_FILE_MAX 4096
 
-static void warn_if_shared(const char *path, const char *what, hg_buf *warnings) {
+/* extra goes between the path and "can be read", to say why the file matters. */
+static void warn_if_shared(const char *path, const char *what, const char *extra, hg_buf *warnings) {
   struct stat st;
   if (stat(path, &st) == 0 && (st.st_mode & 077))
-    hg_buf_printf(warnings,
-                  "%s %s can be read by other users (mode %04o); run 'chmod 600 %s'\n", what,
-                  path, (unsigned)(st.st_mode & 07777), path);
+    hg_buf_printf(warnings, "%s %s%s can be read by other users (mode %04o); run 'chmod 600 %s'\n",
+                  what, path, extra, (unsigned)(st.st_mode & 07777), path);
 }
 
 int hg_settings_read_token_file(const char *path, char **token, hg_buf *warnings, hg_err *err) {
@@ -57,7 +61,7 @@ int hg_settings_read_token_file(const char *path, char **token, hg_buf *warnings
     if (!*token) rc = hg_err_set(err, HG_ENOMEM, "out of memory");
   }
   memset(data, 0, sizeof data);
-  if (rc == 0) warn_if_shared(path, "key file", warnings);
+  if (rc == 0) warn_if_shared(path, "key file", "", warnings);
   return rc;
 }
 
@@ -73,10 +77,81 @@ char *hg_settings_config_path(void) {
   return hg_buf_steal(&b);
 }
 
-/* TODO(config loader): read hub_url, token_file, token, ca_file, allow_http. */
-static int hg_settings_load_config(hg_settings *s, const char *path, hg_err *err) {
-  (void)s;
-  return hg_err_set(err, HG_EINVAL, "%s: CLI config files are not read yet", path);
+/* A path from the config file: "~/" is the home directory, and a relative path starts at
+ * the config file's directory (not wherever the CLI happens to run). */
+static char *config_relative(const char *config_path, const char *p) {
+  hg_buf b = HG_BUF_INIT;
+  const char *home = getenv("HOME");
+  if (strncmp(p, "~/", 2) == 0 && home && *home) {
+    hg_buf_printf(&b, "%s/%s", home, p + 2);
+  } else if (p[0] != '/') {
+    const char *slash = strrchr(config_path, '/');
+    if (slash)
+      hg_buf_printf(&b, "%.*s/%s", (int)(slash - config_path), config_path, p);
+    else
+      hg_buf_appends(&b, p);
+  } else {
+    hg_buf_appends(&b, p);
+  }
+  return hg_buf_steal(&b);
+}
+
+static int config_string(hg_lua_config *cfg, const char *key, char **out, hg_err *err) {
+  *out = NULL;
+  int rc = hg_lua_config_string(cfg, key, out, err);
+  return rc == HG_ENOENT ? 0 : rc;
+}
+
+/* Reads the CLI config file with the project's sandboxed config loader and fills in what is
+ * still unset. */
+static int load_config_file(hg_settings *s, const char *path, hg_err *err) {
+  hg_loop loop;
+  int rc = hg_loop_init(&loop, err);
+  if (rc < 0) return rc;
+  hg_lua_opts lo = {.mode = HG_LUA_SANDBOXED, .mem_limit = 16u << 20, .cpu_budget_ms = 2000};
+  hg_lua *rt = NULL;
+  hg_lua_config *cfg = NULL;
+  char *hub_url = NULL, *token = NULL, *token_file = NULL, *ca_file = NULL;
+  rc = hg_lua_new(&loop, &lo, &rt, err);
+  hg_lua_config_opts co = {.path = path, .schema = "hangar.schema.cli"};
+  if (rc == 0) rc = hg_lua_config_load(rt, &co, &cfg, err);
+  if (rc == 0) rc = config_string(cfg, "hub_url", &hub_url, err);
+  if (rc == 0) rc = config_string(cfg, "token", &token, err);
+  if (rc == 0) rc = config_string(cfg, "token_file", &token_file, err);
+  if (rc == 0) rc = config_string(cfg, "ca_file", &ca_file, err);
+  if (rc == 0 && !s->allow_http) {
+    int allow = 0;
+    if (hg_lua_config_bool(cfg, "allow_http", &allow, NULL) == 0) s->allow_http = allow;
+  }
+  if (rc == 0 && !s->hub_url && hub_url) {
+    s->hub_url = hub_url;
+    hub_url = NULL;
+  }
+  if (rc == 0 && !s->ca_file && ca_file) {
+    s->ca_file = config_relative(path, ca_file);
+    if (!s->ca_file) rc = hg_err_set(err, HG_ENOMEM, "out of memory");
+  }
+  if (rc == 0 && !s->token && token_file) {
+    char *full = config_relative(path, token_file);
+    rc = full ? hg_settings_read_token_file(full, &s->token, &s->warnings, err)
+              : hg_err_set(err, HG_ENOMEM, "out of memory");
+    free(full);
+  } else if (rc == 0 && !s->token && token) {
+    s->token = token;
+    token = NULL;
+    warn_if_shared(path, "config file", " holds a key and", &s->warnings);
+  }
+  if (token) {
+    memset(token, 0, strlen(token));
+    free(token);
+  }
+  free(hub_url);
+  free(token_file);
+  free(ca_file);
+  hg_lua_config_free(cfg);
+  hg_lua_free(rt);
+  hg_loop_close(&loop);
+  return rc;
 }
 
 static const char *env(const char *name) {
@@ -108,7 +183,7 @@ int hg_settings_resolve(hg_settings *s, const hg_settings_flags *flags, hg_err *
     char *path = hg_settings_config_path();
     if (path && access(path, F_OK) == 0) {
       s->config_path = path;
-      rc = hg_settings_load_config(s, path, err);
+      rc = load_config_file(s, path, err);
     } else {
       free(path);
     }

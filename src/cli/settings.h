@@ -1,6 +1,7 @@
 /* Where the CLI finds its hub and its key: flags first, then the environment
  * (HANGAR_HUB_URL, HANGAR_TOKEN, HANGAR_CA_FILE), then the CLI config file
- * ($HANGAR_CLI_CONFIG, else ~/.config/hangar/cli.lua). */
+ * ($HANGAR_CLI_CONFIG, else ~/.config/hangar/cli.lua), read with the sandboxed config loader
+ * against lua/hangar/schema/cli.lua: hub_url, token_file, token, ca_file, allow_http. */
 #pragma once
 
 #include "core/buf.h"

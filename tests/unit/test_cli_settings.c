@@ -125,5 +125,68 @@ static void missing_hub_and_key_say_how_to_give_them(void) {
   hg_settings_free(&s);
 }
 
+static void config_file_fills_what_is_unset(void) {
+  clean_env();
+  write_file("cfgkey", "hgr_from_config_file\n", 0600);
+  /* token_file is relative: it starts at the config file's directory. */
+  const char *cfg = write_file("cli.lua",
+                               "hub_url = \"https://config.example\"\n"
+                               "token_file = \"cfgkey\"\n"
+                               "ca_file = \"/etc/hub-ca.pem\"\n",
+                               0600);
+  setenv("HANGAR_CLI_CONFIG", cfg, 1);
+  hg_settings_flags none = {0};
+  hg_settings s;
+  hg_err err = {0};
+  CHECK_EQ_INT(hg_settings_resolve(&s, &none, &err), 0);
+  CHECK_EQ_STR(s.hub_url, "https://config.example");
+  CHECK_EQ_STR(s.token, "hgr_from_config_file");
+  CHECK_EQ_STR(s.ca_file, "/etc/hub-ca.pem");
+  CHECK_EQ_INT(s.warnings.len, 0);
+  hg_settings_free(&s);
+  /* The environment still wins over the file. */
+  setenv("HANGAR_HUB_URL", "https://env.example", 1);
+  CHECK_EQ_INT(hg_settings_resolve(&s, &none, &err), 0);
+  CHECK_EQ_STR(s.hub_url, "https://env.example");
+  CHECK_EQ_STR(s.token, "hgr_from_config_file");
+  hg_settings_free(&s);
+}
+
+static void config_file_with_a_key_readable_by_others_warns(void) {
+  clean_env();
+  const char *cfg = write_file("inline.lua",
+                               "hub_url = \"https://config.example\"\n"
+                               "token = \"hgr_inline_secret\"\n",
+                               0644);
+  setenv("HANGAR_CLI_CONFIG", cfg, 1);
+  hg_settings_flags none = {0};
+  hg_settings s;
+  hg_err err = {0};
+  CHECK_EQ_INT(hg_settings_resolve(&s, &none, &err), 0);
+  CHECK_EQ_STR(s.token, "hgr_inline_secret");
+  CHECK(s.warnings.data && strstr(s.warnings.data, "holds a key and can be read by other users"));
+  CHECK(s.warnings.data && !strstr(s.warnings.data, "hgr_inline_secret"));
+  hg_settings_free(&s);
+}
+
+static void config_file_mistakes_name_file_and_line(void) {
+  clean_env();
+  const char *cfg = write_file("typo.lua", "hub_url = \"https://x\"\ntoken_flie = \"k\"\n", 0600);
+  setenv("HANGAR_CLI_CONFIG", cfg, 1);
+  hg_settings_flags none = {0};
+  hg_settings s;
+  hg_err err = {0};
+  CHECK(hg_settings_resolve(&s, &none, &err) < 0);
+  CHECK(strstr(err.msg, "typo.lua:2:") != NULL);
+  CHECK(strstr(err.msg, "token_flie") != NULL);
+  /* The file runs sandboxed: it cannot run commands. */
+  cfg = write_file("evil.lua", "os.execute(\"touch pwned\")\nhub_url = \"https://x\"\n", 0600);
+  setenv("HANGAR_CLI_CONFIG", cfg, 1);
+  CHECK(hg_settings_resolve(&s, &none, &err) < 0);
+  CHECK(strstr(err.msg, "evil.lua:1:") != NULL);
+}
+
 TEST_MAIN(T(token_file_is_trimmed), T(readable_token_file_warns), T(bad_token_files),
-          T(flags_win_over_environment), T(missing_hub_and_key_say_how_to_give_them))
+          T(flags_win_over_environment), T(missing_hub_and_key_say_how_to_give_them),
+          T(config_file_fills_what_is_unset), T(config_file_with_a_key_readable_by_others_warns),
+          T(config_file_mistakes_name_file_and_line))

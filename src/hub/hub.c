@@ -415,13 +415,11 @@ int hg_hub_open(const hg_hub_config *cfg, hg_loop *loop, hg_hub **out, hg_err *e
   hub->clock = wall_clock;
   hub->loop = loop;
   hg_store_options opts = {.sync = cfg->sync, .create = false};
-  int rc = open_vault(cfg->master_key_path, &hub->vault, err);
-  if (!rc) {
-    rc = hg_store_open(cfg->db_path, &opts, &hub->store, err);
-    if (rc == HG_ENOENT)
-      hg_err_set(err, rc, "no store at %s (create one with 'hangar hub init --db %s')",
-                 cfg->db_path, cfg->db_path);
-  }
+  int rc = hg_store_open(cfg->db_path, &opts, &hub->store, err);
+  if (rc == HG_ENOENT)
+    hg_err_set(err, rc, "no store at %s (create one with 'hangar hub init --db %s')", cfg->db_path,
+               cfg->db_path);
+  if (!rc) rc = open_vault(cfg->master_key_path, &hub->vault, err);
   if (!rc) rc = check_master_key(hub->store, &hub->vault, cfg->master_key_path, err);
   /* The agents could not reach a hub that was down: every live session and lease starts
    * afresh, and nobody is failed for our absence. */

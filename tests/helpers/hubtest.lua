@@ -44,8 +44,14 @@ local function write(path, text)
   f:close()
 end
 
+-- A process that exited but was not reaped yet (the hub is not our child: whoever reaps it
+-- may take its time) counts as gone.
 local function alive(pid)
-  return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true
+  local stat = slurp("/proc/" .. pid .. "/stat")
+  if not stat then
+    return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true
+  end
+  return stat:match("%) (%a)") ~= "Z"
 end
 
 --- Sleeps ms milliseconds; other tasks (pending requests) run meanwhile.

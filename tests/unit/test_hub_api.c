@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "core/clock.h"
 #include "core/crypto.h"
 #include "core/log.h"
 #include "core/sealbox.h"
@@ -902,9 +903,72 @@ static void run_tokens(void) {
   reply_free(&r);
   r = call("POST", "/v1/runs", token, "{\"task\":\"img\"}");
   EXPECT(r, 201, NULL);
+  /* Leave the queue empty for the next test. */
+  snprintf(url, sizeof url, "/v1/runs/%s/cancel", str(r.json, "run_id"));
+  reply_free(&r);
+  r = call("POST", url, admin, NULL);
+  EXPECT(r, 202, NULL);
+  reply_free(&r);
+  snprintf(url, sizeof url, "/v1/runs/%s/cancel", other);
+  r = call("POST", url, admin, NULL);
+  EXPECT(r, 202, NULL);
   reply_free(&r);
   free(run);
   free(other);
+  free(akey);
+}
+
+static void deadline_backstop(void) {
+  reply r = call("POST", "/v1/tasks", admin,
+                 "{\"slug\":\"short\",\"command\":[\"sleep\",\"1000\"],\"timeout\":5,"
+                 "\"constraints\":{\"kind\":\"short\"}}");
+  EXPECT(r, 201, NULL);
+  reply_free(&r);
+  char *akey = make_key("agent", NULL);
+  agent a;
+  CHECK_EQ_INT(register_agent(&a, akey, "{\"kind\":\"short\"}", 1, NULL), 201);
+  char *run = create_run("short", NULL);
+  char run_id[80], lease[80], url[200], body[300];
+  CHECK_EQ_INT(poll_work(&a, run_id, lease, sizeof run_id), 1);
+  snprintf(url, sizeof url, "/v1/runs/%s/accept", run);
+  snprintf(body, sizeof body, "{\"lease_id\":\"%s\"}", lease);
+  r = call("POST", url, a.token, body);
+  EXPECT(r, 200, NULL);
+  reply_free(&r);
+  snprintf(url, sizeof url, "/v1/runs/%s", run);
+  r = call("GET", url, admin, NULL);
+  const char *deadline = str(r.json, "deadline_at");
+  int64_t accepted_ms = 0, deadline_ms = 0;
+  CHECK(deadline != NULL);
+  hg_clock_parse(str(r.json, "accepted_at"), &accepted_ms);
+  hg_clock_parse(deadline, &deadline_ms);
+  /* accept + timeout_s + 60 s */
+  CHECK_EQ_INT(deadline_ms - accepted_ms, 65000);
+  reply_free(&r);
+  /* The agent keeps heartbeating but goes quiet about the run's end: the hub fails it at the
+   * deadline all the same. */
+  char hb[200];
+  snprintf(hb, sizeof hb, "/v1/agents/%s/heartbeat", a.id);
+  snprintf(body, sizeof body, "{\"runs\":[{\"run_id\":\"%s\",\"status\":\"running\"}]}", run);
+  for (int i = 0; i < 12; i++) {
+    fake_now += 5000;
+    r = call("POST", hb, a.token, body);
+    EXPECT(r, 200, NULL);
+    reply_free(&r);
+    hg_hub_sweep(hub);
+  }
+  r = call("GET", url, admin, NULL);
+  CHECK_EQ_STR(str(r.json, "status"), "accepted");
+  reply_free(&r);
+  fake_now += 5001;
+  r = call("POST", hb, a.token, body);
+  reply_free(&r);
+  hg_hub_sweep(hub);
+  r = call("GET", url, admin, NULL);
+  CHECK_EQ_STR(str(r.json, "status"), "failed");
+  CHECK_EQ_STR(str(r.json, "error"), "timed out after 5 s");
+  reply_free(&r);
+  free(run);
   free(akey);
 }
 
@@ -925,4 +989,4 @@ static void teardown(void) {
 
 TEST_MAIN(T(setup), T(auth_comes_first), T(keys_roles), T(task_validation_and_revisions),
           T(run_params), T(full_run_lifecycle), T(output_errors_recorded), T(leases_lapse),
-          T(long_polls_wake), T(secrets_are_sealed), T(run_tokens), T(metrics_text), T(teardown))
+          T(long_polls_wake), T(secrets_are_sealed), T(run_tokens), T(deadline_backstop), T(metrics_text), T(teardown))

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "cmds.h"
@@ -325,6 +326,15 @@ static void settings_free(hub_settings *s) {
   s->n_owned = 0;
 }
 
+/* Every waiting agent holds a connection: take all the descriptors the system allows. */
+static void raise_fd_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
 static int cmd_serve(int argc, char **argv) {
   hub_settings s;
   memset(&s, 0, sizeof s);
@@ -362,6 +372,7 @@ static int cmd_serve(int argc, char **argv) {
 
   serving sv = {.loop = &loop};
   int status = 1;
+  raise_fd_limit();
   if (hg_hub_open(&s.hub, &loop, &sv.hub, &err) ||
       hg_server_start(&loop, sv.hub, &s.server, &sv.server, &err)) {
     hg_log(HG_LOG_ERROR, "cannot start the hub", "error", err.msg, NULL);

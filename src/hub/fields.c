@@ -168,6 +168,14 @@ bool hg_fields_utf8_valid(const char *text, size_t len) {
   const unsigned char *s = (const unsigned char *)text;
   size_t i = 0;
   while (i < len) {
+    /* Bodies are mostly ASCII: skip it eight bytes at a time. */
+    while (i + 8 <= len) {
+      uint64_t w;
+      memcpy(&w, s + i, 8);
+      if (w & 0x8080808080808080ull) break;
+      i += 8;
+    }
+    if (i >= len) break;
     unsigned char c = s[i];
     if (c < 0x80) {
       i++;

@@ -1,0 +1,167 @@
+-- Hub benchmark: event ingestion through the HTTP API (lines/s, MB/s), runs created and
+-- completed per second by a scripted agent, and what 1000 idle long-polls cost.
+--
+--   HANGAR_BIN=build/hangar hangar lua bench/bench_hub.lua [events|runs|polls ...]
+--
+-- Numbers depend on the machine; the hub and this client share it, so they are a floor.
+local SRC = os.getenv("HANGAR_SOURCE_DIR") or "."
+package.path = SRC .. "/tests/helpers/?.lua;" .. package.path
+local hubtest = require "hubtest"
+local async = require "hangar.async"
+local json = require "hangar.json"
+
+local timer = require "hangar.timer"
+
+-- Seconds on a monotonic clock, with millisecond precision.
+local function now()
+  return timer.monotonic() / 1000
+end
+
+local function proc_stat(pid)
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  local fields = {}
+  for v in s:match("%) (.*)$"):gmatch("%S+") do fields[#fields + 1] = v end
+  -- utime, stime are fields 14 and 15 of stat: here at 12 and 13 (after "pid (comm)")
+  local ticks = tonumber(fields[12]) + tonumber(fields[13])
+  local status = io.open("/proc/" .. pid .. "/status"):read("a")
+  local rss = tonumber(status:match("VmRSS:%s+(%d+)"))
+  return ticks / 100, rss
+end
+
+local function report(name, value, unit)
+  print(("%-46s %12.1f %s"):format(name, value, unit))
+end
+
+local benches = {}
+
+function benches.events()
+  local hub = hubtest.start { name = "bench-events", args = { "--lease-ttl", "120", "--log-level", "warn" } }
+  hub:post("/v1/tasks", { slug = "bench", command = { "true" } })
+  local line = string.rep("x", 100)
+  -- A batch of about 1 MiB of ~100-byte lines, as an agent would send.
+  local function batch(first, n)
+    local ev = {}
+    for i = 1, n do
+      ev[i] = { kind = "log", ts = "2026-01-01T00:00:00.000Z", stream = "stdout", text = line, partial = false }
+    end
+    return json.encode({ first_seq = first, events = ev })
+  end
+  for _, runs in ipairs({ 1, 4 }) do
+    local agent = hub:agent { capacity = runs }
+    local ids = {}
+    for i = 1, runs do
+      ids[i] = hub:post("/v1/runs", { task = "bench" }).json.run_id
+    end
+    local res = agent:work(1, runs)
+    for _, a in ipairs(res.json.assign) do
+      assert(agent:accept(a.run_id, a.lease_id).status == 200)
+      agent:start(a.run_id)
+    end
+    local per_batch, batches = 6000, 20
+    local body_bytes = #batch(0, per_batch)
+    local t0 = now()
+    local cpu0 = proc_stat(hub.pid)
+    async.map(ids, function(id)
+      for b = 0, batches - 1 do
+        local r = hub:request("POST", "/v1/runs/" .. id .. "/events",
+          { key = agent.token, body = batch(b * per_batch, per_batch), headers = { ["Content-Type"] = "application/json" } })
+        assert(r and r.status == 200, r and r.body)
+      end
+    end)
+    local dt = now() - t0
+    local cpu1 = proc_stat(hub.pid)
+    local lines = per_batch * batches * runs
+    report(("ingest, %d run(s) in parallel: lines/s"):format(runs), lines / dt, "")
+    report(("ingest, %d run(s) in parallel: MB/s of batches"):format(runs), body_bytes * batches * runs / dt / 1e6, "")
+    report(("ingest, %d run(s): hub CPU per 1000 lines"):format(runs), (cpu1 - cpu0) * 1000 / lines * 1000, "ms")
+  end
+  hub:cleanup()
+end
+
+function benches.runs()
+  local hub = hubtest.start { name = "bench-runs", args = { "--lease-ttl", "120", "--log-level", "warn" } }
+  hub:post("/v1/tasks", { slug = "quick", command = { "true" } })
+  local total, capacity = 400, 16
+  local agent = hub:agent { capacity = capacity }
+  local t0 = now()
+  -- creating
+  async.map((function() local t = {} for i = 1, total do t[i] = i end return t end)(), function()
+    assert(hub:post("/v1/runs", { task = "quick" }).status == 201)
+  end, 8)
+  local t1 = now()
+  -- the scripted agent: poll, then accept/start/events/finish each run, capacity at a time
+  local done = 0
+  while done < total do
+    local res = agent:work(1)
+    local assigned = res.json.assign
+    async.map(assigned, function(a)
+      assert(agent:accept(a.run_id, a.lease_id).status == 200)
+      assert(agent:start(a.run_id).status == 200)
+      assert(agent:events(a.run_id, 0, { hubtest.log_event("hello"), hubtest.output_event("set", "ok", true) }).status == 200)
+      assert(agent:finish(a.run_id, "succeeded", 2, 0).status == 200)
+    end)
+    done = done + #assigned
+  end
+  local t2 = now()
+  report("runs created per second (8 clients)", total / (t1 - t0), "")
+  report(("runs completed per second (agent capacity %d)"):format(capacity), total / (t2 - t1), "")
+  report("runs created and completed per second", total / (t2 - t0), "")
+  hub:cleanup()
+end
+
+function benches.polls()
+  local n = tonumber(os.getenv("POLLS") or "1000")
+  local hub = hubtest.start { name = "bench-polls", args = { "--lease-ttl", "120", "--log-level", "warn" } }
+  hub:post("/v1/tasks", { slug = "wake", command = { "true" } })
+  local key = hub:make_key("agent")
+  local agents = {}
+  for i = 1, n do
+    agents[i] = hub:agent { key = key, capacity = 1 }
+  end
+  local cpu_before, rss_before = proc_stat(hub.pid)
+  local polls = {}
+  for i, a in ipairs(agents) do
+    polls[i] = hub:async("GET", a:path("/work?wait=60"), { key = a.token })
+  end
+  -- wait until the hub holds them all
+  assert(hubtest.wait_for(function()
+    local m = hub:get("/metrics").body
+    return tonumber(m:match("\nhangar_long_polls_open (%d+)")) == n
+  end, 60000, 100), "the polls did not all arrive")
+  local cpu0, rss0 = proc_stat(hub.pid)
+  hubtest.sleep(5000)
+  local cpu1, rss1 = proc_stat(hub.pid)
+  report(("%d idle polls: hub RSS growth"):format(n), (rss0 - rss_before), "KiB")
+  report(("%d idle polls: hub CPU over 5 s idle"):format(n), (cpu1 - cpu0) * 1000, "ms")
+  -- one new run: how long until some poll holds it, with every poll re-evaluated
+  local t0 = now()
+  local cpu2 = proc_stat(hub.pid)
+  assert(hub:post("/v1/runs", { task = "wake" }).status == 201)
+  local got
+  while not got do
+    for i, p in ipairs(polls) do
+      if p:done() then
+        local res = async.await(p)
+        if #res.json.assign > 0 then got = i end
+        polls[i] = hub:async("GET", agents[i]:path("/work?wait=60"), { key = agents[i].token })
+      end
+    end
+    if not got then hubtest.sleep(1) end
+  end
+  local dt = now() - t0
+  local cpu3 = proc_stat(hub.pid)
+  report(("%d polls: new run to its assignment"):format(n), dt * 1000, "ms")
+  report(("%d polls: hub CPU for that wake-up"):format(n), (cpu3 - cpu2) * 1000, "ms")
+  hub:cleanup()
+  for _, p in ipairs(polls) do pcall(async.await, p) end
+end
+
+local which = { ... }
+if #which == 0 then which = { "events", "runs", "polls" } end
+for _, name in ipairs(which) do
+  assert(benches[name], "unknown benchmark " .. name)
+  benches[name]()
+end

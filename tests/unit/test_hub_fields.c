@@ -1,0 +1,105 @@
+/* The hub's request-JSON helpers: UTF-8 validation, canonical JSON, integer checks, messages. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "hub/fields.h"
+#include "hub/task.h"
+
+static bool valid(const char *s) { return hg_fields_utf8_valid(s, strlen(s)); }
+
+static void utf8(void) {
+  CHECK(valid(""));
+  CHECK(valid("plain ascii, long enough to take the eight-byte path twice over"));
+  CHECK(valid("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x9a\x80"));          /* é € rocket */
+  CHECK(valid("0123456789abcdef\xc3\xa9"));                           /* after a fast run */
+  CHECK(!valid("\xc3"));                                              /* truncated */
+  CHECK(!valid("0123456789abcdef\xe2\x82"));                          /* truncated at the end */
+  CHECK(!valid("\xc0\xaf"));                                          /* overlong '/' */
+  CHECK(!valid("\xe0\x80\xaf"));                                      /* overlong */
+  CHECK(!valid("\xed\xa0\x80"));                                      /* a surrogate */
+  CHECK(!valid("\xf4\x90\x80\x80"));                                  /* past U+10FFFF */
+  CHECK(!valid("\xff"));
+  CHECK(!valid("abc\x80" "def"));                                     /* stray continuation */
+}
+
+static void canonical_ignores_member_order(void) {
+  cJSON *a = cJSON_Parse("{\"b\":1,\"a\":{\"y\":[{\"q\":1,\"p\":2}],\"x\":null}}");
+  cJSON *b = cJSON_Parse("{\"a\":{\"x\":null,\"y\":[{\"p\":2,\"q\":1}]},\"b\":1}");
+  cJSON *c = cJSON_Parse("{\"a\":{\"x\":null,\"y\":[{\"p\":2,\"q\":1}]},\"b\":2}");
+  char *ca = hg_fields_canonical(a), *cb = hg_fields_canonical(b), *cc = hg_fields_canonical(c);
+  CHECK_EQ_STR(ca, cb);
+  CHECK_EQ_STR(ca, "{\"a\":{\"x\":null,\"y\":[{\"p\":2,\"q\":1}]},\"b\":1}");
+  CHECK(strcmp(ca, cc) != 0);
+  free(ca);
+  free(cb);
+  free(cc);
+  cJSON_Delete(a);
+  cJSON_Delete(b);
+  cJSON_Delete(c);
+}
+
+static void integers_and_messages(void) {
+  cJSON *o = cJSON_Parse("{\"n\":3,\"f\":2.5,\"big\":1e300,\"s\":\"x\",\"z\":null}");
+  int64_t v = 0;
+  hg_err err = {0};
+  CHECK_EQ_INT(hg_fields_int(o, "n", "", true, &v, &err), 0);
+  CHECK_EQ_INT(v, 3);
+  CHECK_EQ_INT(hg_fields_int(o, "f", "", true, &v, &err), HG_EINVAL);
+  CHECK_EQ_STR(err.msg, "f: expected an integer, got 2.5");
+  CHECK_EQ_INT(hg_fields_int(o, "big", "", true, &v, &err), HG_EINVAL);
+  CHECK_EQ_INT(hg_fields_int(o, "s", "runs[2].", true, &v, &err), HG_EINVAL);
+  CHECK_EQ_STR(err.msg, "runs[2].s: expected an integer, got string");
+  /* null is absent: an error only when required, else the default stays */
+  v = 7;
+  CHECK_EQ_INT(hg_fields_int(o, "z", "", false, &v, &err), 0);
+  CHECK_EQ_INT(v, 7);
+  CHECK_EQ_INT(hg_fields_int(o, "z", "", true, &v, &err), HG_EINVAL);
+  CHECK_EQ_STR(err.msg, "z: required");
+  cJSON_Delete(o);
+}
+
+static void params_against_a_definition(void) {
+  cJSON *def = cJSON_Parse(
+      "{\"slug\":\"t\",\"command\":[\"x\"],\"parameters\":["
+      "{\"slug\":\"when\",\"type\":\"datetime\"},"
+      "{\"slug\":\"ratio\",\"type\":\"float\",\"default\":0.5},"
+      "{\"slug\":\"mode\",\"type\":\"string\",\"options\":[\"fast\",{\"label\":\"Slow\",\"value\":\"slow\"}],"
+      "\"default\":\"fast\"},"
+      "{\"slug\":\"flag\",\"type\":\"boolean\",\"required\":true}]}");
+  cJSON *normal = NULL, *params = NULL;
+  hg_err err = {0};
+  CHECK_EQ_INT(hg_task_normalize(def, &normal, &err), 0);
+  cJSON *given = cJSON_Parse("{\"flag\":false,\"mode\":\"slow\",\"when\":\"2026-11-28T10:00:00+01:00\"}");
+  CHECK_EQ_INT(hg_task_params(normal, given, &params, &err), 0);
+  char *text = cJSON_PrintUnformatted(params);
+  CHECK_EQ_STR(text, "{\"when\":\"2026-11-28T10:00:00+01:00\",\"ratio\":0.5,\"mode\":\"slow\",\"flag\":false}");
+  free(text);
+  cJSON_Delete(params);
+  cJSON_Delete(given);
+  given = cJSON_Parse("{\"flag\":true,\"mode\":\"medium\"}");
+  CHECK_EQ_INT(hg_task_params(normal, given, &params, &err), HG_EINVAL);
+  CHECK_EQ_STR(err.msg, "params.mode: not one of the parameter's options");
+  cJSON_Delete(given);
+  given = cJSON_Parse("{\"flag\":true,\"when\":\"2026-11-28 10:00\"}");
+  CHECK_EQ_INT(hg_task_params(normal, given, &params, &err), HG_EINVAL);
+  CHECK(strstr(err.msg, "params.when: expected an RFC 3339 date-time") == err.msg);
+  if (strstr(err.msg, "params.when") != err.msg) fprintf(stderr, "  %s\n", err.msg);
+  cJSON_Delete(given);
+  /* an optional parameter with no default and no value is absent */
+  given = cJSON_Parse("{\"flag\":true}");
+  CHECK_EQ_INT(hg_task_params(normal, given, &params, &err), 0);
+  CHECK(cJSON_GetObjectItemCaseSensitive(params, "when") == NULL);
+  cJSON_Delete(params);
+  cJSON_Delete(given);
+  cJSON_Delete(normal);
+  cJSON_Delete(def);
+  def = cJSON_Parse("{\"slug\":\"t\",\"command\":[\"x\"],\"parameters\":[{\"slug\":\"m\",\"type\":\"string\","
+                    "\"options\":[\"a\"],\"default\":\"b\"}]}");
+  CHECK_EQ_INT(hg_task_normalize(def, &normal, &err), HG_EINVAL);
+  CHECK_EQ_STR(err.msg, "parameters[0].default: not one of the parameter's options");
+  cJSON_Delete(def);
+}
+
+TEST_MAIN(T(utf8), T(canonical_ignores_member_order), T(integers_and_messages),
+          T(params_against_a_definition))

@@ -39,9 +39,10 @@
  * notices the new secret when the callback returns and scans every byte it has not emitted
  * yet, the rest of the same write included, with the new secret in effect.
  *
- * Cost. Scanning is linear in the input, with a per-byte cost that does not depend on the
- * number of secrets (a q-gram filter skips bytes that cannot begin a match; an Aho-Corasick
- * automaton runs where one might). Adding a secret is cheap; the automaton is rebuilt lazily,
+ * Cost. Scanning is linear in the input, with a bound on the work per byte that does not
+ * depend on the number of secrets: a q-gram filter skips bytes that cannot begin a match, and
+ * an Aho-Corasick automaton over all forms runs where one might. More secrets only let the
+ * filter pass a few more positions to the automaton (bench/bench_redact measures it). Adding a secret is cheap; the automaton is rebuilt lazily,
  * by the next scanner that needs it, in time linear in the total size of all forms of all
  * secrets (some 15 ms for a thousand 30-byte secrets). A run that prints a new mask line
  * before every line of output pays that rebuild each time, and the rest of the write it is

@@ -233,8 +233,10 @@ void hg_hub_unpark(hg_hub *hub, hg_hub_waiter *w) {
   if (was_head) rearm(hub);
 }
 
-/* Evaluates a parked request again; answers it unless it still has to wait. */
-static void evaluate(hg_hub *hub, hg_hub_waiter *w, bool final) {
+/* Evaluates a parked request again; answers it unless it still has to wait. Returns whether
+ * it was answered: then w may be gone (the server frees a request once it is answered), so
+ * the caller must not touch it again. */
+static bool evaluate(hg_hub *hub, hg_hub_waiter *w, bool final) {
   hg_api_res res;
   memset(&res, 0, sizeof res);
   w->req->resumed = true;
@@ -242,7 +244,7 @@ static void evaluate(hg_hub *hub, hg_hub_waiter *w, bool final) {
   hg_api_handle(hub, w->req, &res);
   if (res.park && !final) {
     hg_api_res_clear(&res);
-    return;
+    return false;
   }
   if (res.park) {
     /* A handler must answer a final evaluation; an empty 500 beats a request that hangs. */
@@ -252,6 +254,7 @@ static void evaluate(hg_hub *hub, hg_hub_waiter *w, bool final) {
   hg_hub_unpark(hub, w);
   w->deliver(w, &res);
   hg_api_res_clear(&res);
+  return true;
 }
 
 void hg_hub_expire_waits(hg_hub *hub) {
@@ -323,10 +326,9 @@ void hg_hub_flush(hg_hub *hub) {
         continue;
       }
       w->round = round;
-      evaluate(hub, w, false);
       /* Still parked: its neighbours are intact. Answered: start over; the round number
        * skips the ones already evaluated. */
-      w = w->parked ? w->next : hub->waiters;
+      w = evaluate(hub, w, false) ? hub->waiters : w->next;
     }
     names_free(&agents);
     names_free(&runs);

@@ -33,12 +33,15 @@ typedef struct hub_settings {
 static void usage(FILE *out) {
   fprintf(out,
           "usage: hangar hub init --db PATH [--master-key FILE] [--sync normal|full]\n"
-          "       hangar hub [serve] [OPTIONS]\n\n"
+          "       hangar hub [serve] [OPTIONS]\n"
+          "       hangar hub admin-key --db PATH [--master-key FILE] [--name NAME]\n\n"
           "The hub: the control plane agents and the CLI talk to (HTTP API, SQLite store).\n\n"
           "init creates the store and, when it is missing, a master key file (32 random bytes,\n"
           "mode 0600) that encrypts secret config variables; it prints the first admin key,\n"
           "once. The master key defaults to the store's path with '.key' appended; keep it\n"
           "(and its backups) apart from the store's.\n\n"
+          "admin-key adds an admin key to a store while no hub serves it: the way back in when\n"
+          "every admin key was revoked or lost. It needs the store's master key file.\n\n"
           "serve options (each overrides the config file):\n"
           "  --config FILE              a Lua configuration file (see examples/hub.lua)\n"
           "  --env NAME                 merge the file's environments[NAME] (default $HANGAR_ENV)\n"
@@ -148,6 +151,47 @@ static int cmd_init(int argc, char **argv) {
   fprintf(stderr, "created the store %s\n", s.hub.db_path);
   if (!had_key) fprintf(stderr, "created the master key %s (mode 0600)\n", s.hub.master_key_path);
   fprintf(stderr, "the first admin key follows; it is shown only this once:\n");
+  printf("%s\n", key);
+  fflush(stdout);
+  hg_crypto_wipe(key, sizeof key);
+  return 0;
+}
+
+static int cmd_admin_key(int argc, char **argv) {
+  hub_settings s;
+  memset(&s, 0, sizeof s);
+  const char *name = "recovery admin";
+  for (int i = 1; i < argc; i++) {
+    bool bad = false;
+    const char *v;
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      usage(stdout);
+      return 0;
+    } else if ((v = opt_value(argc, argv, &i, "--db", &bad))) {
+      s.hub.db_path = v;
+    } else if ((v = opt_value(argc, argv, &i, "--master-key", &bad))) {
+      s.hub.master_key_path = v;
+    } else if ((v = opt_value(argc, argv, &i, "--name", &bad))) {
+      name = v;
+    } else {
+      if (!bad) fprintf(stderr, "hangar hub admin-key: unknown option '%s'\n", argv[i]);
+      return 2;
+    }
+    if (bad) return 2;
+  }
+  if (!s.hub.db_path) {
+    fprintf(stderr, "hangar hub admin-key: --db PATH is required\n");
+    return 2;
+  }
+  if (!s.hub.master_key_path) s.hub.master_key_path = default_master(&s);
+  char key[HG_APIKEY_LEN + 1];
+  hg_err err = {0};
+  hg_log_setup(stderr, HG_LOG_WARN, "hub");
+  if (hg_hub_add_admin_key(s.hub.db_path, s.hub.master_key_path, name, key, &err)) {
+    fprintf(stderr, "hangar hub admin-key: %s\n", err.msg);
+    return 1;
+  }
+  fprintf(stderr, "a new admin key follows; it is shown only this once:\n");
   printf("%s\n", key);
   fflush(stdout);
   hg_crypto_wipe(key, sizeof key);
@@ -408,6 +452,7 @@ out:
 
 int cmd_hub(int argc, char **argv) {
   if (argc >= 2 && !strcmp(argv[1], "init")) return cmd_init(argc - 1, argv + 1);
+  if (argc >= 2 && !strcmp(argv[1], "admin-key")) return cmd_admin_key(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "serve")) return cmd_serve(argc - 2, argv + 2);
   return cmd_serve(argc - 1, argv + 1);
 }

@@ -61,6 +61,9 @@ static int check_master_key(hg_store *store, const hg_vault *vault, const char *
   return rc;
 }
 
+static int insert_admin_key(hg_store *store, const char *name, char key[HG_APIKEY_LEN + 1],
+                            hg_err *err);
+
 static int open_vault(const char *key_path, hg_vault *vault, hg_err *err) {
   uint8_t master[HG_VAULT_KEY_LEN];
   int rc = hg_vault_load_master(key_path, master, err);
@@ -85,22 +88,45 @@ int hg_hub_init_store(const char *db_path, const char *master_key_path, hg_store
   if (!rc) rc = hg_store_key_list(store, &keys, &n, err);
   if (!rc && n > 0)
     rc = hg_err_set(err, HG_EEXIST, "the store %s is already initialised (it has keys)", db_path);
-  if (!rc) {
-    char id[HG_APIKEY_ID_LEN + 1];
-    hg_store_key k = {.id = id, .role = "admin", .name = "first admin", .labels = "{}"};
-    k.created_ms = hg_clock_now_ms();
-    rc = hg_apikey_generate(id, key, k.secret_hash, err);
-    if (!rc) rc = hg_store_begin(store, err);
-    if (!rc) {
-      rc = hg_store_key_insert(store, &k, err);
-      if (!rc) rc = hg_store_commit(store, err);
-      if (rc) hg_store_rollback(store);
-    }
-  }
+  if (!rc) rc = insert_admin_key(store, "first admin", key, err);
   hg_store_keys_free(keys, n);
   hg_store_close(store);
   hg_vault_wipe(&vault);
   (void)made_key;
+  return rc;
+}
+
+static int insert_admin_key(hg_store *store, const char *name, char key[HG_APIKEY_LEN + 1],
+                            hg_err *err) {
+  char id[HG_APIKEY_ID_LEN + 1];
+  hg_store_key k = {.id = id, .role = "admin", .name = (char *)name, .labels = "{}"};
+  k.created_ms = hg_clock_now_ms();
+  int rc = hg_apikey_generate(id, key, k.secret_hash, err);
+  if (!rc) rc = hg_store_begin(store, err);
+  if (!rc) {
+    rc = hg_store_key_insert(store, &k, err);
+    if (!rc) rc = hg_store_commit(store, err);
+    if (rc) hg_store_rollback(store);
+  }
+  if (!rc) hg_log(HG_LOG_INFO, "admin key created", "key_id", id, NULL);
+  return rc;
+}
+
+int hg_hub_add_admin_key(const char *db_path, const char *master_key_path, const char *name,
+                         char key[HG_APIKEY_LEN + 1], hg_err *err) {
+  hg_vault vault;
+  hg_store *store = NULL;
+  hg_store_options opts = {.sync = HG_STORE_SYNC_FULL, .create = false};
+  int rc = hg_store_open(db_path, &opts, &store, err);
+  if (rc == HG_ENOENT)
+    hg_err_set(err, rc, "no store at %s (create one with 'hangar hub init --db %s')", db_path,
+               db_path);
+  if (!rc) rc = open_vault(master_key_path, &vault, err);
+  /* Only the holder of the master key may mint an admin key. */
+  if (!rc) rc = check_master_key(store, &vault, master_key_path, err);
+  if (!rc) rc = insert_admin_key(store, name, key, err);
+  hg_store_close(store);
+  hg_vault_wipe(&vault);
   return rc;
 }
 

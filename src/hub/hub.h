@@ -99,6 +99,11 @@ void hg_hub_close(hg_hub *hub);
 int hg_hub_init_store(const char *db_path, const char *master_key_path, hg_store_sync sync,
                       char key[HG_APIKEY_LEN + 1], hg_err *err);
 
+/* Adds an admin key to an existing store (recovery when every admin key was revoked or lost);
+ * the hub must not be running on it. The key's text goes to key (shown once). */
+int hg_hub_add_admin_key(const char *db_path, const char *master_key_path, const char *name,
+                         char key[HG_APIKEY_LEN + 1], hg_err *err);
+
 int64_t hg_hub_now(hg_hub *hub);
 /* Replaces the clock (tests). */
 void hg_hub_set_clock(hg_hub *hub, int64_t (*clock)(void *), void *data);

@@ -70,6 +70,28 @@ describe("hangar hub init", function()
     assert.truthy(out:find("--db", 1, true), out)
   end)
 
+  it("adds a recovery admin key to a store no hub is serving", function()
+    local hub = hubtest.start { name = "recover" }
+    local id = hub.admin_key:sub(5, 16)
+    assert.equal(204, hub:delete("/v1/keys/" .. id).status)
+    assert.equal(401, hub:get("/v1/keys").status)
+    local code, out = hangar({ "hub", "admin-key", "--db", hub.db })
+    assert.are_not.equal(0, code) -- the hub still has the store open
+    assert.truthy(out:find("another hub", 1, true), out)
+    hub:stop()
+    code, out = hangar({ "hub", "admin-key", "--db", hub.db, "--name", "break-glass" })
+    assert.equal(0, code, out)
+    local key = out:match("(hgr_[a-z0-9]+_[A-Za-z0-9_-]+)")
+    assert.truthy(key, out)
+    hub:serve(0)
+    local res = hub:get("/v1/keys", key)
+    assert.equal(200, res.status)
+    local names = {}
+    for _, k in ipairs(res.json.keys) do names[k.name] = k end
+    assert.equal("admin", names["break-glass"].role)
+    hub:cleanup()
+  end)
+
   it("refuses to serve a store that was never created", function()
     local code, out = hangar({ "hub", "--db", TMP .. "/absent.db", "--listen", "127.0.0.1:0" })
     assert.are_not.equal(0, code)

@@ -255,18 +255,6 @@ static cJSON *work_answer(cJSON *assign, cJSON *cancel) {
   return doc;
 }
 
-/* Whether every constraint (an object of strings) is among the labels. */
-static bool constraints_met(const char *constraints, const cJSON *labels) {
-  cJSON *want = api_parse_stored(constraints, "{}");
-  bool ok = true;
-  for (const cJSON *w = want ? want->child : NULL; w && ok; w = w->next) {
-    const cJSON *have = labels ? cJSON_GetObjectItemCaseSensitive(labels, w->string) : NULL;
-    ok = cJSON_IsString(have) && cJSON_IsString(w) && !strcmp(have->valuestring, w->valuestring);
-  }
-  cJSON_Delete(want);
-  return ok;
-}
-
 void api_agent_work(api_ctx *c) {
   hg_hub *hub = c->hub;
   if (!own_agent(c)) return;
@@ -276,6 +264,7 @@ void api_agent_work(api_ctx *c) {
     return;
   hg_hub_agent *live = hg_hub_agent_find(hub, c->agent.id, true);
   if (live) live->last_seen_ms = c->now;
+  hg_hub_agent_set_labels(hub, c->agent.id, c->agent.labels);
   if (!c->req->resumed && live && live->poll) {
     /* A new poll from the same agent ends the older one, with nothing in it. */
     hg_api_res old = {.status = 200, .route = "work"};
@@ -286,29 +275,24 @@ void api_agent_work(api_ctx *c) {
     hg_api_res_clear(&old);
   }
 
+  /* Look first, write only when there is something to hand out: most evaluations of a parked
+   * poll find nothing, and this process is the store's only writer, so what it read stays
+   * true until it writes. */
   hg_err err = {0};
   hg_store_run *pending = NULL, *held = NULL, *queued = NULL;
-  size_t n_pending = 0, n_held = 0, n_queued = 0;
+  size_t n_pending = 0, n_held = 0, n_queued = 0, n_take = 0;
+  size_t *take = NULL;
   cJSON *assign = cJSON_CreateArray(), *cancel = cJSON_CreateArray();
   cJSON *labels = api_parse_stored(c->agent.labels, "{}");
-  if (!api_begin(c)) goto out;
   hg_store_run_query qp = {.set = HG_RUNS_CANCEL_PENDING, .agent_id = c->agent.id};
   if (hg_store_run_list(hub->store, &qp, &pending, &n_pending, &err)) {
-    fail_store(c, "store: listing cancels", &err);
+    api_internal(c, "store: listing cancels", &err);
     goto out;
-  }
-  for (size_t i = 0; i < n_pending; i++) {
-    pending[i].cancel_notified = true;
-    if (hg_store_run_update(hub->store, &pending[i], &err)) {
-      fail_store(c, "store: noting a cancel", &err);
-      goto out;
-    }
-    cJSON_AddItemToArray(cancel, cJSON_CreateString(pending[i].id));
   }
   if (free_slots < 0) {
     hg_store_run_query qh = {.set = HG_RUNS_HELD, .agent_id = c->agent.id};
     if (hg_store_run_list(hub->store, &qh, &held, &n_held, &err)) {
-      fail_store(c, "store: listing held runs", &err);
+      api_internal(c, "store: listing held runs", &err);
       goto out;
     }
     free_slots = c->agent.capacity - (int64_t)n_held;
@@ -316,12 +300,25 @@ void api_agent_work(api_ctx *c) {
   if (free_slots > 0) {
     hg_store_run_query qq = {.set = HG_RUNS_QUEUED};
     if (hg_store_run_list(hub->store, &qq, &queued, &n_queued, &err)) {
-      fail_store(c, "store: listing queued runs", &err);
+      api_internal(c, "store: listing queued runs", &err);
       goto out;
     }
-    for (size_t i = 0; i < n_queued && free_slots > 0; i++) {
-      hg_store_run *r = &queued[i];
-      if (!constraints_met(r->constraints, labels)) continue;
+    take = calloc(n_queued ? n_queued : 1, sizeof *take);
+    for (size_t i = 0; take && i < n_queued && (int64_t)n_take < free_slots; i++)
+      if (hg_hub_constraints_met(queued[i].constraints, labels)) take[n_take++] = i;
+  }
+  if (n_pending || n_take) {
+    if (!api_begin(c)) goto out;
+    for (size_t i = 0; i < n_pending; i++) {
+      pending[i].cancel_notified = true;
+      if (hg_store_run_update(hub->store, &pending[i], &err)) {
+        fail_store(c, "store: noting a cancel", &err);
+        goto out;
+      }
+      cJSON_AddItemToArray(cancel, cJSON_CreateString(pending[i].id));
+    }
+    for (size_t k = 0; k < n_take; k++) {
+      hg_store_run *r = &queued[take[k]];
       char lease[40];
       if (hg_apikey_random_id("lease_", 24, lease, sizeof lease, &err)) {
         fail_store(c, "making a lease id", &err);
@@ -345,10 +342,9 @@ void api_agent_work(api_ctx *c) {
       cJSON_AddStringToObject(a, "run_id", r->id);
       cJSON_AddStringToObject(a, "lease_id", lease);
       cJSON_AddItemToArray(assign, a);
-      free_slots--;
     }
+    if (!api_commit(c)) goto out;
   }
-  if (!api_commit(c)) goto out;
   for (const cJSON *a = assign->child; a; a = a->next)
     hg_log(HG_LOG_INFO, "run assigned", "run",
            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a, "run_id")), "agent",
@@ -363,6 +359,7 @@ void api_agent_work(api_ctx *c) {
   api_json(c, 200, work_answer(assign, cancel));
   assign = cancel = NULL;
 out:
+  free(take);
   cJSON_Delete(assign);
   cJSON_Delete(cancel);
   cJSON_Delete(labels);

@@ -357,7 +357,7 @@ void api_run_create(api_ctx *c) {
   if (!api_commit(c)) goto out;
   hub->metrics.runs_created++;
   hg_log(HG_LOG_INFO, "run created", "run", id, "task", t.slug, NULL);
-  hg_hub_wake_queue(hub);
+  hg_hub_wake_queue(hub, id);
   cJSON *doc = cJSON_CreateObject();
   cJSON_AddStringToObject(doc, "run_id", id);
   api_json(c, 201, doc);

@@ -1,6 +1,7 @@
 /* The hub's state: opening it, the sweeps, parked requests and their wake-ups, liveness. */
 #include "hub/hub.h"
 
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +152,7 @@ void hg_hub_agent_forget(hg_hub *hub, const char *id) {
       hg_hub_agent *a = *pp;
       if (a->poll) return; /* still waiting: it goes when its poll does */
       *pp = a->next;
+      free(a->labels);
       free(a);
       return;
     }
@@ -161,6 +163,24 @@ bool hg_hub_agent_alive(hg_hub *hub, const char *id) {
   hg_hub_agent *a = hg_hub_agent_find(hub, id, false);
   if (!a) return false;
   return a->poll || hg_hub_now(hub) - a->last_seen_ms <= hub->cfg.lease_ttl_s * 1000;
+}
+
+void hg_hub_agent_set_labels(hg_hub *hub, const char *id, const char *labels) {
+  hg_hub_agent *a = hg_hub_agent_find(hub, id, true);
+  if (!a || (a->labels && labels && !strcmp(a->labels, labels))) return;
+  free(a->labels);
+  a->labels = labels ? strdup(labels) : NULL;
+}
+
+bool hg_hub_constraints_met(const char *constraints, const cJSON *labels) {
+  cJSON *want = cJSON_Parse(constraints ? constraints : "{}");
+  bool ok = want != NULL;
+  for (const cJSON *w = want ? want->child : NULL; w && ok; w = w->next) {
+    const cJSON *h = labels ? cJSON_GetObjectItemCaseSensitive(labels, w->string) : NULL;
+    ok = cJSON_IsString(h) && cJSON_IsString(w) && !strcmp(h->valuestring, w->valuestring);
+  }
+  cJSON_Delete(want);
+  return ok;
 }
 
 void hg_hub_agent_seen(hg_hub *hub, const char *id) {
@@ -193,7 +213,7 @@ int hg_hub_requeue_run(hg_hub *hub, hg_store_run *run, hg_err *err) {
   run->accepted = false;
   run->cancel_notified = false;
   int rc = hg_store_run_update(hub->store, run, err);
-  if (!rc) hg_hub_wake_queue(hub);
+  if (!rc) hg_hub_wake_queue(hub, run->id);
   return rc;
 }
 
@@ -328,34 +348,85 @@ static void names_free(hg_hub_names *s) {
   memset(s, 0, sizeof *s);
 }
 
-void hg_hub_wake_queue(hg_hub *hub) { hub->queue_changed = true; }
+void hg_hub_wake_queue(hg_hub *hub, const char *run_id) { names_add(&hub->wake_queued, run_id); }
 void hg_hub_wake_agent(hg_hub *hub, const char *agent_id) { names_add(&hub->wake_agents, agent_id); }
 void hg_hub_wake_run(hg_hub *hub, const char *run_id) { names_add(&hub->wake_runs, run_id); }
+
+/* The runs a queue wake-up is about, as they are now: the constraints of those still queued. */
+typedef struct queued_runs {
+  char **constraints; /* NULL where the run is no longer queued */
+  size_t n;
+  bool any;
+} queued_runs;
+
+static void queued_load(hg_hub *hub, const hg_hub_names *ids, queued_runs *q) {
+  if (!q->constraints) q->constraints = calloc(ids->n ? ids->n : 1, sizeof *q->constraints);
+  q->n = q->constraints ? ids->n : 0;
+  q->any = false;
+  for (size_t i = 0; i < q->n; i++) {
+    free(q->constraints[i]);
+    q->constraints[i] = NULL;
+    hg_store_run r;
+    if (hg_store_run_get(hub->store, ids->v[i], &r, NULL) == 0) {
+      if (r.status == HG_RUN_QUEUED) {
+        q->constraints[i] = r.constraints;
+        r.constraints = NULL;
+        q->any = true;
+      }
+      hg_store_run_clear(&r);
+    }
+  }
+  if (!q->constraints && ids->n) q->any = true; /* out of memory: evaluate everyone */
+}
+
+static void queued_free(queued_runs *q) {
+  for (size_t i = 0; q->constraints && i < q->n; i++) free(q->constraints[i]);
+  free(q->constraints);
+}
+
+/* Whether a parked work poll could take one of the runs. */
+static bool poll_wants(hg_hub *hub, const hg_hub_waiter *w, const queued_runs *q) {
+  if (!q->any) return false;
+  hg_hub_agent *a = hg_hub_agent_find(hub, w->key, false);
+  cJSON *labels = a && a->labels ? cJSON_Parse(a->labels) : NULL;
+  if (!labels || !q->constraints) return true;
+  bool wants = false;
+  for (size_t i = 0; i < q->n && !wants; i++)
+    wants = q->constraints[i] && hg_hub_constraints_met(q->constraints[i], labels);
+  cJSON_Delete(labels);
+  return wants;
+}
 
 void hg_hub_flush(hg_hub *hub) {
   if (hub->flushing) return; /* the pass below picks up wake-ups made while it runs */
   hub->flushing = true;
-  while (hub->queue_changed || hub->wake_agents.n || hub->wake_runs.n) {
-    bool queue = hub->queue_changed;
-    hg_hub_names agents = hub->wake_agents, runs = hub->wake_runs;
-    hub->queue_changed = false;
+  while (hub->wake_queued.n || hub->wake_agents.n || hub->wake_runs.n) {
+    hg_hub_names queued = hub->wake_queued, agents = hub->wake_agents, runs = hub->wake_runs;
+    memset(&hub->wake_queued, 0, sizeof hub->wake_queued);
     memset(&hub->wake_agents, 0, sizeof hub->wake_agents);
     memset(&hub->wake_runs, 0, sizeof hub->wake_runs);
+    queued_runs q = {0};
+    if (queued.n) queued_load(hub, &queued, &q);
     unsigned round = ++hub->round;
     hg_hub_waiter *w = hub->waiters;
     while (w) {
       bool match = w->round != round &&
-                   (w->kind == HG_HUB_WAIT_WORK ? queue || names_has(&agents, w->key)
+                   (w->kind == HG_HUB_WAIT_WORK ? names_has(&agents, w->key) || poll_wants(hub, w, &q)
                                                 : names_has(&runs, w->key));
       if (!match) {
         w = w->next;
         continue;
       }
       w->round = round;
+      bool answered = evaluate(hub, w, false);
+      /* An answer may have taken some of the runs: look again before waking anyone else. */
+      if (answered && queued.n) queued_load(hub, &queued, &q);
       /* Still parked: its neighbours are intact. Answered: start over; the round number
        * skips the ones already evaluated. */
-      w = evaluate(hub, w, false) ? hub->waiters : w->next;
+      w = answered ? hub->waiters : w->next;
     }
+    queued_free(&q);
+    names_free(&queued);
     names_free(&agents);
     names_free(&runs);
   }
@@ -490,8 +561,10 @@ void hg_hub_close(hg_hub *hub) {
   while (hub->agents) {
     hg_hub_agent *a = hub->agents;
     hub->agents = a->next;
+    free(a->labels);
     free(a);
   }
+  names_free(&hub->wake_queued);
   names_free(&hub->wake_agents);
   names_free(&hub->wake_runs);
   hg_store_close(hub->store);

@@ -62,6 +62,7 @@ typedef struct hg_hub_agent {
   char id[HG_HUB_ID_MAX + 1];
   int64_t last_seen_ms;
   hg_hub_waiter *poll; /* its parked work poll */
+  char *labels;        /* its labels (JSON), so wake-ups skip agents a run cannot go to */
 } hg_hub_agent;
 
 typedef struct hg_hub_names {
@@ -82,8 +83,7 @@ typedef struct hg_hub {
   size_t n_waiters;
   unsigned round;
   /* wake-ups recorded while a request is handled, run once it is answered */
-  bool queue_changed;
-  hg_hub_names wake_agents, wake_runs;
+  hg_hub_names wake_queued, wake_agents, wake_runs;
   bool flushing;
   hg_metrics metrics;
 } hg_hub;
@@ -122,7 +122,9 @@ void hg_hub_park(hg_hub *hub, hg_hub_waiter *w);
 void hg_hub_unpark(hg_hub *hub, hg_hub_waiter *w);
 
 /* ---- wake-ups: recorded now, run by hg_hub_flush once the current request is answered ---- */
-void hg_hub_wake_queue(hg_hub *hub);
+/* A run (new or back from a lapsed assignment) is waiting in the queue: the parked polls of
+ * agents whose labels meet its constraints are evaluated, until one takes it. */
+void hg_hub_wake_queue(hg_hub *hub, const char *run_id);
 void hg_hub_wake_agent(hg_hub *hub, const char *agent_id);
 void hg_hub_wake_run(hg_hub *hub, const char *run_id);
 void hg_hub_flush(hg_hub *hub);
@@ -140,4 +142,9 @@ hg_hub_agent *hg_hub_agent_find(hg_hub *hub, const char *id, bool create);
 void hg_hub_agent_forget(hg_hub *hub, const char *id);
 /* Whether the session of agent id is still alive (a parked poll keeps it alive). */
 bool hg_hub_agent_alive(hg_hub *hub, const char *id);
+/* Remembers an agent's labels (JSON object text). */
+void hg_hub_agent_set_labels(hg_hub *hub, const char *id, const char *labels);
+/* Whether every constraint (JSON object text of strings) is among the labels. */
+struct cJSON;
+bool hg_hub_constraints_met(const char *constraints, const struct cJSON *labels);
 void hg_hub_agent_seen(hg_hub *hub, const char *id);

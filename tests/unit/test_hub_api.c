@@ -972,6 +972,62 @@ static void deadline_backstop(void) {
   free(akey);
 }
 
+static void wake_ups_reach_the_right_agents(void) {
+  reply r = call("POST", "/v1/tasks", admin,
+                 "{\"slug\":\"zoned\",\"command\":[\"true\"],\"parameters\":[{\"slug\":\"z\","
+                 "\"type\":\"string\"}],\"constraints\":{\"zone\":\"north\"}}");
+  EXPECT(r, 201, NULL);
+  reply_free(&r);
+  char *akey = make_key("agent", NULL);
+  agent north, south;
+  CHECK_EQ_INT(register_agent(&north, akey, "{\"zone\":\"north\"}", 1, NULL), 201);
+  CHECK_EQ_INT(register_agent(&south, akey, "{\"zone\":\"south\"}", 1, NULL), 201);
+  char url[200];
+  pending pn, ps;
+  snprintf(url, sizeof url, "/v1/agents/%s/work?wait=30", south.id);
+  r = callp(&ps, "GET", url, south.token, NULL);
+  CHECK_EQ_INT(r.status, -1);
+  snprintf(url, sizeof url, "/v1/agents/%s/work?wait=30", north.id);
+  r = callp(&pn, "GET", url, north.token, NULL);
+  CHECK_EQ_INT(r.status, -1);
+  /* A northern run goes to the northern poll; the southern one keeps waiting. */
+  char *run = create_run("zoned", NULL);
+  CHECK(pn.answered);
+  CHECK(!ps.answered);
+  CHECK_EQ_INT(hub->n_waiters, 1);
+  if (pn.answered) {
+    const cJSON *as = cJSON_GetObjectItemCaseSensitive(pn.r.json, "assign");
+    CHECK_EQ_INT(cJSON_GetArraySize(as), 1);
+    reply_free(&pn.r);
+  }
+  /* A second northern run, with no northern poll open, stays queued and wakes no one. */
+  char *run2 = create_run("zoned", NULL);
+  CHECK(!ps.answered);
+  snprintf(url, sizeof url, "/v1/runs/%s", run2);
+  r = call("GET", url, admin, NULL);
+  CHECK_EQ_STR(str(r.json, "status"), "queued");
+  reply_free(&r);
+  /* An unconstrained run can go anywhere: the southern poll takes it. */
+  char *anywhere = create_run("img", NULL);
+  CHECK(ps.answered);
+  if (ps.answered) {
+    const cJSON *as = cJSON_GetObjectItemCaseSensitive(ps.r.json, "assign");
+    CHECK_EQ_INT(cJSON_GetArraySize(as), 1);
+    CHECK_EQ_STR(as->child ? str(as->child, "run_id") : "", anywhere);
+    reply_free(&ps.r);
+  }
+  const char *ids[] = {run, run2, anywhere};
+  for (int i = 0; i < 3; i++) {
+    snprintf(url, sizeof url, "/v1/runs/%s/cancel", ids[i]);
+    r = call("POST", url, admin, NULL);
+    reply_free(&r);
+  }
+  free(run);
+  free(run2);
+  free(anywhere);
+  free(akey);
+}
+
 static void metrics_text(void) {
   reply r = call("GET", "/metrics", admin, NULL);
   EXPECT(r, 200, NULL);
@@ -989,4 +1045,5 @@ static void teardown(void) {
 
 TEST_MAIN(T(setup), T(auth_comes_first), T(keys_roles), T(task_validation_and_revisions),
           T(run_params), T(full_run_lifecycle), T(output_errors_recorded), T(leases_lapse),
-          T(long_polls_wake), T(secrets_are_sealed), T(run_tokens), T(deadline_backstop), T(metrics_text), T(teardown))
+          T(long_polls_wake), T(secrets_are_sealed), T(run_tokens), T(deadline_backstop),
+          T(wake_ups_reach_the_right_agents), T(metrics_text), T(teardown))

@@ -8,24 +8,44 @@
 
 static const char replacement[3] = {(char)0xEF, (char)0xBF, (char)0xBD}; /* U+FFFD */
 
+/* A buffer at most this large is kept between lines; a larger one (a long line) is freed
+ * once its line ends. */
+#define KEEP_BYTES 4096
+
 int hg_framer_init(hg_framer *f, hg_framer_line_fn on_line, void *ud) {
   memset(f, 0, sizeof *f);
   f->on_line = on_line;
   f->ud = ud;
-  f->buf = malloc(HG_FRAMER_MAX_TEXT + 1);
-  return f->buf ? 0 : HG_ENOMEM;
+  return 0;
 }
 
 void hg_framer_free(hg_framer *f) {
   if (!f) return;
   free(f->buf);
   f->buf = NULL;
+  f->cap = 0;
+}
+
+/* Room for n more bytes and the terminating NUL. */
+static int reserve(hg_framer *f, size_t n) {
+  size_t need = f->len + n + 1;
+  if (need <= f->cap) return 0;
+  size_t cap = f->cap ? f->cap : 256;
+  while (cap < need) cap *= 2;
+  if (cap > HG_FRAMER_MAX_TEXT + 1) cap = HG_FRAMER_MAX_TEXT + 1;
+  char *p = realloc(f->buf, cap);
+  if (!p) return f->failed = HG_ENOMEM;
+  f->buf = p;
+  f->cap = cap;
+  return 0;
 }
 
 static int deliver(hg_framer *f, bool partial) {
+  if (!f->buf && reserve(f, 0)) return HG_ENOMEM;
   f->buf[f->len] = '\0';
   int rc = f->on_line(f->ud, f->buf, f->len, partial, f->ts);
   f->len = 0;
+  if (!partial && f->cap > KEEP_BYTES) hg_framer_free(f);
   if (rc < 0) f->failed = rc;
   return rc < 0 ? rc : 0;
 }
@@ -38,6 +58,7 @@ static int put(hg_framer *f, const char *p, size_t n, int64_t ts) {
     if (rc) return rc;
     f->ts = ts;
   }
+  if (reserve(f, n)) return HG_ENOMEM;
   memcpy(f->buf + f->len, p, n);
   f->len += n;
   return 0;
@@ -53,6 +74,7 @@ static int put_run(hg_framer *f, const unsigned char *p, size_t n, int64_t ts) {
     }
     size_t take = HG_FRAMER_MAX_TEXT - f->len;
     if (take > n) take = n;
+    if (reserve(f, take)) return HG_ENOMEM;
     memcpy(f->buf + f->len, p, take);
     f->len += take;
     p += take;

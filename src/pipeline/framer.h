@@ -21,7 +21,9 @@
  *     terminator): when the line began, which is what a reader of the log expects.
  *   - A last line without a terminator is delivered by hg_framer_finish.
  * Delivery is by callback with text pointing into the framer's own buffer (valid until the
- * callback returns, NUL-terminated); nothing is allocated per line.
+ * callback returns, NUL-terminated). The buffer grows with the line being built and is let go
+ * after a long line ends, so an idle stream holds little memory (a run has two of them, and an
+ * agent many runs); ordinary lines reuse it without allocating.
  */
 
 #define HG_FRAMER_MAX_TEXT 65536
@@ -34,8 +36,8 @@ typedef int (*hg_framer_line_fn)(void *ud, const char *text, size_t len, bool pa
 typedef struct hg_framer {
   hg_framer_line_fn on_line;
   void *ud;
-  char *buf;         /* HG_FRAMER_MAX_TEXT + 1 bytes, the piece being built */
-  size_t len;
+  char *buf;         /* the piece being built; at most HG_FRAMER_MAX_TEXT + 1 bytes */
+  size_t len, cap;
   int64_t ts;        /* read time of the piece's first byte */
   bool started;      /* bytes of the current piece have arrived */
   bool after_cr;     /* the last line ended with '\r': a '\n' next belongs to it */
@@ -45,11 +47,11 @@ typedef struct hg_framer {
   int failed;
 } hg_framer;
 
-/* Returns 0 or HG_ENOMEM (the one allocation, the piece buffer). */
+/* Returns 0 (allocates nothing: the piece buffer comes with the first byte). */
 int hg_framer_init(hg_framer *f, hg_framer_line_fn on_line, void *ud);
 void hg_framer_free(hg_framer *f);
-/* Frames len bytes read at ts_ms. Returns 0 or the callback's negative code (after which the
- * framer only returns that code again). */
+/* Frames len bytes read at ts_ms. Returns 0, HG_ENOMEM or the callback's negative code (after
+ * which the framer only returns that code again). */
 int hg_framer_write(hg_framer *f, const void *bytes, size_t len, int64_t ts_ms);
 /* End of stream: delivers an unterminated last line. The framer may then take a new stream. */
 int hg_framer_finish(hg_framer *f);

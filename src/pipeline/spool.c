@@ -19,6 +19,8 @@ static const char MAGIC[8] = {'H', 'G', 'S', 'P', 'O', 'O', 'L', '\0'};
 /* Appends past this many buffered bytes are written at once (still synced only on request). */
 #define EARLY_WRITE_BYTES (1u << 20)
 #define SCAN_BLOCK (256u * 1024)
+/* Largest append buffer kept after its records were written. */
+#define WBUF_KEEP_BYTES (16u * 1024)
 
 struct hg_spool {
   int fd;
@@ -328,7 +330,11 @@ static int write_pending(hg_spool *s, hg_err *err) {
     return io_error(err, "write", s->path, errno);
   s->file_len += s->wbuf.len;
   s->written_count = s->count;
-  hg_buf_reset(&s->wbuf);
+  /* A buffer a burst made large is let go: an agent holds one spool per run, most of them idle. */
+  if (s->wbuf.cap > WBUF_KEEP_BYTES)
+    hg_buf_free(&s->wbuf);
+  else
+    hg_buf_reset(&s->wbuf);
   return 0;
 }
 
@@ -458,22 +464,72 @@ int hg_spool_iter_start(hg_spool_iter *it, hg_spool *s, uint64_t from, hg_err *e
   return locate(s, from, &it->offset, err);
 }
 
+/* Points *p at file bytes [off, off + n) through the iterator's block, reading the block
+ * afresh (SCAN_BLOCK bytes or more) when they are not in it. The range is within file_len. */
+static int block_get(hg_spool_iter *it, uint64_t off, size_t n, const char **p, hg_err *err) {
+  hg_spool *s = it->spool;
+  if (off < it->block_off || off + n > it->block_off + it->block.len) {
+    uint64_t left = s->file_len - off;
+    size_t want = n > SCAN_BLOCK ? n : SCAN_BLOCK, got;
+    if (want > left) want = (size_t)left;
+    hg_buf_reset(&it->block);
+    if (hg_buf_reserve(&it->block, want))
+      return hg_err_set(err, HG_ENOMEM, "spool %s: out of memory", s->path);
+    if (pread_full(s->fd, it->block.data, want, off, &got))
+      return io_error(err, "read", s->path, errno);
+    if (got < n)
+      return hg_err_set(err, HG_EIO, "spool %s: the file is shorter than expected", s->path);
+    it->block.len = got;
+    it->block_off = off;
+  }
+  *p = it->block.data + (off - it->block_off);
+  return 0;
+}
+
+/* A record wholly in the file, read through the block: no copy, and one read for many. */
+static int file_record(hg_spool_iter *it, const char **data, size_t *len, hg_err *err) {
+  hg_spool *s = it->spool;
+  const char *h;
+  int rc = block_get(it, it->offset, HG_SPOOL_RECORD_OVERHEAD, &h, err);
+  if (rc) return rc;
+  uint32_t n = get_le32((const unsigned char *)h), crc = get_le32((const unsigned char *)h + 4);
+  if (n > HG_SPOOL_MAX_RECORD || it->offset + HG_SPOOL_RECORD_OVERHEAD + n > s->file_len)
+    return hg_err_set(err, HG_EIO, "spool %s: record at offset %llu is damaged", s->path,
+                      (unsigned long long)it->offset);
+  const char *payload;
+  if ((rc = block_get(it, it->offset, HG_SPOOL_RECORD_OVERHEAD + n, &payload, err))) return rc;
+  payload += HG_SPOOL_RECORD_OVERHEAD;
+  if (hg_crc32(payload, n) != crc)
+    return hg_err_set(err, HG_EIO, "spool %s: record %llu fails its CRC check", s->path,
+                      (unsigned long long)it->index);
+  *data = payload;
+  *len = n;
+  it->offset += HG_SPOOL_RECORD_OVERHEAD + n;
+  return 0;
+}
+
 int hg_spool_iter_next(hg_spool_iter *it, const char **data, size_t *len, uint64_t *index,
                        hg_err *err) {
   if (it->index >= it->spool->count) return 0;
-  uint64_t next;
-  int rc = record_at(it->spool, it->index, it->offset, &it->record, &next, err);
-  if (rc) return rc;
-  *data = it->record.data;
-  *len = it->record.len;
+  int rc;
+  if (it->offset < it->spool->file_len) {
+    /* Records never straddle file_len: the append buffer is written whole. */
+    if ((rc = file_record(it, data, len, err))) return rc;
+  } else {
+    uint64_t next;
+    if ((rc = record_at(it->spool, it->index, it->offset, &it->record, &next, err))) return rc;
+    *data = it->record.data;
+    *len = it->record.len;
+    it->offset = next;
+  }
   if (index) *index = it->index;
   it->index++;
-  it->offset = next;
   return 1;
 }
 
 void hg_spool_iter_end(hg_spool_iter *it) {
   hg_buf_free(&it->record);
+  hg_buf_free(&it->block);
 }
 
 /* ---- closing ---- */

@@ -89,12 +89,15 @@ const char *hg_spool_path(const hg_spool *s);
  * matches: the disk changed under us) or HG_ENOMEM. */
 int hg_spool_read(hg_spool *s, uint64_t index, hg_buf *out, hg_err *err);
 
-/* Reads records in order from a given index, including ones appended while iterating. */
+/* Reads records in order from a given index, including ones appended while iterating. Records
+ * already written to the file are read a block at a time (one read for many small records). */
 typedef struct hg_spool_iter {
   hg_spool *spool;
   uint64_t index;  /* of the next record */
   uint64_t offset; /* of the next record in the file */
   hg_buf record;
+  hg_buf block;       /* file bytes [block_off, block_off + block.len) */
+  uint64_t block_off;
 } hg_spool_iter;
 
 /* Positions it at record from (from == count is the end). 0, HG_ENOENT (from > count), HG_EIO. */

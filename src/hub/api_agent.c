@@ -12,6 +12,10 @@
 #include "hub/apikey.h"
 #include "pipeline/outputs.h"
 
+/* A run keeps the first this many output errors: enough to debug, bounded for a run that
+ * sends nothing but broken ops. */
+#define OUTPUT_ERRORS_MAX 1000
+
 static bool is_active(hg_store_run_status s) {
   return s == HG_RUN_ACCEPTED || s == HG_RUN_RUNNING || s == HG_RUN_CANCELLING;
 }
@@ -741,7 +745,7 @@ void api_run_post_events(api_ctx *c) {
       fail_store(c, "applying an output op", &oerr);
       goto out;
     }
-    if (rc) {
+    if (rc && cJSON_GetArraySize(errors) < OUTPUT_ERRORS_MAX) {
       /* The agent applied it to its own copy; the hub's copy disagrees. Keep going. */
       cJSON *oe = cJSON_CreateObject();
       cJSON_AddNumberToObject(oe, "seq", (double)seq);

@@ -159,7 +159,7 @@ void api_agent_register(api_ctx *c) {
   size_t n_held = 0;
   char id[HG_HUB_ID_MAX + 1], token[HG_APIKEY_TOKEN_LEN + 1];
   char *labels_text = NULL, *sched_text = NULL;
-  bool resumed = false, requeued = false;
+  bool resumed = false;
   if (!api_begin(c)) goto out;
   if (wanted) {
     int rc = hg_store_agent_get(hub->store, wanted, &old, &err);
@@ -193,7 +193,6 @@ void api_agent_register(api_ctx *c) {
       fail_store(c, "store: re-queueing a run", &err);
       goto out;
     }
-    requeued = true;
   }
   labels_text = labels ? hg_fields_print(labels) : NULL;
   sched_text = schedulers ? hg_fields_print(schedulers) : NULL;
@@ -238,7 +237,6 @@ void api_agent_register(api_ctx *c) {
     cJSON_AddItemToArray(runs, r);
   }
   api_json(c, 201, doc);
-  (void)requeued;
 out:
   hg_crypto_wipe(token, sizeof token);
   hg_buf_free(&raw);

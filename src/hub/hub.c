@@ -75,9 +75,9 @@ static int open_vault(const char *key_path, hg_vault *vault, hg_err *err) {
 
 int hg_hub_init_store(const char *db_path, const char *master_key_path, hg_store_sync sync,
                       char key[HG_APIKEY_LEN + 1], hg_err *err) {
+  /* An existing key file is used as it is: the operator may have made it. */
   int rc = hg_vault_create_master(master_key_path, err);
   if (rc && rc != HG_EEXIST) return rc;
-  bool made_key = rc == 0;
   hg_vault vault;
   hg_store *store = NULL;
   hg_store_key *keys = NULL;
@@ -93,7 +93,6 @@ int hg_hub_init_store(const char *db_path, const char *master_key_path, hg_store
   hg_store_keys_free(keys, n);
   hg_store_close(store);
   hg_vault_wipe(&vault);
-  (void)made_key;
   return rc;
 }
 

@@ -14,13 +14,16 @@
  * flag is clear (a raw secret "Beef12" must not mask "beef12"). Folding touches six letters
  * only, so verification almost never rejects.
  *
- * Most bytes of ordinary output cannot begin a match. A q-gram filter (q = the shortest
- * pattern, at most 8) checks, per position, whether the q bytes there hash to a bit set by some
- * pattern's first q bytes; where none does, no match starts there and the automaton is not
- * run. The automaton starts from its root at a filter hit and runs until the text it tracks is
- * shorter than q and starts after the hit, then the filter takes over again from where that
- * text starts. Since every pattern is at least q long, no match can begin in the bytes skipped
- * this way, and each byte is revisited fewer than q times.
+ * Most bytes of ordinary output cannot begin a match, and the filter finds them without
+ * looking at every position. Let m be the shortest pattern and s = m - 3 (at most 16). The
+ * filter holds a hash of every 4-byte gram at offsets 0..s-1 of every pattern (bit 5 of each
+ * byte cleared, which also folds hex case). A match starting at p covers exactly one of the
+ * positions j = i+s-1, i+2s-1, ... within [p, p+s-1], and its gram there is in the filter; so
+ * where the gram at j is not, no match starts in [j-s+1, j] and s positions are done with one
+ * look-up. At a hit the automaton starts from its root at j-s+1 and runs until the text it
+ * tracks is shorter than m and starts after where it started; the filter resumes from there.
+ * No match can begin in skipped bytes, no match is reported twice (the rewind is shorter than
+ * any pattern), and each byte is revisited fewer than m times.
  *
  * A scanner sees the stream as absolute byte positions. Bytes before `pos` have been emitted;
  * bytes [hbase, hbase + hlen) are held from earlier writes; the current write follows them.
@@ -62,10 +65,10 @@ typedef struct automaton {
   int32_t *pnext; /* per form: next form with the same folded bytes */
   uint32_t npats;
   uint32_t root[256];
-  uint8_t *filter; /* per hash of a q-gram: 1 if some pattern begins with such a q-gram */
+  uint8_t *filter; /* per hash of a 4-byte gram: 1 if some pattern has it near its start */
   unsigned shift;
-  uint64_t qmask;
-  uint32_t q;
+  uint32_t minlen; /* of the shortest pattern */
+  uint32_t stride; /* positions one filter look-up covers */
 } automaton;
 
 struct hg_redact_set {
@@ -461,23 +464,21 @@ static int ac_build(const hg_redact_set *set, automaton **out) {
     }
   }
 
-  /* The filter: q bytes with bit 5 cleared (which also folds hex case), hashed. */
-  a->q = minlen < 8 ? minlen : 8;
-  uint8_t m[8] = {0};
-  for (uint32_t j = 0; j < a->q; j++) m[j] = 0xDF;
-  memcpy(&a->qmask, m, 8);
+  a->minlen = minlen;
+  a->stride = minlen - 3 < 16 ? minlen - 3 : 16;
+  uint64_t entries = (uint64_t)a->npats * a->stride;
   unsigned bits = 12;
-  while (bits < 22 && (1ull << bits) < (uint64_t)a->npats * 128) bits++;
-  a->shift = 64 - bits;
+  while (bits < 22 && (1ull << bits) < entries * 32) bits++;
+  a->shift = 32 - bits;
   a->filter = calloc((size_t)1 << bits, 1);
   if (!a->filter) goto done;
   for (uint32_t p = 0; p < a->npats; p++) {
-    uint8_t g[8] = {0};
-    memcpy(g, set->fbytes + set->forms[p].off, a->q);
-    uint64_t w;
-    memcpy(&w, g, 8);
-    uint64_t h = ((w & a->qmask) * 0x9E3779B97F4A7C15ull) >> a->shift;
-    a->filter[h] = 1;
+    const uint8_t *b = set->fbytes + set->forms[p].off;
+    for (uint32_t k = 0; k < a->stride; k++) {
+      uint32_t w;
+      memcpy(&w, b + k, 4);
+      a->filter[((w & 0xDFDFDFDFu) * 0x9E3779B1u) >> a->shift] = 1;
+    }
   }
   rc = 0;
 done:
@@ -644,31 +645,30 @@ static void scan_hold(hg_redact_scanner *sc, uint64_t from) {
   sc->state = s;
 }
 
-/* The first position at or after i where the filter says a match may begin, or the first
- * position too close to the end for the 8-byte load (the automaton handles the tail). */
+/* Where the automaton must start: the first position at or after i from which the filter
+ * cannot rule a match out, or the start of the tail too short for the filter to look at. */
+static inline uint32_t load32(const uint8_t *p) {
+  uint32_t w;
+  memcpy(&w, p, 4);
+  return w;
+}
+
 static inline size_t skip(const automaton *a, const uint8_t *d, size_t i, size_t n) {
   const uint8_t *filter = a->filter;
-  const uint64_t mask = a->qmask;
   const unsigned shift = a->shift;
-#define HIT(w) filter[(((w) & mask) * 0x9E3779B97F4A7C15ull) >> shift]
-  if (n < 8) return i;
-  while (i + 11 <= n) {
-    uint64_t w0, w1, w2, w3;
-    memcpy(&w0, d + i, 8);
-    memcpy(&w1, d + i + 1, 8);
-    memcpy(&w2, d + i + 2, 8);
-    memcpy(&w3, d + i + 3, 8);
-    if (HIT(w0) | HIT(w1) | HIT(w2) | HIT(w3)) break;
-    i += 4;
+  const size_t s = a->stride;
+#define HIT(j) filter[((load32(d + (j)) & 0xDFDFDFDFu) * 0x9E3779B1u) >> shift]
+  size_t j = i + s - 1;
+  while (j + 3 * s + 4 <= n) {
+    if (HIT(j) | HIT(j + s) | HIT(j + 2 * s) | HIT(j + 3 * s)) break;
+    j += 4 * s;
   }
-  while (i + 8 <= n) {
-    uint64_t w;
-    memcpy(&w, d + i, 8);
-    if (HIT(w)) return i;
-    i++;
+  while (j + 4 <= n) {
+    if (HIT(j)) break;
+    j += s;
   }
 #undef HIT
-  return i;
+  return j - s + 1;
 }
 
 /* Scans the current write from offset i on. */
@@ -677,7 +677,7 @@ static void scan_data(hg_redact_scanner *sc, size_t i) {
   if (a->npats == 0) return;
   const uint8_t *d = sc->d;
   const size_t n = sc->dlen;
-  const uint32_t q = a->q;
+  const uint32_t m = a->minlen;
   uint32_t s = sc->state;
   size_t c = i; /* where the automaton last started from its root (or the write's start) */
   while (i < n) {
@@ -691,8 +691,8 @@ static void scan_data(hg_redact_scanner *sc, size_t i) {
       i++;
       const ac_node *nd = &a->nodes[s];
       if (nd->out >= 0 || nd->dict) report(sc, a, s, sc->dbase + i);
-      if (nd->depth < q && i - c > nd->depth) {
-        /* Nothing longer than q is in progress: let the filter look again from where the
+      if (nd->depth < m && i - c > nd->depth) {
+        /* Nothing as long as a pattern is in progress: let the filter look again from where the
          * tracked text begins. */
         i -= nd->depth;
         s = 0;

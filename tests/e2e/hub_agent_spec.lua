@@ -10,7 +10,7 @@ local case = 0
 setup(function()
   -- Short leases so that lapses happen within a test; long enough for a loaded machine to
   -- accept in time when a test means to.
-  hub = hubtest.start { name = "hub-agent", args = { "--lease-ttl", "2", "--heartbeat-interval", "1" } }
+  hub = hubtest.start { name = "hub-agent", args = { "--lease-ttl", "3", "--heartbeat-interval", "1" } }
 end)
 
 teardown(function()
@@ -66,7 +66,7 @@ describe("register", function()
     assert.matches("^[A-Za-z0-9_-]+$", r.agent_id)
     assert.is_string(r.session_token)
     assert.equal(1, r.heartbeat_interval_s)
-    assert.equal(2, r.lease_ttl_s)
+    assert.equal(3, r.lease_ttl_s)
     assert.is_number(r.poll_wait_s)
     assert.is_number(r.max_batch_bytes)
     assert.equal(0, #r.runs)
@@ -366,7 +366,8 @@ describe("leases and sessions", function()
     local slug, labels = fresh_task()
     local a = hub:agent { labels = labels }
     local id = running(a, slug)
-    for _ = 1, 6 do
+    -- 4.5 s of heartbeats, longer than the 3 s TTL: the run stays
+    for _ = 1, 9 do
       hubtest.sleep(500)
       assert.equal(200, a:heartbeat({ id }).status)
     end

@@ -15,6 +15,7 @@ struct hg_loop_signal {
 
 int hg_loop_init(hg_loop *loop, hg_err *err) {
   loop->signals = NULL;
+  loop->reaper = NULL;
   loop->closing = 0;
   int rc = uv_loop_init(&loop->uv);
   if (rc) return hg_err_set(err, rc, "cannot create the event loop: %s", uv_strerror(rc));

@@ -11,6 +11,7 @@ typedef void (*hg_signal_cb)(hg_loop *loop, int signum, void *data);
 struct hg_loop {
   uv_loop_t uv;
   struct hg_loop_signal *signals; /* private */
+  struct hg_proc_reaper *reaper;  /* private to proc.c: one SIGCHLD watcher for its children */
   int closing;
 };
 

@@ -297,7 +297,7 @@ static const struct {
 } modules[] = {
     {"task", hg_lua_open_task},   {"sink", hg_lua_open_sink}, {"json", hg_lua_open_json},
     {"yaml", hg_lua_open_yaml},   {"log", hg_lua_open_log},   {"timer", hg_lua_open_timer},
-    {"crypto", hg_lua_open_crypto}, {"http", hg_lua_open_http},
+    {"crypto", hg_lua_open_crypto}, {"http", hg_lua_open_http}, {"process", hg_lua_open_process},
 };
 
 static int setup(lua_State *L) {

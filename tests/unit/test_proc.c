@@ -27,7 +27,7 @@ typedef struct capture {
   int writes;
   int eofs;
   int64_t min_ts, max_ts;
-  /* backpressure: pause on every write, resume from a timer resume_ms later */
+  /* backpressure: pause on the first `pause` writes, resume from a timer resume_ms later */
   int pause;
   int64_t resume_ms;
   hg_timer *resume_timer;
@@ -56,7 +56,7 @@ static int capture_write(hg_sink *s, const char *bytes, size_t len, int64_t ts) 
   hg_buf_append(&c->bytes, bytes, len);
   if (c->on_write) c->on_write(c);
   if (c->fail_with) return c->fail_with;
-  if (c->pause) {
+  if (c->pauses < c->pause) {
     c->paused = 1;
     c->pauses++;
     hg_timer_start(c->resume_timer, c->resume_ms, 0);
@@ -545,7 +545,7 @@ static void backpressure_delivers_every_byte_once_in_order(void) {
   CHECK_EQ_INT(hg_loop_init(&loop, &e), 0);
   capture out;
   capture_init(&out);
-  out.pause = 1;
+  out.pause = INT_MAX;
   out.resume_ms = 2;
   CHECK_EQ_INT(hg_timer_new(&loop, resume_now, &out, &out.resume_timer, &e), 0);
   result r = {.free_in_callback = 1};
@@ -574,7 +574,7 @@ static void shared_sink_pauses_and_resumes_both_pipes(void) {
   CHECK_EQ_INT(hg_loop_init(&loop, &e), 0);
   capture both;
   capture_init(&both);
-  both.pause = 1;
+  both.pause = INT_MAX;
   both.resume_ms = 1;
   CHECK_EQ_INT(hg_timer_new(&loop, resume_now, &both, &both.resume_timer, &e), 0);
   result r = {.free_in_callback = 1};
@@ -756,6 +756,45 @@ static void daemonized_grandchild_does_not_hold_exit_forever(void) {
   if (grandchild > 0) kill(grandchild, SIGKILL);
   hg_loop_close(&loop);
   capture_free(&out);
+}
+
+static void paused_sink_keeps_its_bytes_past_the_drain_deadline(void) {
+  hg_loop loop;
+  hg_err e;
+  CHECK_EQ_INT(hg_loop_init(&loop, &e), 0);
+  capture out, err;
+  capture_init(&out);
+  capture_init(&err);
+  /* Paused from the first bytes until well after the drain deadline. */
+  out.pause = 1;
+  out.resume_ms = HG_PROC_DRAIN_MS + 500;
+  CHECK_EQ_INT(hg_timer_new(&loop, resume_now, &out, &out.resume_timer, &e), 0);
+  result r = {.out = &out, .err = &err, .free_in_callback = 1};
+  /* Less than a pipe holds, so sh exits at once; the grandchild keeps both pipes open. */
+  const char *argv[] = {"/bin/sh", "-c", "seq 1 10000; sleep 30 & echo $! >&2", NULL};
+  hg_proc_opts o = {.argv = argv, .env = base_env, .out = &out.sink, .err = &err.sink,
+                    .new_pgroup = 1, .on_exit = on_exit_cb, .data = &r};
+  hg_proc *p;
+  int64_t start = hg_clock_mono_ms();
+  CHECK_EQ_INT(hg_proc_spawn(&loop, &o, &p, &e), 0);
+  CHECK(run_until(&loop, &r.calls, 60000));
+  hg_buf expect = HG_BUF_INIT;
+  for (int i = 1; i <= 10000; i++) hg_buf_printf(&expect, "%d\n", i);
+  CHECK_EQ_INT(out.bytes.len, expect.len);
+  if (out.bytes.len == expect.len) CHECK_EQ_MEM(out.bytes.data, expect.data, expect.len);
+  CHECK_EQ_INT(out.pauses, 1);
+  CHECK_EQ_INT(out.writes_while_paused, 0);
+  CHECK_EQ_INT(r.eofs_before_exit, 2);
+  CHECK(r.at_ms - start >= out.resume_ms - 100); /* on_exit waited for the paused sink */
+  CHECK(r.at_ms - start < 20000);
+  CHECK_EQ_INT(r.status.exit_code, 0);
+  pid_t grandchild = (pid_t)atoi(text(&err));
+  CHECK(grandchild > 0);
+  if (grandchild > 0) kill(grandchild, SIGKILL);
+  hg_buf_free(&expect);
+  capture_free(&out);
+  capture_free(&err);
+  hg_loop_close(&loop);
 }
 
 static void child_dies_when_its_parent_dies(void) {
@@ -946,6 +985,7 @@ TEST_MAIN(T(echo_reaches_both_sinks), T(environment_is_exactly_the_given_one),
           T(kill_of_cooperative_child_is_sigterm_and_cancels_the_timer),
           T(kill_reaches_the_whole_group), T(child_leads_its_own_group),
           T(daemonized_grandchild_does_not_hold_exit_forever),
+          T(paused_sink_keeps_its_bytes_past_the_drain_deadline),
           T(child_dies_when_its_parent_dies), T(child_sees_no_fds_beyond_stdio),
           T(hundred_concurrent_processes_all_reported), T(free_before_exit_kills_and_detaches),
           T(free_inside_sink_write_is_safe))

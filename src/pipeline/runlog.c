@@ -1,0 +1,760 @@
+/* A run's log: redactor, framer and output-line parser in front of the run's spool. */
+#include "pipeline/runlog.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/timer.h"
+#include "pipeline/framer.h"
+#include "pipeline/outline.h"
+#include "pipeline/outputs.h"
+#include "pipeline/redact.h"
+
+/* The two producer streams, then the run's own system lines, which pass through a redactor
+ * and a framer of their own (valid UTF-8, one event per line) but never the output parser. */
+#define SYSTEM 2
+#define NSTREAMS 3
+
+static const char *const stream_names[NSTREAMS] = {"stdout", "stderr", "system"};
+
+#define TRUNCATED_PREFIX "output truncated:"
+
+/* Log events are assembled from the text cJSON prints for an event whose ts and text are
+ * markers, split around them: head, ts, mid[stream], the text as a JSON string, tail[partial].
+ * This keeps cJSON the author of every byte of JSON while a line costs no tree and no
+ * allocation. */
+#define TS_MARK "@@hangar-ts@@"
+#define TEXT_MARK "@@hangar-text@@"
+
+struct hg_runlog_group {
+  hg_loop *loop;
+  hg_spool_budget budget;
+  hg_runlog *runlogs;
+  hg_timer *resume_timer; /* resumes paused producers from the loop, not from inside a close */
+  hg_buf head, mid[NSTREAMS], tail[2];
+  hg_buf ev;  /* the event being built */
+  hg_buf tmp; /* a piece copied out to be NUL-terminated */
+  hg_outline_result res;
+};
+
+typedef struct stream {
+  hg_runlog *rl;
+  int id;
+  hg_sink sink;
+  hg_redact_scanner *sc;
+  hg_framer fr;
+  bool prev_partial; /* the last piece was partial: the next one ends that line */
+  bool paused;       /* the producer waits for hg_sink_resume */
+} stream;
+
+struct hg_runlog {
+  hg_runlog_group *g;
+  hg_runlog *next, **pprev;
+  char *run_id;
+  hg_spool *spool;
+  hg_redact_set *secrets;
+  hg_outline *ol;
+  cJSON *outputs;
+  stream st[NSTREAMS];
+  hg_timer *sync_timer;
+  bool sync_armed;
+  int64_t sync_ms;
+  uint64_t max_log;
+  uint64_t log_bytes, dropped_lines, dropped_bytes;
+  bool truncated, ended, sync_failed;
+  int failed;  /* a write failed for good: every later write answers this */
+  hg_err ferr; /* its message; also where callbacks leave theirs */
+  int64_t ts_ms;
+  char ts_text[HG_TS_LEN];
+  void (*listener)(void *ud);
+  void *listener_ud;
+};
+
+/* ---- the group ---- */
+
+/* Splits what cJSON printed for one marker event into the constant parts. */
+static int split_template(hg_runlog_group *g, int sid, int partial) {
+  cJSON *o = cJSON_CreateObject();
+  if (!o || !cJSON_AddStringToObject(o, "kind", "log") || !cJSON_AddStringToObject(o, "ts", TS_MARK) ||
+      !cJSON_AddStringToObject(o, "stream", stream_names[sid]) ||
+      !cJSON_AddStringToObject(o, "text", TEXT_MARK) || !cJSON_AddBoolToObject(o, "partial", partial)) {
+    cJSON_Delete(o);
+    return HG_ENOMEM;
+  }
+  char *text = cJSON_PrintUnformatted(o);
+  cJSON_Delete(o);
+  if (!text) return HG_ENOMEM;
+  char *ts = strstr(text, TS_MARK), *tx = strstr(text, "\"" TEXT_MARK "\"");
+  int rc = HG_ENOMEM;
+  if (!ts || !tx || tx < ts) goto out; /* cannot happen: cJSON keeps member order */
+  char *after_ts = ts + strlen(TS_MARK), *after_tx = tx + strlen(TEXT_MARK) + 2;
+  hg_buf *mid = &g->mid[sid], *tail = &g->tail[partial];
+  hg_buf_reset(&g->head);
+  hg_buf_reset(mid);
+  hg_buf_reset(tail);
+  if (hg_buf_append(&g->head, text, (size_t)(ts - text)) ||
+      hg_buf_append(mid, after_ts, (size_t)(tx - after_ts)) || hg_buf_appends(tail, after_tx))
+    goto out;
+  rc = 0;
+out:
+  free(text);
+  return rc;
+}
+
+static void resume_all(hg_runlog_group *g) {
+  for (hg_runlog *rl = g->runlogs, *next; rl; rl = next) {
+    next = rl->next;
+    for (int i = 0; i < SYSTEM; i++) {
+      stream *st = &rl->st[i];
+      if (!st->paused) continue;
+      if (hg_spool_budget_full(&g->budget)) return; /* they would only pause again */
+      st->paused = false;
+      hg_sink_resume(&st->sink);
+    }
+  }
+}
+
+static void on_resume_timer(hg_timer *t, void *data) {
+  (void)t;
+  resume_all(data);
+}
+
+/* From hg_spool_close/hg_spool_delete, possibly deep inside a caller: resume from the loop. */
+static void on_space(void *ud) {
+  hg_runlog_group *g = ud;
+  if (g->resume_timer)
+    hg_timer_start(g->resume_timer, 0, 0);
+  else
+    resume_all(g);
+}
+
+int hg_runlog_group_new(hg_runlog_group **out, hg_loop *loop, uint64_t budget_bytes, hg_err *err) {
+  *out = NULL;
+  hg_runlog_group *g = calloc(1, sizeof *g);
+  if (!g) return hg_err_set(err, HG_ENOMEM, "runlog group: out of memory");
+  g->loop = loop;
+  hg_spool_budget_init(&g->budget, budget_bytes);
+  hg_spool_budget_on_space(&g->budget, on_space, g);
+  int rc = 0;
+  for (int s = 0; s < NSTREAMS && !rc; s++)
+    for (int p = 0; p < 2 && !rc; p++) rc = split_template(g, s, p);
+  if (rc) {
+    hg_runlog_group_free(g);
+    return hg_err_set(err, HG_ENOMEM, "runlog group: out of memory");
+  }
+  if (loop && (rc = hg_timer_new(loop, on_resume_timer, g, &g->resume_timer, err))) {
+    hg_runlog_group_free(g);
+    return rc;
+  }
+  *out = g;
+  return 0;
+}
+
+void hg_runlog_group_free(hg_runlog_group *g) {
+  if (!g) return;
+  hg_timer_free(g->resume_timer);
+  hg_buf_free(&g->head);
+  for (int i = 0; i < NSTREAMS; i++) hg_buf_free(&g->mid[i]);
+  hg_buf_free(&g->tail[0]);
+  hg_buf_free(&g->tail[1]);
+  hg_buf_wipe(&g->ev);
+  hg_buf_wipe(&g->tmp);
+  hg_outline_result_free(&g->res);
+  free(g);
+}
+
+hg_spool_budget *hg_runlog_group_budget(hg_runlog_group *g) {
+  return &g->budget;
+}
+
+/* ---- storing events ---- */
+
+static void arm_sync(hg_runlog *rl) {
+  if (rl->sync_armed || !rl->sync_timer) return;
+  if (hg_timer_start(rl->sync_timer, rl->sync_ms, 0) == 0) rl->sync_armed = true;
+}
+
+static int store(hg_runlog *rl, const char *data, size_t len) {
+  int rc = hg_spool_append(rl->spool, data, len, &rl->ferr);
+  if (rc < 0) return rc;
+  arm_sync(rl);
+  return 0;
+}
+
+static const char *ts_text(hg_runlog *rl, int64_t ts) {
+  if (ts != rl->ts_ms) {
+    hg_clock_format(ts, rl->ts_text);
+    rl->ts_ms = ts;
+  }
+  return rl->ts_text;
+}
+
+/* True when no byte of s needs escaping in a JSON string (a control character, '"' or '\\'):
+ * the string is then the bytes between quotes, exactly what cJSON would print. */
+static bool json_plain(const char *s, size_t n) {
+  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, s + i, 8);
+    uint64_t q = w ^ 0x2222222222222222ull, b = w ^ 0x5C5C5C5C5C5C5C5Cull;
+    /* a byte below 0x20, a '"' (zero in q) or a '\\' (zero in b) */
+    uint64_t hit = ((w - 0x2020202020202020ull) | (q - ones) | (b - ones)) & ~w & highs;
+    /* ~w & highs alone would miss a '"' or '\\' in a byte with its high bit set: none has. */
+    if (hit) return false;
+  }
+  for (; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c < 0x20 || c == '"' || c == '\\') return false;
+  }
+  return true;
+}
+
+/* Appends text as a JSON string to ev. */
+static int json_string(hg_runlog_group *g, hg_buf *ev, const char *text, size_t len) {
+  if (json_plain(text, len)) {
+    if (hg_buf_reserve(ev, len + 2)) return HG_ENOMEM;
+    char *p = ev->data + ev->len;
+    p[0] = '"';
+    memcpy(p + 1, text, len);
+    p[len + 1] = '"';
+    ev->len += len + 2;
+    ev->data[ev->len] = '\0';
+    return 0;
+  }
+  /* cJSON reads a C string: a piece cut from a longer text is copied out first. */
+  if (text[len] != '\0') {
+    hg_buf_reset(&g->tmp);
+    if (hg_buf_append(&g->tmp, text, len)) return HG_ENOMEM;
+    text = g->tmp.data;
+  }
+  /* Worst case every byte is a \u00XX; cJSON asks for a little slack. */
+  size_t room = 6 * len + 16;
+  if (hg_buf_reserve(ev, room)) return HG_ENOMEM;
+  cJSON item;
+  memset(&item, 0, sizeof item);
+  item.type = cJSON_String | cJSON_IsReference;
+  item.valuestring = (char *)text;
+  if (!cJSON_PrintPreallocated(&item, ev->data + ev->len, (int)(ev->cap - ev->len), 0))
+    return HG_ENOMEM;
+  ev->len += strlen(ev->data + ev->len);
+  return 0;
+}
+
+static int log_event(hg_runlog *rl, int sid, const char *text, size_t len, bool partial,
+                     int64_t ts) {
+  hg_runlog_group *g = rl->g;
+  hg_buf *ev = &g->ev;
+  hg_buf_reset(ev);
+  const hg_buf *mid = &g->mid[sid], *tail = &g->tail[partial];
+  if (hg_buf_reserve(ev, g->head.len + HG_TS_LEN + mid->len + len + 2 + tail->len))
+    return hg_err_set(&rl->ferr, HG_ENOMEM, "run %s: out of memory for an event", rl->run_id);
+  hg_buf_append(ev, g->head.data, g->head.len);
+  hg_buf_append(ev, ts_text(rl, ts), HG_TS_LEN - 1);
+  hg_buf_append(ev, mid->data, mid->len);
+  if (json_string(g, ev, text, len) || hg_buf_append(ev, tail->data, tail->len))
+    return hg_err_set(&rl->ferr, HG_ENOMEM, "run %s: out of memory for an event", rl->run_id);
+  return store(rl, ev->data, ev->len);
+}
+
+static int system_text(hg_runlog *rl, const char *text, size_t len);
+
+static int system_msg(hg_runlog *rl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int system_msg(hg_runlog *rl, const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (n < 0) return 0;
+  return system_text(rl, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
+}
+
+static void describe_size(uint64_t bytes, char *out, size_t n) {
+  if (bytes % (1024 * 1024) == 0)
+    snprintf(out, n, "%" PRIu64 " MiB", bytes / (1024 * 1024));
+  else
+    snprintf(out, n, "%" PRIu64 " bytes", bytes);
+}
+
+/* A line (or piece) of stdout, stderr or system text, split into events of at most
+ * HG_RUNLOG_MAX_TEXT bytes (only a reassembled chunk line can be longer), under the log
+ * limit. */
+static int log_text(hg_runlog *rl, int sid, const char *text, size_t len, bool partial,
+                    int64_t ts) {
+  if (sid != SYSTEM) {
+    if (rl->truncated || (rl->max_log && rl->log_bytes + len > rl->max_log)) {
+      if (!rl->truncated) {
+        rl->truncated = true;
+        char limit[64];
+        describe_size(rl->max_log, limit, sizeof limit);
+        int rc = system_msg(rl, TRUNCATED_PREFIX " the run printed more than %s; further output is dropped",
+                            limit);
+        if (rc) return rc;
+      }
+      rl->dropped_lines++;
+      rl->dropped_bytes += len;
+      return 0;
+    }
+    rl->log_bytes += len;
+  }
+  while (len > HG_RUNLOG_MAX_TEXT) {
+    size_t cut = HG_RUNLOG_MAX_TEXT;
+    while (cut > 0 && ((unsigned char)text[cut] & 0xC0) == 0x80) cut--;
+    int rc = log_event(rl, sid, text, cut, true, ts);
+    if (rc) return rc;
+    text += cut;
+    len -= cut;
+  }
+  return log_event(rl, sid, text, len, partial, ts);
+}
+
+static int output_event(hg_runlog *rl, const hg_outline_result *r, int64_t ts) {
+  cJSON *o = cJSON_CreateObject();
+  char *text = NULL;
+  int rc = HG_ENOMEM;
+  if (!o || !cJSON_AddStringToObject(o, "kind", "output") ||
+      !cJSON_AddStringToObject(o, "ts", ts_text(rl, ts)) ||
+      !cJSON_AddStringToObject(o, "op", hg_outputs_op_name(r->op)) ||
+      !cJSON_AddStringToObject(o, "path", r->path_text.data ? r->path_text.data : "") ||
+      !cJSON_AddItemReferenceToObject(o, "value", r->value) || !(text = cJSON_PrintUnformatted(o)))
+    goto out;
+  rc = store(rl, text, strlen(text));
+out:
+  if (rc == HG_ENOMEM) hg_err_set(&rl->ferr, rc, "run %s: out of memory for an output event", rl->run_id);
+  free(text);
+  cJSON_Delete(o);
+  return rc;
+}
+
+static int mask_value(hg_runlog *rl, const char *value, size_t len, const char *what) {
+  hg_err e = {0};
+  int rc = hg_redact_set_add(rl->secrets, value, len, &e);
+  if (rc == 0) return 0;
+  if (rc == HG_REDACT_TOO_SHORT)
+    return system_msg(rl, "%s is shorter than %d bytes and is not masked in the log", what,
+                      HG_REDACT_MIN_LEN);
+  if (rc == HG_ETOOBIG) return system_msg(rl, "%s is not masked in the log: %s", what, e.msg);
+  rl->ferr = e;
+  return rc;
+}
+
+/* ---- lines ---- */
+
+static int handle_line(hg_runlog *rl, stream *st, const char *text, size_t len, bool partial,
+                       int64_t ts) {
+  if (st->id == SYSTEM) return log_text(rl, SYSTEM, text, len, partial, ts);
+  bool piece = partial || st->prev_partial;
+  st->prev_partial = partial;
+  hg_outline_result *r = &rl->g->res;
+  int rc = hg_outline_line(rl->ol, text, len, piece, r);
+  if (rc < 0) {
+    /* Out of memory or the redact hook failed: say so; the run's log goes on. */
+    int src = system_msg(rl, "%s", r->err.msg);
+    return rc == HG_ENOMEM ? hg_err_set(&rl->ferr, rc, "run %s: out of memory", rl->run_id) : src;
+  }
+  /* A reassembled chunk line is a whole line however it was printed. */
+  bool event_partial = r->text == text ? partial : false;
+  if (r->log_line && (rc = log_text(rl, st->id, r->text, r->text_len, event_partial, ts)))
+    return rc;
+  switch (r->kind) {
+  case HG_OUTLINE_LOG:
+  case HG_OUTLINE_CHUNK:
+    return 0;
+  case HG_OUTLINE_OUTPUT: {
+    hg_err e = {0};
+    rc = hg_outputs_apply(&rl->outputs, r->op, &r->path, r->value, &e);
+    if (rc == 0) return output_event(rl, r, ts);
+    if (rc == HG_ENOMEM) {
+      rl->ferr = e;
+      return rc;
+    }
+    return system_msg(rl, "output not applied: %s", e.msg);
+  }
+  case HG_OUTLINE_MASK:
+    return mask_value(rl, r->mask, r->mask_len, "a hangar_mask value");
+  case HG_OUTLINE_ERROR:
+    return system_msg(rl, "%s", r->err.msg);
+  }
+  return 0;
+}
+
+static int on_line(void *ud, const char *text, size_t len, bool partial, int64_t ts) {
+  stream *st = ud;
+  return handle_line(st->rl, st, text, len, partial, ts);
+}
+
+static int system_text(hg_runlog *rl, const char *text, size_t len) {
+  stream *st = &rl->st[SYSTEM];
+  hg_err e = {0};
+  int64_t now = hg_clock_now_ms();
+  int rc = hg_redact_scanner_write(st->sc, text, len, now, &e);
+  if (!rc) rc = hg_redact_scanner_finish(st->sc, &e);
+  if (!rc) rc = hg_framer_finish(&st->fr);
+  if (rc && e.msg[0]) rl->ferr = e;
+  return rc;
+}
+
+/* The redact hook of the output parser: a reassembled chunk line as a whole. */
+static int collect(void *ud, const char *bytes, size_t len, int64_t ts) {
+  (void)ts;
+  return hg_buf_append(ud, bytes, len);
+}
+
+static int redact_whole(void *ud, const char *text, size_t len, hg_buf *out) {
+  hg_runlog *rl = ud;
+  hg_redact_scanner *sc = NULL;
+  hg_err e = {0};
+  int rc = hg_redact_scanner_new(&sc, rl->secrets, collect, out, &e);
+  if (!rc) rc = hg_redact_scanner_write(sc, text, len, 0, &e);
+  if (!rc) rc = hg_redact_scanner_finish(sc, &e);
+  hg_redact_scanner_free(sc);
+  return rc;
+}
+
+/* ---- writing ---- */
+
+static int fail(hg_runlog *rl, int rc, hg_err *err) {
+  if (!rl->failed) {
+    rl->failed = rc;
+    if (!rl->ferr.msg[0]) hg_err_set(&rl->ferr, rc, "run %s: the log pipeline failed", rl->run_id);
+    hg_log(HG_LOG_ERROR, "run log failed; later output of the run is lost", "run", rl->run_id,
+           "error", rl->ferr.msg, NULL);
+  }
+  return hg_err_set(err, rl->failed, "%s", rl->ferr.msg);
+}
+
+static int refuse(hg_runlog *rl, hg_err *err) {
+  if (rl->failed) return hg_err_set(err, rl->failed, "%s", rl->ferr.msg);
+  return hg_err_set(err, HG_ECANCELED, "run %s: its log has ended", rl->run_id);
+}
+
+int hg_runlog_write(hg_runlog *rl, hg_runlog_stream stream_id, const void *bytes, size_t len,
+                    int64_t ts_ms, hg_err *err) {
+  if (rl->failed || rl->ended) return refuse(rl, err);
+  if ((unsigned)stream_id >= SYSTEM)
+    return hg_err_set(err, HG_EINVAL, "run %s: no stream %d", rl->run_id, (int)stream_id);
+  stream *st = &rl->st[stream_id];
+  if (ts_ms <= 0) ts_ms = hg_clock_now_ms();
+  hg_err_clear(&rl->ferr);
+  int rc = hg_redact_scanner_write(st->sc, bytes, len, ts_ms, &rl->ferr);
+  if (rc < 0) return fail(rl, rc, err);
+  if (hg_spool_budget_full(&rl->g->budget)) {
+    st->paused = true;
+    return HG_SINK_PAUSE;
+  }
+  return 0;
+}
+
+int hg_runlog_eof(hg_runlog *rl, hg_runlog_stream stream_id, hg_err *err) {
+  if (rl->failed || rl->ended) return rl->failed ? refuse(rl, err) : 0;
+  if ((unsigned)stream_id >= SYSTEM)
+    return hg_err_set(err, HG_EINVAL, "run %s: no stream %d", rl->run_id, (int)stream_id);
+  stream *st = &rl->st[stream_id];
+  hg_err_clear(&rl->ferr);
+  int rc = hg_redact_scanner_finish(st->sc, &rl->ferr);
+  if (!rc) rc = hg_framer_finish(&st->fr);
+  st->prev_partial = false;
+  return rc < 0 ? fail(rl, rc, err) : 0;
+}
+
+int hg_runlog_system(hg_runlog *rl, const char *text, hg_err *err) {
+  if (rl->failed || rl->ended) return refuse(rl, err);
+  hg_err_clear(&rl->ferr);
+  int rc = system_text(rl, text, strlen(text));
+  return rc < 0 ? fail(rl, rc, err) : 0;
+}
+
+int hg_runlog_add_secret(hg_runlog *rl, const void *value, size_t len, const char *name,
+                         hg_err *err) {
+  hg_err e = {0};
+  int rc = hg_redact_set_add(rl->secrets, value, len, &e);
+  if (rc == 0) return 0;
+  if (rc == HG_ENOMEM) return hg_err_set(err, rc, "run %s: out of memory for a secret", rl->run_id);
+  const char *who = name && *name ? name : "a secret";
+  int wrc = 0;
+  if (!rl->failed && !rl->ended) {
+    hg_err_clear(&rl->ferr);
+    if (rc == HG_REDACT_TOO_SHORT)
+      wrc = system_msg(rl, "secret %s is shorter than %d bytes and is not masked in the log", who,
+                       HG_REDACT_MIN_LEN);
+    else
+      wrc = system_msg(rl, "secret %s is not masked in the log: %s", who, e.msg);
+    if (wrc < 0) return fail(rl, wrc, err);
+  }
+  if (rc == HG_REDACT_TOO_SHORT) {
+    hg_err_set(err, rc, "secret %s is shorter than %d bytes and is not masked", who, HG_REDACT_MIN_LEN);
+    return rc;
+  }
+  return hg_err_set(err, rc, "secret %s: %s", who, e.msg);
+}
+
+/* ---- the sinks ---- */
+
+static int sink_write(hg_sink *s, const char *bytes, size_t len, int64_t ts_ms) {
+  stream *st = s->data;
+  hg_err e;
+  return hg_runlog_write(st->rl, (hg_runlog_stream)st->id, bytes, len, ts_ms, &e);
+}
+
+static void sink_eof(hg_sink *s, int64_t ts_ms) {
+  (void)ts_ms;
+  stream *st = s->data;
+  hg_err e;
+  hg_runlog_eof(st->rl, (hg_runlog_stream)st->id, &e);
+}
+
+static const hg_sink_ops sink_ops = {sink_write, sink_eof};
+
+hg_sink *hg_runlog_sink(hg_runlog *rl, hg_runlog_stream stream_id) {
+  return (unsigned)stream_id < SYSTEM ? &rl->st[stream_id].sink : NULL;
+}
+
+/* ---- durability ---- */
+
+static void notify(hg_runlog *rl) {
+  if (rl->listener) rl->listener(rl->listener_ud);
+}
+
+int hg_runlog_sync(hg_runlog *rl, hg_err *err) {
+  if (rl->sync_armed) {
+    hg_timer_stop(rl->sync_timer);
+    rl->sync_armed = false;
+  }
+  if (!hg_spool_dirty(rl->spool)) return 0;
+  uint64_t before = hg_runlog_uploadable(rl);
+  hg_err e = {0};
+  int rc = hg_spool_sync(rl->spool, &e);
+  if (rc) {
+    if (!rl->sync_failed)
+      hg_log(HG_LOG_ERROR, "run log: cannot make the spool durable; events are uploaded anyway",
+             "run", rl->run_id, "error", e.msg, NULL);
+    rl->sync_failed = true;
+    arm_sync(rl); /* try again later */
+  } else {
+    rl->sync_failed = false;
+  }
+  if (hg_runlog_uploadable(rl) != before) notify(rl);
+  if (rc) return hg_err_set(err, rc, "%s", e.msg);
+  return 0;
+}
+
+static void on_sync_timer(hg_timer *t, void *data) {
+  (void)t;
+  hg_runlog *rl = data;
+  rl->sync_armed = false;
+  hg_err e;
+  hg_runlog_sync(rl, &e);
+}
+
+uint64_t hg_runlog_uploadable(const hg_runlog *rl) {
+  return rl->sync_failed ? hg_spool_count(rl->spool) : hg_spool_durable_count(rl->spool);
+}
+
+int hg_runlog_end(hg_runlog *rl, hg_err *err) {
+  if (rl->ended) return 0;
+  if (!rl->failed) {
+    hg_err e = {0};
+    int rc = 0;
+    for (int i = 0; i < SYSTEM && rc >= 0; i++) rc = hg_runlog_eof(rl, (hg_runlog_stream)i, &e);
+    if (rc >= 0 && rl->dropped_lines) {
+      char limit[64];
+      describe_size(rl->max_log, limit, sizeof limit);
+      hg_err_clear(&rl->ferr);
+      rc = system_msg(rl, TRUNCATED_PREFIX " %" PRIu64 " lines (%" PRIu64
+                      " bytes) printed after the log limit of %s were not stored",
+                      rl->dropped_lines, rl->dropped_bytes, limit);
+      if (rc < 0) fail(rl, rc, &e);
+    }
+  }
+  rl->ended = true;
+  int rc = hg_runlog_sync(rl, err);
+  notify(rl);
+  return rc;
+}
+
+bool hg_runlog_ended(const hg_runlog *rl) {
+  return rl->ended;
+}
+
+/* ---- opening: replay what a previous agent stored ---- */
+
+static int replay(hg_runlog *rl, hg_err *err) {
+  hg_spool_iter it;
+  int rc = hg_spool_iter_start(&it, rl->spool, 0, err);
+  if (rc) return rc;
+  const char *data;
+  size_t len;
+  uint64_t index;
+  while ((rc = hg_spool_iter_next(&it, &data, &len, &index, err)) == 1) {
+    cJSON *e = cJSON_ParseWithLength(data, len);
+    if (!e) {
+      /* Only our own events are stored; a record that is not one is skipped, not fatal. */
+      hg_log(HG_LOG_WARN, "run log: a spooled event is not JSON; it is skipped on replay", "run",
+             rl->run_id, NULL);
+      continue;
+    }
+    const char *kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "kind"));
+    if (kind && !strcmp(kind, "output")) {
+      const char *op = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "op"));
+      const char *path = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "path"));
+      hg_err oe;
+      if (op && hg_outputs_apply_text(&rl->outputs, op, path ? path : "",
+                                      cJSON_GetObjectItemCaseSensitive(e, "value"), &oe) == HG_ENOMEM) {
+        cJSON_Delete(e);
+        rc = hg_err_set(err, HG_ENOMEM, "run %s: out of memory replaying outputs", rl->run_id);
+        break;
+      }
+    } else if (kind && !strcmp(kind, "log")) {
+      const char *stream_name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "stream"));
+      const char *text = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "text"));
+      if (stream_name && text) {
+        if (strcmp(stream_name, "system") != 0)
+          rl->log_bytes += strlen(text);
+        else if (!strncmp(text, TRUNCATED_PREFIX, strlen(TRUNCATED_PREFIX)))
+          rl->truncated = true;
+      }
+    }
+    cJSON_Delete(e);
+  }
+  hg_spool_iter_end(&it);
+  return rc < 0 ? rc : 0;
+}
+
+static void runlog_free(hg_runlog *rl) {
+  for (int i = 0; i < NSTREAMS; i++) {
+    hg_redact_scanner_free(rl->st[i].sc);
+    hg_framer_free(&rl->st[i].fr);
+  }
+  hg_outline_free(rl->ol);
+  hg_redact_set_free(rl->secrets);
+  cJSON_Delete(rl->outputs);
+  hg_timer_free(rl->sync_timer);
+  free(rl->run_id);
+  free(rl);
+}
+
+int hg_runlog_open(hg_runlog **out, const hg_runlog_opts *o, hg_err *err) {
+  *out = NULL;
+  if (!o || !o->group || !o->spool_path)
+    return hg_err_set(err, HG_EINVAL, "runlog: a group and a spool path are required");
+  hg_runlog *rl = calloc(1, sizeof *rl);
+  if (!rl || !(rl->run_id = strdup(o->run_id ? o->run_id : "?"))) {
+    free(rl);
+    return hg_err_set(err, HG_ENOMEM, "runlog: out of memory");
+  }
+  rl->g = o->group;
+  rl->max_log = o->max_log_bytes;
+  rl->sync_ms = o->sync_ms > 0 ? o->sync_ms : HG_RUNLOG_SYNC_MS;
+  rl->ts_ms = INT64_MIN;
+  int rc = hg_redact_set_new(&rl->secrets, err);
+  hg_outline_config oc = {.max_chunk_bytes = o->max_chunk_bytes, .redact = redact_whole, .redact_ud = rl};
+  if (!rc && hg_outline_new(&rl->ol, &oc)) rc = hg_err_set(err, HG_ENOMEM, "runlog: out of memory");
+  for (int i = 0; i < NSTREAMS && !rc; i++) {
+    stream *st = &rl->st[i];
+    st->rl = rl;
+    st->id = i;
+    st->sink = (hg_sink){.ops = &sink_ops, .data = st};
+    hg_framer_init(&st->fr, on_line, st);
+    rc = hg_redact_scanner_new(&st->sc, rl->secrets, hg_framer_emit, &st->fr, err);
+  }
+  if (!rc && rl->g->loop) rc = hg_timer_new(rl->g->loop, on_sync_timer, rl, &rl->sync_timer, err);
+  if (rc) {
+    runlog_free(rl);
+    return rc;
+  }
+  hg_spool_info info;
+  if ((rc = hg_spool_open(&rl->spool, o->spool_path, &rl->g->budget, &info, err))) {
+    runlog_free(rl);
+    return rc;
+  }
+  if (info.records && (rc = replay(rl, err))) {
+    hg_err ignored;
+    hg_spool_close(rl->spool, &ignored);
+    runlog_free(rl);
+    return rc;
+  }
+  if (info.dropped_bytes)
+    hg_log(HG_LOG_WARN, "run log: a torn or damaged tail of the spool was cut off", "run",
+           rl->run_id, "path", o->spool_path, NULL);
+  rl->next = rl->g->runlogs;
+  if (rl->next) rl->next->pprev = &rl->next;
+  rl->pprev = &rl->g->runlogs;
+  rl->g->runlogs = rl;
+  *out = rl;
+  return 0;
+}
+
+/* ---- accessors ---- */
+
+const cJSON *hg_runlog_outputs(const hg_runlog *rl) {
+  return rl->outputs;
+}
+
+uint64_t hg_runlog_count(const hg_runlog *rl) {
+  return hg_spool_count(rl->spool);
+}
+
+hg_spool *hg_runlog_spool(hg_runlog *rl) {
+  return rl->spool;
+}
+
+const char *hg_runlog_run_id(const hg_runlog *rl) {
+  return rl->run_id;
+}
+
+void hg_runlog_set_listener(hg_runlog *rl, void (*fn)(void *ud), void *ud) {
+  rl->listener = fn;
+  rl->listener_ud = fn ? ud : NULL;
+}
+
+void hg_runlog_stats_get(const hg_runlog *rl, hg_runlog_stats *out) {
+  *out = (hg_runlog_stats){
+      .events = hg_spool_count(rl->spool),
+      .durable = hg_spool_durable_count(rl->spool),
+      .log_bytes = rl->log_bytes,
+      .dropped_lines = rl->dropped_lines,
+      .dropped_bytes = rl->dropped_bytes,
+      .truncated = rl->truncated,
+      .paused = rl->st[0].paused || rl->st[1].paused,
+  };
+}
+
+/* ---- closing ---- */
+
+static void unlink_runlog(hg_runlog *rl) {
+  *rl->pprev = rl->next;
+  if (rl->next) rl->next->pprev = rl->pprev;
+  /* A producer still registered for a resume would be called into freed memory. */
+  for (int i = 0; i < SYSTEM; i++) {
+    rl->st[i].sink.resume = NULL;
+    rl->st[i].sink.producer = NULL;
+  }
+}
+
+int hg_runlog_close(hg_runlog *rl, hg_err *err) {
+  if (!rl) return 0;
+  /* Lines still held (a run that goes on without this agent) are stored as they are: a line
+   * cut in two is better than bytes lost. */
+  if (!rl->ended && !rl->failed) {
+    hg_err e;
+    for (int i = 0; i < SYSTEM; i++) hg_runlog_eof(rl, (hg_runlog_stream)i, &e);
+  }
+  unlink_runlog(rl);
+  int rc = hg_spool_close(rl->spool, err);
+  runlog_free(rl);
+  return rc;
+}
+
+int hg_runlog_delete(hg_runlog *rl, hg_err *err) {
+  unlink_runlog(rl);
+  int rc = hg_spool_delete(rl->spool, err);
+  runlog_free(rl);
+  return rc;
+}

@@ -57,12 +57,12 @@ static void teardown(void) {
   CHECK_EQ_INT(system(cmd), 0);
 }
 
-static int load(const char *text, const char *env, const char *const *environ, hg_lua_config **cfg,
+static int load(const char *text, const char *env, const char *const *env_vars, hg_lua_config **cfg,
                 hg_err *err) {
   write_file(cfg_path, text);
   static const char *const no_env[] = {NULL};
   hg_lua_config_opts o = {.path = cfg_path, .schema = "testschema", .env = env,
-                          .environ = environ ? environ : no_env};
+                          .environ = env_vars ? env_vars : no_env};
   return hg_lua_config_load(rt, &o, cfg, err);
 }
 
@@ -70,12 +70,12 @@ static void loads_and_reads_scalars(void) {
   setup();
   hg_err err;
   hg_lua_config *cfg = NULL;
-  const char *const environ[] = {"HANGAR_DEBUG=true", "HANGAR_HEALTH__LISTEN=0.0.0.0:1", "PATH=/bin", NULL};
+  const char *const env_vars[] = {"HANGAR_DEBUG=true", "HANGAR_HEALTH__LISTEN=0.0.0.0:1", "PATH=/bin", NULL};
   int rc = load("hub_url = 'https://hub'\n"
                 "labels = { 'linux', 'gpu' }\n"
                 "function before_run(run) return run end\n"
                 "environments = { prod = { capacity = 16 } }\n",
-                "prod", environ, &cfg, &err);
+                "prod", env_vars, &cfg, &err);
   CHECK_EQ_INT(rc, 0);
   if (rc) {
     fprintf(stderr, "  %s\n", err.msg);

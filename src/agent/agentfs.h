@@ -1,0 +1,19 @@
+/* Files of the agent's state directory, for its Lua: exactly the operations the agent needs
+ * (the sandbox has no io library). */
+#pragma once
+
+#include <lua.h>
+
+/* Pushes the `core.fs` table:
+ *   fs.mkdir_p(path)              -> true | nil, err   (missing parents too, mode 0700)
+ *   fs.remove_tree(path)          -> true | nil, err   (a missing path is fine)
+ *   fs.read(path)                 -> text | nil, err, "missing" when it does not exist
+ *   fs.write_atomic(path, text)   -> true | nil, err   (mode 0600: temporary file, fsync,
+ *                                                       rename, fsync of the directory)
+ *   fs.remove(path)               -> true | nil, err   (a missing file is fine)
+ *   fs.list(dir)                  -> { names, sorted } | nil, err
+ *   fs.exists(path)               -> boolean
+ * Paths are used as given; misuse (a non-string) raises. */
+void hg_agentfs_push(lua_State *L);
+/* mkdir -p with mode 0700 for what it creates; 0 or -1 with errno set. path is not changed. */
+int hg_agentfs_mkdir_p(const char *path);

@@ -36,6 +36,9 @@ int hg_timer_new(hg_loop *loop, hg_timer_cb cb, void *data, hg_timer **out, hg_e
 
 int hg_timer_start(hg_timer *t, int64_t delay_ms, int64_t repeat_ms) {
   if (uv_is_closing((uv_handle_t *)&t->handle)) return HG_EINVAL;
+  /* libuv measures from the loop's cached time, which is stale after a long callback (Lua
+   * code, a burst of I/O): refresh it so a delay counts from now. */
+  uv_update_time(t->handle.loop);
   return uv_timer_start(&t->handle, on_fire, delay_ms > 0 ? (uint64_t)delay_ms : 0,
                         repeat_ms > 0 ? (uint64_t)repeat_ms : 0);
 }

@@ -130,6 +130,10 @@ return { name = %q, version = "1", hooks = { before_run = function() return %q e
       return names
     end)())
     assert.equal(d1 .. "/alpha", reg.plugins[3].dir)
+    -- The registry is also the list of plugins, each with what it provides.
+    assert.equal(5, #reg)
+    assert.equal(reg.plugins[3], reg[3])
+    assert.is_function(reg[3].hooks.before_run)
   end)
 
   it("merges schedulers, resolvers and hooks given as a function or a list", function()

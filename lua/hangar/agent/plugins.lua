@@ -6,7 +6,9 @@
 --   reg.schedulers.sandbox          --> the backend table
 --   reg.hooks.before_run            --> { fn, fn, ... } in load order
 --   reg.secret_resolvers.vault      --> fn(uri, run)
---   reg.plugins                     --> { { name, version, dir }, ... } in load order
+--   reg.plugins                     --> { { name, version, description, dir, schedulers,
+--                                         hooks, secret_resolvers }, ... } in load order
+--   reg[1], reg[2], ...             --> the same plugins: the registry is also their list
 --
 -- A plugin is a directory holding plugin.lua. The file is called with one argument, the
 -- plugin's host table:
@@ -246,7 +248,11 @@ function plugins.load(dirs, opts)
           end
           -- Checked: merge.
           owner.plugins[dirname] = dir
-          reg.plugins[#reg.plugins + 1] = { name = p.name, version = p.version, description = p.description, dir = dir }
+          local info = { name = p.name, version = p.version, description = p.description, dir = dir,
+                         schedulers = p.schedulers or {}, hooks = p.hooks or {},
+                         secret_resolvers = p.secret_resolvers or {} }
+          reg.plugins[#reg.plugins + 1] = info
+          reg[#reg + 1] = info
           for name, b in pairs(p.schedulers or {}) do
             reg.schedulers[name] = b
             owner.schedulers[name] = p.name

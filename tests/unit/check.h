@@ -39,6 +39,18 @@ static int check_count;
     }                                                                                     \
   } while (0)
 
+#define CHECK_CONTAINS(hay, needle)                                                       \
+  do {                                                                                    \
+    const char *check_h_ = (hay), *check_n_ = (needle);                                   \
+    check_count++;                                                                        \
+    if (!check_h_ || !check_n_ || !strstr(check_h_, check_n_)) {                          \
+      check_failures++;                                                                   \
+      fprintf(stderr, "%s:%d: %s does not contain %s:\n  text:   %s\n  wanted: %s\n", __FILE__, \
+              __LINE__, #hay, #needle, check_h_ ? check_h_ : "(null)",                    \
+              check_n_ ? check_n_ : "(null)");                                            \
+    }                                                                                     \
+  } while (0)
+
 #define CHECK_EQ_MEM(a, b, n)                                                        \
   do {                                                                               \
     check_count++;                                                                   \

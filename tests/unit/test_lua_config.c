@@ -138,14 +138,14 @@ static void errors_name_key_and_line(void) {
   CHECK_EQ_INT(load("hub_url = 'x'\n", NULL, bad_env, &cfg, &err), HG_EINVAL);
   CHECK_EQ_STR(err.msg, "HANGAR_CAPACITY: key 'capacity' must be an integer, got \"many\"");
   CHECK_EQ_INT(load("hub_url = 'x'\nenvironments = { prod = {} }\n", "qa", NULL, &cfg, &err), HG_EINVAL);
-  CHECK(strstr(err.msg, "unknown environment 'qa' (known: prod)") != NULL);
+  CHECK_CONTAINS(err.msg, "unknown environment 'qa' (known: prod)");
   /* The file runs sandboxed: no io, no reading undeclared globals. */
   CHECK_EQ_INT(load("hub_url = io.open('/etc/passwd'):read('a')\n", NULL, NULL, &cfg, &err), HG_EINVAL);
   snprintf(want, sizeof want, "%s:1: undeclared global 'io'", cfg_path);
-  CHECK(strstr(err.msg, want) != NULL);
+  CHECK_CONTAINS(err.msg, want);
   /* And under the CPU budget. */
   CHECK(load("hub_url = 'x'\nwhile true do end\n", NULL, NULL, &cfg, &err) < 0);
-  CHECK(strstr(err.msg, "CPU budget") != NULL);
+  CHECK_CONTAINS(err.msg, "CPU budget");
   /* A file that is not there. */
   hg_lua_config_opts o = {.path = "/nonexistent/agent.lua", .schema = "testschema"};
   CHECK_EQ_INT(hg_lua_config_load(rt, &o, &cfg, &err), HG_ENOENT);

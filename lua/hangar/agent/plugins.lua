@@ -31,7 +31,6 @@ plugins.HOOKS = {
   environment = true,
   before_run = true,
   after_run = true,
-  on_output = true,
 }
 
 local BACKEND_REQUIRED = { "start", "wait", "cancel", "cleanup" }

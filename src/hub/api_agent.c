@@ -10,6 +10,7 @@
 #include "core/sealbox.h"
 #include "hub/api_internal.h"
 #include "hub/apikey.h"
+#include "hub/batch.h"
 #include "pipeline/outputs.h"
 
 /* A run keeps the first this many output errors: enough to debug, bounded for a run that
@@ -614,90 +615,27 @@ out:
 
 /* ---- events ---- */
 
-static bool check_event(api_ctx *c, const cJSON *e, int i) {
-  hg_err err = {0};
-  char where[48];
-  snprintf(where, sizeof where, "events[%d].", i);
-  if (!cJSON_IsObject(e)) {
-    api_error(c, 400, "bad_request", "events[%d]: expected an object, got %s", i,
-              hg_fields_type_name(e));
-    return false;
-  }
-  const char *kind = NULL, *ts = NULL, *stream = NULL, *text = NULL, *op = NULL, *path = NULL;
-  bool partial = false;
-  if (hg_fields_string(e, "kind", where, true, &kind, &err) ||
-      hg_fields_string(e, "ts", where, false, &ts, &err)) {
-    api_bad(c, &err);
-    return false;
-  }
-  if (!strcmp(kind, "log")) {
-    if (hg_fields_string(e, "stream", where, true, &stream, &err) ||
-        hg_fields_string(e, "text", where, true, &text, &err) ||
-        hg_fields_bool(e, "partial", where, false, &partial, &err)) {
-      api_bad(c, &err);
-      return false;
-    }
-    if (strcmp(stream, "stdout") && strcmp(stream, "stderr") && strcmp(stream, "system")) {
-      api_error(c, 400, "bad_request", "%sstream: '%.20s' is not stdout, stderr or system", where,
-                stream);
-      return false;
-    }
-    size_t len = strlen(text);
-    if (len > HG_HUB_EVENT_TEXT_LIMIT) {
-      api_error(c, 413, "too_large",
-                "%stext: %zu bytes, over the 64 KiB limit of one event (send a long line as "
-                "partial events)",
-                where, len);
-      return false;
-    }
-    return true;
-  }
-  if (!strcmp(kind, "output")) {
-    if (hg_fields_string(e, "op", where, true, &op, &err) ||
-        hg_fields_string(e, "path", where, false, &path, &err)) {
-      api_bad(c, &err);
-      return false;
-    }
-    if (strcmp(op, "set") && strcmp(op, "append")) {
-      api_error(c, 400, "bad_request", "%sop: '%.20s' is not set or append", where, op);
-      return false;
-    }
-    if (!cJSON_GetObjectItemCaseSensitive(e, "value")) {
-      api_error(c, 400, "bad_request", "%svalue: required", where);
-      return false;
-    }
-    return true;
-  }
-  api_error(c, 400, "bad_request", "%skind: '%.20s' is not log or output", where, kind);
-  return false;
-}
-
 void api_run_post_events(api_ctx *c) {
   hg_hub *hub = c->hub;
   hg_err err = {0};
-  int64_t first = 0;
-  const cJSON *events = NULL;
-  if (hg_fields_int(c->body, "first_seq", "", true, &first, &err) ||
-      hg_fields_array(c->body, "events", "", true, &events, &err)) {
-    api_bad(c, &err);
+  hg_batch b;
+  int rc = hg_batch_read(&b, c->req->body, c->req->body_len, &err);
+  if (rc) {
+    if (rc == HG_ETOOBIG)
+      api_error(c, 413, "too_large", "%s", err.msg);
+    else
+      api_bad(c, &err);
+    hg_batch_free(&b);
     return;
   }
-  if (first < 0) {
-    api_error(c, 400, "bad_request", "first_seq: must not be negative");
-    return;
-  }
-  int i = 0;
-  for (const cJSON *e = events->child; e; e = e->next, i++)
-    if (!check_event(c, e, i)) return;
-  int64_t count = i;
+  int64_t first = b.first_seq, count = (int64_t)b.count;
 
   hg_store_run r = {0};
   cJSON *outputs = NULL, *errors = NULL;
-  hg_buf print = HG_BUF_INIT;
   bool outputs_changed = false;
   int64_t added = 0;
-  if (!api_begin(c)) return;
-  if (!load_run(c, &r)) return;
+  if (!api_begin(c)) goto out;
+  if (!load_run(c, &r)) goto out;
   if (!leased(c, &r)) goto out;
   if (r.agent_finished) {
     api_rollback(c);
@@ -711,34 +649,31 @@ void api_run_post_events(api_ctx *c) {
     api_error_extra(c, "next_seq", cJSON_CreateNumber((double)r.next_seq));
     goto out;
   }
-  outputs = r.outputs ? cJSON_Parse(r.outputs) : NULL;
-  errors = api_parse_stored(r.output_errors, "[]");
-  /* One buffer for every event's text: printing each into fresh memory was a good part of
-   * the cost of a large batch. An event prints to about what it was sent as. */
-  if (hg_buf_reserve(&print, c->req->body_len + 256)) {
-    fail_store(c, "out of memory", NULL);
-    goto out;
-  }
-  int64_t seq = first;
-  for (const cJSON *e = events->child; e; e = e->next, seq++) {
-    if (seq < r.next_seq) continue; /* already stored: a retried batch */
-    char *text = print.data, *spilled = NULL;
-    if (!cJSON_PrintPreallocated((cJSON *)e, print.data, (int)print.cap, 0))
-      text = spilled = cJSON_PrintUnformatted(e);
-    if (!text || hg_store_event_append(hub->store, r.seqno, seq, text, strlen(text), &err)) {
-      free(spilled);
-      fail_store(c, "store: storing an event", &err);
+  /* What the hub already has (a retried batch) is skipped; the rest is one chunk. */
+  int64_t skip = r.next_seq - first < count ? r.next_seq - first : count;
+  added = count - skip;
+  if (added > 0) {
+    hg_store_chunk chunk;
+    hg_batch_chunk(&b, (size_t)skip, &chunk);
+    if (hg_store_event_append(hub->store, r.seqno, &chunk, &err)) {
+      fail_store(c, "store: storing events", &err);
       goto out;
     }
-    free(spilled);
-    added++;
-    const char *kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "kind"));
-    if (strcmp(kind, "output") != 0) continue;
-    const char *op = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "op"));
-    const char *path = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "path"));
+  }
+  /* Output ops are rare: the run's outputs are parsed only for a batch that carries new ones. */
+  for (size_t k = 0; k < b.n_outputs; k++) {
+    const hg_batch_output *o = &b.outputs[k];
+    if ((int64_t)o->index < skip) continue;
+    int64_t seq = first + (int64_t)o->index;
+    if (!errors) {
+      outputs = r.outputs ? cJSON_Parse(r.outputs) : NULL;
+      errors = api_parse_stored(r.output_errors, "[]");
+    }
+    const char *op = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o->event, "op"));
+    const char *path = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o->event, "path"));
     hg_err oerr = {0};
-    int rc = hg_outputs_apply_text(&outputs, op, path ? path : "",
-                                   cJSON_GetObjectItemCaseSensitive(e, "value"), &oerr);
+    rc = hg_outputs_apply_text(&outputs, op, path ? path : "",
+                               cJSON_GetObjectItemCaseSensitive(o->event, "value"), &oerr);
     if (rc == HG_ENOMEM) {
       fail_store(c, "applying an output op", &oerr);
       goto out;
@@ -772,7 +707,7 @@ void api_run_post_events(api_ctx *c) {
   cJSON_AddStringToObject(doc, "status", hg_store_run_status_name(r.status));
   api_json(c, 200, doc);
 out:
-  hg_buf_free(&print);
+  hg_batch_free(&b);
   cJSON_Delete(outputs);
   cJSON_Delete(errors);
   hg_store_run_clear(&r);

@@ -433,10 +433,11 @@ void api_run_events(api_ctx *c) {
     return;
   hg_store_run r;
   if (!readable_run(c, &r)) return;
-  hg_store_event *events = NULL;
+  hg_store_chunk *chunks = NULL;
   size_t n = 0;
   hg_err err = {0};
-  if (hg_store_event_read(c->hub->store, r.seqno, after, (size_t)limit, &events, &n, &err)) {
+  if (hg_store_event_read(c->hub->store, r.seqno, after, (size_t)limit, EVENTS_READ_BYTES,
+                          &chunks, &n, &err)) {
     api_internal(c, "store: reading events", &err);
     hg_store_run_clear(&r);
     return;
@@ -448,37 +449,54 @@ void api_run_events(api_ctx *c) {
     c->res->park_kind = HG_HUB_WAIT_EVENTS;
     snprintf(c->res->park_key, sizeof c->res->park_key, "%s", r.id);
     c->res->park_deadline_ms = c->now + wait * 1000;
-    hg_store_events_free(events, n);
+    hg_store_chunks_free(chunks, n);
     hg_store_run_clear(&r);
     return;
   }
   cJSON *doc = cJSON_CreateObject();
   cJSON *arr = cJSON_AddArrayToObject(doc, "events");
   int64_t last = after;
-  size_t bytes = 0;
+  hg_buf text = HG_BUF_INIT;
   for (size_t i = 0; i < n; i++) {
-    if (i > 0 && bytes + strlen(events[i].json) > EVENTS_READ_BYTES) break;
-    bytes += strlen(events[i].json);
-    cJSON *stored = api_parse_stored(events[i].json, "{}");
-    cJSON *e = cJSON_CreateObject();
-    cJSON_AddNumberToObject(e, "seq", (double)events[i].seq);
-    while (stored && stored->child) {
-      cJSON *m = stored->child;
-      cJSON_DetachItemViaPointer(stored, m);
-      if (!strcmp(m->string, "seq"))
-        cJSON_Delete(m);
-      else
-        cJSON_AddItemToObject(e, m->string, m);
+    /* A chunk's events joined by commas are the inside of a JSON array. */
+    hg_buf_reset(&text);
+    cJSON *events = NULL;
+    if (!hg_buf_appendc(&text, '[') && !hg_buf_append(&text, chunks[i].text, chunks[i].len) &&
+        !hg_buf_appendc(&text, ']'))
+      events = cJSON_ParseWithLength(text.data, text.len);
+    if (!cJSON_IsArray(events) || (size_t)cJSON_GetArraySize(events) != chunks[i].count) {
+      cJSON_Delete(events);
+      cJSON_Delete(doc);
+      hg_buf_free(&text);
+      hg_store_chunks_free(chunks, n);
+      err.msg[0] = '\0';
+      snprintf(err.msg, sizeof err.msg, "the events of run %s from seq %lld do not parse", r.id,
+               (long long)chunks[i].first_seq);
+      api_internal(c, "store: reading events", &err);
+      hg_store_run_clear(&r);
+      return;
     }
-    cJSON_Delete(stored);
-    cJSON_AddItemToArray(arr, e);
-    last = events[i].seq;
+    int64_t seq = chunks[i].first_seq;
+    while (events->child) {
+      cJSON *e = cJSON_DetachItemViaPointer(events, events->child);
+      /* seq comes first; a member of that name the agent sent does not shadow it. */
+      cJSON *m;
+      while ((m = cJSON_GetObjectItemCaseSensitive(e, "seq")))
+        cJSON_Delete(cJSON_DetachItemViaPointer(e, m));
+      cJSON_AddNumberToObject(e, "seq", (double)seq);
+      cJSON *num = cJSON_DetachItemViaPointer(e, cJSON_GetObjectItemCaseSensitive(e, "seq"));
+      cJSON_InsertItemInArray(e, 0, num);
+      cJSON_AddItemToArray(arr, e);
+      last = seq++;
+    }
+    cJSON_Delete(events);
   }
+  hg_buf_free(&text);
   cJSON_AddNumberToObject(doc, "next_seq", (double)r.next_seq);
   cJSON_AddStringToObject(doc, "status", hg_store_run_status_name(r.status));
   cJSON_AddBoolToObject(doc, "done", ended && last + 1 >= r.next_seq);
   api_json(c, 200, doc);
-  hg_store_events_free(events, n);
+  hg_store_chunks_free(chunks, n);
   hg_store_run_clear(&r);
 }
 

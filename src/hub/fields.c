@@ -202,3 +202,28 @@ bool hg_fields_utf8_valid(const char *text, size_t len) {
   }
   return true;
 }
+
+cJSON *hg_fields_parse_object(const char *b, size_t n, hg_err *err) {
+  const char *end = NULL;
+  cJSON *doc = cJSON_ParseWithLengthOpts(b, n, &end, 0);
+  if (!doc) {
+    const char *where = cJSON_GetErrorPtr();
+    size_t off = where && where >= b && where <= b + n ? (size_t)(where - b) : 0;
+    hg_err_set(err, HG_EINVAL, "body: malformed JSON near offset %zu", off);
+    return NULL;
+  }
+  /* cJSON stops after the first value; anything but whitespace after it is malformed. */
+  size_t at = (size_t)(end - b);
+  while (at < n && (b[at] == ' ' || b[at] == '\n' || b[at] == '\r' || b[at] == '\t')) at++;
+  if (at != n) {
+    cJSON_Delete(doc);
+    hg_err_set(err, HG_EINVAL, "body: malformed JSON (extra text at offset %zu)", at);
+    return NULL;
+  }
+  if (!cJSON_IsObject(doc)) {
+    hg_err_set(err, HG_EINVAL, "body: expected a JSON object, got %s", hg_fields_type_name(doc));
+    cJSON_Delete(doc);
+    return NULL;
+  }
+  return doc;
+}

@@ -3,6 +3,7 @@
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/err.h"
@@ -38,6 +39,11 @@ bool hg_fields_is_int(const cJSON *item, int64_t *out);
 char *hg_fields_canonical(const cJSON *item);
 /* Compact JSON as cJSON prints it; NULL when out of memory. */
 char *hg_fields_print(const cJSON *item);
+
+/* Parses a request body that must be one JSON object, with nothing but whitespace after it.
+ * NULL with HG_EINVAL "body: malformed JSON near offset N", "body: expected a JSON object, got
+ * array" ... The caller has checked that the body is UTF-8 and not empty. */
+cJSON *hg_fields_parse_object(const char *body, size_t len, hg_err *err);
 
 /* True when s[0..len) is well-formed UTF-8 (no overlongs, surrogates or code points past
  * U+10FFFF): request bodies must be. */

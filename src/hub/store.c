@@ -100,13 +100,13 @@ int hg_store_run_extend_leases(hg_store *s, int64_t until_ms, hg_err *err) {
   return s->ops->run_extend_leases(s, until_ms, err);
 }
 
-int hg_store_event_append(hg_store *s, int64_t run_seqno, int64_t seq, const char *json,
-                          size_t len, hg_err *err) {
-  return s->ops->event_append(s, run_seqno, seq, json, len, err);
+int hg_store_event_append(hg_store *s, int64_t run_seqno, const hg_store_chunk *chunk,
+                          hg_err *err) {
+  return s->ops->event_append(s, run_seqno, chunk, err);
 }
 int hg_store_event_read(hg_store *s, int64_t run_seqno, int64_t after, size_t limit,
-                        hg_store_event **out, size_t *n, hg_err *err) {
-  return s->ops->event_read(s, run_seqno, after, limit, out, n, err);
+                        size_t max_bytes, hg_store_chunk **out, size_t *n, hg_err *err) {
+  return s->ops->event_read(s, run_seqno, after, limit, max_bytes, out, n, err);
 }
 
 int hg_store_config_put(hg_store *s, const hg_store_config *c, hg_err *err) {
@@ -182,8 +182,11 @@ FREE_ARRAY(hg_store_agents_free, hg_store_agent, hg_store_agent_clear)
 FREE_ARRAY(hg_store_runs_free, hg_store_run, hg_store_run_clear)
 FREE_ARRAY(hg_store_configs_free, hg_store_config, hg_store_config_clear)
 
-void hg_store_events_free(hg_store_event *v, size_t n) {
-  for (size_t i = 0; v && i < n; i++) free(v[i].json);
+void hg_store_chunks_free(hg_store_chunk *v, size_t n) {
+  for (size_t i = 0; v && i < n; i++) {
+    free(v[i].text);
+    free(v[i].starts);
+  }
   free(v);
 }
 

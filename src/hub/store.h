@@ -98,10 +98,16 @@ typedef struct hg_store_run {
   char *output_errors; /* JSON array of {"seq","error"}; NULL is [] */
 } hg_store_run;
 
-typedef struct hg_store_event {
-  int64_t seq;
-  char *json;          /* the event object as sent, without seq */
-} hg_store_event;
+/* A run's events are kept in chunks: count consecutive events from first_seq, their JSON objects
+ * joined by commas (so "[" text "]" is a JSON array), and where each one starts in text. Storing
+ * a batch as one chunk costs one write however many lines it carries. */
+typedef struct hg_store_chunk {
+  int64_t first_seq;
+  size_t count;
+  char *text;
+  size_t len;
+  uint32_t *starts;    /* count offsets into text; starts[0] is 0 */
+} hg_store_chunk;
 
 typedef struct hg_store_config {
   char *name;
@@ -192,12 +198,14 @@ int hg_store_run_count_by_status(hg_store *s, int64_t counts[HG_RUN_STATUS_COUNT
 int hg_store_run_extend_leases(hg_store *s, int64_t until_ms, hg_err *err);
 
 /* ---- events ---- */
-/* Stores one event; a seq the run already has is ignored (the caller checks next_seq). */
-int hg_store_event_append(hg_store *s, int64_t run_seqno, int64_t seq, const char *json,
-                          size_t len, hg_err *err);
-/* Events with seq > after, in order, at most limit. */
+/* Stores a chunk of a run's events. It must begin where the run's stored events end (the
+ * caller trims what it already has): a chunk whose first_seq is already stored is HG_EEXIST. */
+int hg_store_event_append(hg_store *s, int64_t run_seqno, const hg_store_chunk *chunk,
+                          hg_err *err);
+/* The events with seq > after, in order: at most limit of them and, past the first, at most
+ * max_bytes of their JSON text (0: no bound), as slices of the stored chunks. */
 int hg_store_event_read(hg_store *s, int64_t run_seqno, int64_t after, size_t limit,
-                        hg_store_event **out, size_t *n, hg_err *err);
+                        size_t max_bytes, hg_store_chunk **out, size_t *n, hg_err *err);
 
 /* ---- config variables ---- */
 int hg_store_config_put(hg_store *s, const hg_store_config *c, hg_err *err);
@@ -215,7 +223,7 @@ void hg_store_keys_free(hg_store_key *v, size_t n);
 void hg_store_tasks_free(hg_store_task *v, size_t n);
 void hg_store_agents_free(hg_store_agent *v, size_t n);
 void hg_store_runs_free(hg_store_run *v, size_t n);
-void hg_store_events_free(hg_store_event *v, size_t n);
+void hg_store_chunks_free(hg_store_chunk *v, size_t n);
 void hg_store_configs_free(hg_store_config *v, size_t n);
 
 /* ---- run statuses ---- */

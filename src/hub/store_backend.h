@@ -37,10 +37,9 @@ typedef struct hg_store_ops {
                   hg_err *err);
   int (*run_count_by_status)(hg_store *s, int64_t *counts, hg_err *err);
   int (*run_extend_leases)(hg_store *s, int64_t until_ms, hg_err *err);
-  int (*event_append)(hg_store *s, int64_t run_seqno, int64_t seq, const char *json, size_t len,
-                      hg_err *err);
-  int (*event_read)(hg_store *s, int64_t run_seqno, int64_t after, size_t limit,
-                    hg_store_event **out, size_t *n, hg_err *err);
+  int (*event_append)(hg_store *s, int64_t run_seqno, const hg_store_chunk *chunk, hg_err *err);
+  int (*event_read)(hg_store *s, int64_t run_seqno, int64_t after, size_t limit, size_t max_bytes,
+                    hg_store_chunk **out, size_t *n, hg_err *err);
   int (*config_put)(hg_store *s, const hg_store_config *c, hg_err *err);
   int (*config_get)(hg_store *s, const char *name, hg_store_config *out, hg_err *err);
   int (*config_list)(hg_store *s, hg_store_config **out, size_t *n, hg_err *err);

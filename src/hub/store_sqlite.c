@@ -47,6 +47,15 @@ static const char *const migrations[] = {
     "  PRIMARY KEY(run, seq)) WITHOUT ROWID;"
     "CREATE TABLE config_vars(name TEXT PRIMARY KEY, secret INTEGER NOT NULL,"
     "  value BLOB NOT NULL, updated_ms INTEGER NOT NULL) WITHOUT ROWID;",
+    /* 2: events in chunks, one row per stored batch: a row (and its index entry) per event made
+     * SQLite the larger part of ingesting a log line. starts is NULL for a single event, else
+     * count little-endian 32-bit offsets; the text comes last so that reading the small
+     * columns does not walk its overflow pages. An old store's events become chunks of one. */
+    "CREATE TABLE event_chunks(run INTEGER NOT NULL, first_seq INTEGER NOT NULL,"
+    "  count INTEGER NOT NULL, starts BLOB, events TEXT NOT NULL, PRIMARY KEY(run, first_seq));"
+    "INSERT INTO event_chunks(run, first_seq, count, starts, events)"
+    "  SELECT run, seq, 1, NULL, body FROM events ORDER BY run, seq;"
+    "DROP TABLE events;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -174,9 +183,12 @@ static const char *const sql[Q_COUNT] = {
                              HELD_STATUSES " AND lease_expires_ms < ?1",
     [Q_RUNS_EXTEND_DEADLINES] = "UPDATE runs SET deadline_ms = ?1 WHERE status IN "
                                 ACTIVE_STATUSES " AND deadline_ms > 0 AND deadline_ms < ?1",
-    [Q_EVENT_APPEND] = "INSERT OR IGNORE INTO events(run, seq, body) VALUES(?1, ?2, ?3)",
-    [Q_EVENT_READ] = "SELECT seq, body FROM events WHERE run = ?1 AND seq > ?2"
-                     " ORDER BY seq LIMIT ?3",
+    [Q_EVENT_APPEND] = "INSERT INTO event_chunks(run, first_seq, count, starts, events)"
+                       " VALUES(?1, ?2, ?3, ?4, ?5)",
+    /* From the chunk holding seq ?2 (the last one starting at or before it) onwards. */
+    [Q_EVENT_READ] = "SELECT first_seq, count, starts, events FROM event_chunks"
+                     " WHERE run = ?1 AND first_seq >= (SELECT coalesce(max(first_seq), 0)"
+                     " FROM event_chunks WHERE run = ?1 AND first_seq <= ?2) ORDER BY first_seq",
     [Q_CONFIG_PUT] = "INSERT OR REPLACE INTO config_vars(name, secret, value, updated_ms)"
                      " VALUES(?1, ?2, ?3, ?4)",
     [Q_CONFIG_GET] = "SELECT name, secret, value, updated_ms FROM config_vars WHERE name = ?1",
@@ -847,39 +859,133 @@ static int sq_run_extend_leases(hg_store *base, int64_t until_ms, hg_err *err) {
 
 /* ---- events ---- */
 
-static int sq_event_append(hg_store *base, int64_t run_seqno, int64_t seq, const char *json,
-                           size_t len, hg_err *err) {
+static int sq_event_append(hg_store *base, int64_t run_seqno, const hg_store_chunk *c,
+                           hg_err *err) {
   sqlite_store *s = S(base);
+  if (c->count == 0) return 0;
+  unsigned char *starts = NULL;
+  if (c->count > 1) {
+    starts = malloc(c->count * 4);
+    if (!starts) return hg_err_set(err, HG_ENOMEM, "store: storing events: out of memory");
+    for (size_t i = 0; i < c->count; i++) {
+      uint32_t v = c->starts[i];
+      starts[i * 4] = (unsigned char)v;
+      starts[i * 4 + 1] = (unsigned char)(v >> 8);
+      starts[i * 4 + 2] = (unsigned char)(v >> 16);
+      starts[i * 4 + 3] = (unsigned char)(v >> 24);
+    }
+  }
   sqlite3_stmt *st = q(s, Q_EVENT_APPEND);
   sqlite3_bind_int64(st, 1, run_seqno);
-  sqlite3_bind_int64(st, 2, seq);
-  sqlite3_bind_text64(st, 3, json, len, SQLITE_STATIC, SQLITE_UTF8);
-  return exec_step(s, st, err, "storing an event");
+  sqlite3_bind_int64(st, 2, c->first_seq);
+  sqlite3_bind_int64(st, 3, (sqlite3_int64)c->count);
+  bind_blob(st, 4, starts, c->count * 4);
+  sqlite3_bind_text64(st, 5, c->text, c->len, SQLITE_STATIC, SQLITE_UTF8);
+  int rc = exec_step(s, st, err, "storing events");
+  free(starts);
+  return rc;
 }
 
-static int read_event(sqlite3_stmt *st, void *item) {
-  hg_store_event *e = item;
-  bool oom = false;
-  e->seq = sqlite3_column_int64(st, 0);
-  e->json = col_str(st, 1, &oom);
-  return oom;
+static uint32_t get_u32(const unsigned char *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-static void clear_event(void *p) {
-  hg_store_event *e = p;
-  free(e->json);
-  e->json = NULL;
+/* Where event i of a stored chunk starts, and where it ends (before the comma after it). */
+typedef struct chunk_view {
+  const unsigned char *starts; /* NULL for a chunk of one */
+  size_t count, len;
+} chunk_view;
+
+static size_t view_start(const chunk_view *v, size_t i) {
+  return v->starts ? get_u32(v->starts + i * 4) : 0;
+}
+
+static size_t view_end(const chunk_view *v, size_t i) {
+  return i + 1 < v->count ? view_start(v, i + 1) - 1 : v->len;
+}
+
+/* A chunk whose offsets do not fit its text is damaged, not something to slice through. */
+static bool view_sound(const chunk_view *v) {
+  if (v->count == 0 || (v->count > 1 && !v->starts) || view_start(v, 0) != 0) return false;
+  for (size_t i = 1; i < v->count; i++)
+    if (view_start(v, i) < view_start(v, i - 1) + 3 || view_start(v, i) >= v->len) return false;
+  return true;
 }
 
 static int sq_event_read(hg_store *base, int64_t run_seqno, int64_t after, size_t limit,
-                         hg_store_event **out, size_t *n, hg_err *err) {
+                         size_t max_bytes, hg_store_chunk **out, size_t *n, hg_err *err) {
   sqlite_store *s = S(base);
+  *out = NULL;
+  *n = 0;
+  int64_t lo = after + 1; /* the first seq wanted */
+  size_t want = limit ? limit : SIZE_MAX, got = 0, bytes = 0, count = 0, cap = 0;
+  hg_store_chunk *v = NULL;
+  bool full = false;
+  int rc = SQLITE_DONE;
   sqlite3_stmt *st = q(s, Q_EVENT_READ);
   sqlite3_bind_int64(st, 1, run_seqno);
-  sqlite3_bind_int64(st, 2, after);
-  sqlite3_bind_int64(st, 3, limit ? (sqlite3_int64)limit : -1);
-  return collect(s, st, sizeof **out, read_event, clear_event, (void **)out, n, err,
-                 "reading events");
+  sqlite3_bind_int64(st, 2, lo);
+  while (!full && got < want && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    int64_t first = sqlite3_column_int64(st, 0);
+    int64_t stored = sqlite3_column_int64(st, 1);
+    if (stored <= 0 || first + stored <= lo) continue;
+    chunk_view cv = {.starts = sqlite3_column_blob(st, 2), .count = (size_t)stored};
+    size_t starts_len = (size_t)sqlite3_column_bytes(st, 2);
+    const char *text = sqlite3_column_blob(st, 3);
+    cv.len = (size_t)sqlite3_column_bytes(st, 3);
+    if (cv.count == 1) cv.starts = NULL;
+    if ((cv.starts && starts_len != cv.count * 4) || !text || !view_sound(&cv)) {
+      sqlite3_reset(st);
+      hg_store_chunks_free(v, count);
+      return hg_err_set(err, HG_EIO, "store: the event chunk of run %lld at seq %lld is damaged",
+                        (long long)run_seqno, (long long)first);
+    }
+    size_t from = lo > first ? (size_t)(lo - first) : 0, to = from;
+    while (to < cv.count && got < want) {
+      size_t elen = view_end(&cv, to) - view_start(&cv, to);
+      if (got > 0 && max_bytes && bytes + elen > max_bytes) {
+        full = true;
+        break;
+      }
+      bytes += elen;
+      got++;
+      to++;
+    }
+    if (to == from) continue;
+    if (count == cap) {
+      size_t ncap = cap ? cap * 2 : 4;
+      hg_store_chunk *p = realloc(v, ncap * sizeof *v);
+      if (!p) goto oom;
+      v = p;
+      cap = ncap;
+    }
+    hg_store_chunk *c = &v[count];
+    memset(c, 0, sizeof *c);
+    count++;
+    size_t base_off = view_start(&cv, from);
+    c->first_seq = first + (int64_t)from;
+    c->count = to - from;
+    c->len = view_end(&cv, to - 1) - base_off;
+    c->text = malloc(c->len + 1);
+    c->starts = malloc(c->count * sizeof *c->starts);
+    if (!c->text || !c->starts) goto oom;
+    memcpy(c->text, text + base_off, c->len);
+    c->text[c->len] = '\0';
+    for (size_t i = 0; i < c->count; i++)
+      c->starts[i] = (uint32_t)(view_start(&cv, from + i) - base_off);
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    hg_store_chunks_free(v, count);
+    return db_fail(s, err, "reading events");
+  }
+  *out = v;
+  *n = count;
+  return 0;
+oom:
+  sqlite3_reset(st);
+  hg_store_chunks_free(v, count);
+  return hg_err_set(err, HG_ENOMEM, "store: reading events: out of memory");
 }
 
 /* ---- config variables ---- */

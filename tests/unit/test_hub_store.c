@@ -39,7 +39,7 @@ static void creates_schema_and_reopens(void) {
   hg_store *s = open_new("schema.db");
   CHECK(s != NULL);
   if (!s) return;
-  CHECK_EQ_INT(hg_store_schema_version(s), 1);
+  CHECK_EQ_INT(hg_store_schema_version(s), 2);
   hg_err err = {0};
   CHECK_EQ_INT(hg_store_begin(s, &err), 0);
   CHECK_EQ_INT(hg_store_meta_set(s, "x", "abc", 3, &err), 0);
@@ -300,37 +300,117 @@ static void runs_sets_and_update(void) {
   hg_store_close(s);
 }
 
-static void events_are_idempotent_by_seq(void) {
+/* Stores count events "line first".."line first+count-1" of a run as one chunk. */
+static int append_lines(hg_store *s, int64_t run, int64_t first, size_t count) {
+  char text[4096];
+  uint32_t starts[64];
+  size_t len = 0;
+  for (size_t i = 0; i < count; i++) {
+    if (i) text[len++] = ',';
+    starts[i] = (uint32_t)len;
+    len += (size_t)snprintf(text + len, sizeof text - len,
+                            "{\"kind\":\"log\",\"text\":\"line %lld\"}",
+                            (long long)(first + (int64_t)i));
+  }
+  hg_store_chunk c = {
+      .first_seq = first, .count = count, .text = text, .len = len, .starts = starts};
+  hg_err err = {0};
+  return hg_store_event_append(s, run, &c, &err);
+}
+
+/* Reads events as "seq=json;..." so a test compares the whole answer at once. */
+static void read_flat(hg_store *s, int64_t run, int64_t after, size_t limit, size_t max_bytes,
+                      char *out, size_t size) {
+  hg_store_chunk *v = NULL;
+  size_t n = 0;
+  hg_err err = {0};
+  out[0] = '\0';
+  if (hg_store_event_read(s, run, after, limit, max_bytes, &v, &n, &err) != 0) {
+    snprintf(out, size, "error: %s", err.msg);
+    return;
+  }
+  size_t used = 0;
+  for (size_t k = 0; k < n; k++) {
+    for (size_t i = 0; i < v[k].count; i++) {
+      size_t from = v[k].starts[i];
+      size_t to = i + 1 < v[k].count ? v[k].starts[i + 1] - 1 : v[k].len;
+      used += (size_t)snprintf(out + used, size - used, "%lld=%.*s;",
+                               (long long)(v[k].first_seq + (int64_t)i), (int)(to - from),
+                               v[k].text + from);
+    }
+  }
+  hg_store_chunks_free(v, n);
+}
+
+#define LINE(n) "{\"kind\":\"log\",\"text\":\"line " #n "\"}"
+
+static void events_in_chunks(void) {
   hg_store *s = open_new("events.db");
   if (!s) return;
   hg_err err = {0};
   CHECK_EQ_INT(hg_store_begin(s, &err), 0);
-  for (int i = 0; i < 5; i++) {
-    char text[64];
-    int len = snprintf(text, sizeof text, "{\"kind\":\"log\",\"text\":\"line %d\"}", i);
-    CHECK_EQ_INT(hg_store_event_append(s, 1, i, text, (size_t)len, &err), 0);
-  }
-  /* A retried event with a seq already stored changes nothing. */
-  CHECK_EQ_INT(hg_store_event_append(s, 1, 2, "{\"text\":\"dup\"}", 14, &err), 0);
-  CHECK_EQ_INT(hg_store_event_append(s, 2, 0, "{\"other\":1}", 11, &err), 0);
+  CHECK_EQ_INT(append_lines(s, 1, 0, 3), 0);
+  CHECK_EQ_INT(append_lines(s, 1, 3, 2), 0);
+  CHECK_EQ_INT(append_lines(s, 2, 0, 1), 0);
+  /* A chunk starting at a seq the run has is refused: the caller trims retried events. */
+  CHECK_EQ_INT(append_lines(s, 1, 3, 1), HG_EEXIST);
   CHECK_EQ_INT(hg_store_commit(s, &err), 0);
 
-  hg_store_event *ev = NULL;
-  size_t n = 0;
-  CHECK_EQ_INT(hg_store_event_read(s, 1, -1, 0, &ev, &n, &err), 0);
-  CHECK_EQ_INT(n, 5);
-  if (n == 5) {
-    CHECK_EQ_INT(ev[2].seq, 2);
-    CHECK_EQ_STR(ev[2].json, "{\"kind\":\"log\",\"text\":\"line 2\"}");
-  }
-  hg_store_events_free(ev, n);
-  CHECK_EQ_INT(hg_store_event_read(s, 1, 2, 1, &ev, &n, &err), 0);
-  CHECK_EQ_INT(n, 1);
-  if (n == 1) CHECK_EQ_INT(ev[0].seq, 3);
-  hg_store_events_free(ev, n);
-  CHECK_EQ_INT(hg_store_event_read(s, 1, 4, 10, &ev, &n, &err), 0);
-  CHECK_EQ_INT(n, 0);
-  hg_store_events_free(ev, n);
+  char got[2048];
+  read_flat(s, 1, -1, 0, 0, got, sizeof got);
+  CHECK_EQ_STR(got, "0=" LINE(0) ";1=" LINE(1) ";2=" LINE(2) ";3=" LINE(3) ";4=" LINE(4) ";");
+  /* Slices: from inside a chunk, across chunks, exactly limit events. */
+  read_flat(s, 1, 0, 3, 0, got, sizeof got);
+  CHECK_EQ_STR(got, "1=" LINE(1) ";2=" LINE(2) ";3=" LINE(3) ";");
+  read_flat(s, 1, 2, 1, 0, got, sizeof got);
+  CHECK_EQ_STR(got, "3=" LINE(3) ";");
+  read_flat(s, 1, 3, 10, 0, got, sizeof got);
+  CHECK_EQ_STR(got, "4=" LINE(4) ";");
+  read_flat(s, 1, 4, 10, 0, got, sizeof got);
+  CHECK_EQ_STR(got, "");
+  read_flat(s, 2, -1, 10, 0, got, sizeof got);
+  CHECK_EQ_STR(got, "0=" LINE(0) ";");
+  /* A byte bound stops before the event that would pass it, but never returns nothing. */
+  read_flat(s, 1, -1, 10, 60, got, sizeof got);
+  CHECK_EQ_STR(got, "0=" LINE(0) ";1=" LINE(1) ";");
+  read_flat(s, 1, 1, 10, 5, got, sizeof got);
+  CHECK_EQ_STR(got, "2=" LINE(2) ";");
+  hg_store_close(s);
+}
+
+/* A store of schema 1 (one row per event) is brought up to date and its events read as before. */
+static void upgrades_events_of_schema_1(void) {
+  hg_store *s = open_new("v1.db");
+  if (!s) return;
+  hg_store_close(s);
+  char path[320];
+  db_path(path, sizeof path, "v1.db");
+  sqlite3 *db;
+  CHECK_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+  CHECK_EQ_INT(sqlite3_exec(db,
+                            "DROP TABLE event_chunks;"
+                            "CREATE TABLE events(run INTEGER NOT NULL, seq INTEGER NOT NULL,"
+                            "  body TEXT NOT NULL, PRIMARY KEY(run, seq)) WITHOUT ROWID;"
+                            "INSERT INTO events VALUES(7, 1, '{\"text\":\"b\"}'),"
+                            "  (7, 0, '{\"text\":\"a\"}'), (8, 0, '{\"text\":\"other\"}');"
+                            "PRAGMA user_version = 1;",
+                            NULL, NULL, NULL),
+               SQLITE_OK);
+  sqlite3_close(db);
+  s = open_new("v1.db");
+  CHECK(s != NULL);
+  if (!s) return;
+  CHECK_EQ_INT(hg_store_schema_version(s), 2);
+  char got[512];
+  read_flat(s, 7, -1, 0, 0, got, sizeof got);
+  CHECK_EQ_STR(got, "0={\"text\":\"a\"};1={\"text\":\"b\"};");
+  /* New batches go on from there. */
+  hg_err err = {0};
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  CHECK_EQ_INT(append_lines(s, 7, 2, 2), 0);
+  CHECK_EQ_INT(hg_store_commit(s, &err), 0);
+  read_flat(s, 7, 0, 2, 0, got, sizeof got);
+  CHECK_EQ_STR(got, "1={\"text\":\"b\"};2=" LINE(2) ";");
   hg_store_close(s);
 }
 
@@ -403,4 +483,5 @@ static void setup(void) { make_dir(); }
 TEST_MAIN(T(setup), T(creates_schema_and_reopens), T(missing_store_is_enoent_unless_create),
           T(refuses_newer_schema), T(one_process_at_a_time), T(keys_roundtrip_revoke_touch),
           T(rollback_discards), T(tasks_latest_revision), T(runs_sets_and_update),
-          T(events_are_idempotent_by_seq), T(config_vars), T(agents_and_sessions), T(cleanup))
+          T(events_in_chunks), T(upgrades_events_of_schema_1), T(config_vars),
+          T(agents_and_sessions), T(cleanup))

@@ -1,0 +1,355 @@
+/* Reading an event batch: the body's few structural characters walked here, every key, value
+ * and event parsed by cJSON on its own, each event's bytes kept as sent. */
+#include "hub/batch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hub/fields.h"
+#include "hub/hub.h"
+
+enum { KIND_LOG, KIND_OUTPUT };
+
+/* Checks one event; its kind, or HG_EINVAL / HG_ETOOBIG with err naming the field. */
+static int check_event(const cJSON *e, size_t i, hg_err *err) {
+  char where[48];
+  snprintf(where, sizeof where, "events[%zu].", i);
+  if (!cJSON_IsObject(e))
+    return hg_err_set(err, HG_EINVAL, "events[%zu]: expected an object, got %s", i,
+                      hg_fields_type_name(e));
+  const char *kind = NULL, *ts = NULL, *stream = NULL, *text = NULL, *op = NULL, *path = NULL;
+  bool partial = false;
+  if (hg_fields_string(e, "kind", where, true, &kind, err) ||
+      hg_fields_string(e, "ts", where, false, &ts, err))
+    return HG_EINVAL;
+  if (!strcmp(kind, "log")) {
+    if (hg_fields_string(e, "stream", where, true, &stream, err) ||
+        hg_fields_string(e, "text", where, true, &text, err) ||
+        hg_fields_bool(e, "partial", where, false, &partial, err))
+      return HG_EINVAL;
+    if (strcmp(stream, "stdout") && strcmp(stream, "stderr") && strcmp(stream, "system"))
+      return hg_err_set(err, HG_EINVAL, "%sstream: '%.20s' is not stdout, stderr or system",
+                        where, stream);
+    size_t len = strlen(text);
+    if (len > HG_HUB_EVENT_TEXT_LIMIT)
+      return hg_err_set(err, HG_ETOOBIG,
+                        "%stext: %zu bytes, over the 64 KiB limit of one event (send a long "
+                        "line as partial events)",
+                        where, len);
+    return KIND_LOG;
+  }
+  if (!strcmp(kind, "output")) {
+    if (hg_fields_string(e, "op", where, true, &op, err) ||
+        hg_fields_string(e, "path", where, false, &path, err))
+      return HG_EINVAL;
+    if (strcmp(op, "set") && strcmp(op, "append"))
+      return hg_err_set(err, HG_EINVAL, "%sop: '%.20s' is not set or append", where, op);
+    if (!cJSON_GetObjectItemCaseSensitive(e, "value"))
+      return hg_err_set(err, HG_EINVAL, "%svalue: required", where);
+    return KIND_OUTPUT;
+  }
+  return hg_err_set(err, HG_EINVAL, "%skind: '%.20s' is not log or output", where, kind);
+}
+
+/* Nearly every event is a well-formed log line. One pass over its members, without the names
+ * and messages an error needs, tells those apart (a member's first occurrence counts, as for a
+ * lookup; null is absent); anything else goes through check_event, which says what is wrong. */
+static int quick_kind(const cJSON *e) {
+  const cJSON *kind = NULL, *ts = NULL, *stream = NULL, *text = NULL, *partial = NULL;
+  for (const cJSON *m = e->child; m; m = m->next) {
+    const char *n = m->string;
+    const cJSON **slot = NULL;
+    switch (n[0]) {
+    case 'k': slot = !strcmp(n, "kind") ? &kind : NULL; break;
+    case 't': slot = !strcmp(n, "text") ? &text : !strcmp(n, "ts") ? &ts : NULL; break;
+    case 's': slot = !strcmp(n, "stream") ? &stream : NULL; break;
+    case 'p': slot = !strcmp(n, "partial") ? &partial : NULL; break;
+    default: break;
+    }
+    if (slot && !*slot) *slot = m;
+  }
+  if (!cJSON_IsString(kind) || strcmp(kind->valuestring, "log")) return -1;
+  if (ts && !cJSON_IsNull(ts) && !cJSON_IsString(ts)) return -1;
+  if (partial && !cJSON_IsNull(partial) && !cJSON_IsBool(partial)) return -1;
+  if (!cJSON_IsString(stream) || !cJSON_IsString(text)) return -1;
+  const char *st = stream->valuestring;
+  if (strcmp(st, "stdout") && strcmp(st, "stderr") && strcmp(st, "system")) return -1;
+  if (strlen(text->valuestring) > HG_HUB_EVENT_TEXT_LIMIT) return -1;
+  return KIND_LOG;
+}
+
+/* ---- building the chunk ---- */
+
+static int add_event(hg_batch *b, const char *json, size_t len) {
+  if (b->count == b->starts_cap) {
+    size_t ncap = b->starts_cap ? b->starts_cap * 2 : 64;
+    uint32_t *p = realloc(b->starts, ncap * sizeof *p);
+    if (!p) return HG_ENOMEM;
+    b->starts = p;
+    b->starts_cap = ncap;
+  }
+  if (b->count && hg_buf_appendc(&b->text, ',')) return HG_ENOMEM;
+  /* Batches are at most 8 MiB (16 MiB read), far inside 32-bit offsets. */
+  b->starts[b->count] = (uint32_t)b->text.len;
+  if (hg_buf_append(&b->text, json, len)) return HG_ENOMEM;
+  b->count++;
+  return 0;
+}
+
+static int add_output(hg_batch *b, size_t index, cJSON *event) {
+  if (b->n_outputs == b->outputs_cap) {
+    size_t ncap = b->outputs_cap ? b->outputs_cap * 2 : 8;
+    hg_batch_output *p = realloc(b->outputs, ncap * sizeof *p);
+    if (!p) return HG_ENOMEM;
+    b->outputs = p;
+    b->outputs_cap = ncap;
+  }
+  b->outputs[b->n_outputs++] = (hg_batch_output){.index = index, .event = event};
+  return 0;
+}
+
+/* Forgets what a pass read, keeping the memory. */
+static void reset(hg_batch *b) {
+  if (!b->document)
+    for (size_t i = 0; i < b->n_outputs; i++) cJSON_Delete(b->outputs[i].event);
+  cJSON_Delete(b->document);
+  b->document = NULL;
+  b->n_outputs = 0;
+  b->count = 0;
+  hg_buf_reset(&b->text);
+}
+
+/* ---- the fast way: a walk over the structure ---- */
+
+/* Parsing the batch as one tree, checking it, then printing every event again cost more than
+ * all the rest of storing it. Here each event is parsed by cJSON alone and freed at once (its
+ * memory is reused for the next while it is still in cache), and its bytes are stored as sent.
+ * Only the brackets, colons and commas between them are looked at here. Anything unusual (a
+ * byte-order mark, a repeated "events", a non-object event, nesting near cJSON's limit, a syntax
+ * error) gives up: the body is then read as one document, which accepts or refuses it with the
+ * same words as any other request body. */
+
+typedef enum { WALK_OK, WALK_OTHER, WALK_NOMEM } walk_result;
+
+static bool ws(char ch) { return ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t'; }
+
+static size_t skip_ws(const char *s, size_t n, size_t i) {
+  while (i < n && ws(s[i])) i++;
+  return i;
+}
+
+/* The one JSON value at s[*i..n), parsed by cJSON; *i moves past it. Only a byte that can begin
+ * a value is let through: cJSON would skip a byte-order mark, which only a document's very first
+ * bytes may be. */
+static cJSON *value_at(const char *s, size_t n, size_t *i) {
+  if (*i >= n || !s[*i] || !strchr("{[\"-0123456789tfn", s[*i])) return NULL;
+  const char *end = NULL;
+  cJSON *v = cJSON_ParseWithLengthOpts(s + *i, n - *i, &end, 0);
+  if (v) *i = (size_t)(end - s);
+  return v;
+}
+
+/* Containers nested in v, v included. cJSON refuses a document nested CJSON_NESTING_LIMIT deep;
+ * a value parsed alone starts shallower than inside the body, so the walk checks the limit the
+ * whole body would have met. */
+static int depth(const cJSON *v) {
+  if (!cJSON_IsArray(v) && !cJSON_IsObject(v)) return 0;
+  int d = 0;
+  for (const cJSON *c = v->child; c; c = c->next) {
+    int k = depth(c);
+    if (k > d) d = k;
+  }
+  return d + 1;
+}
+
+typedef struct walk_state {
+  cJSON *top;        /* the body's members but events (only first_seq is kept) */
+  bool has_events;
+  int event_rc;      /* the first event's refusal */
+  hg_err event_err;
+} walk_state;
+
+/* The events array, from its '['. An event that fails its checks is remembered, and the walk
+ * goes on: a syntax error further on, or a bad first_seq, is what the answer names first. */
+static walk_result walk_events(hg_batch *b, walk_state *w, const char *s, size_t n, size_t *pi) {
+  size_t i = skip_ws(s, n, *pi + 1);
+  if (i < n && s[i] == ']') {
+    *pi = i + 1;
+    return WALK_OK;
+  }
+  for (size_t k = 0;; k++) {
+    if (i >= n || s[i] != '{') return WALK_OTHER;
+    size_t from = i;
+    cJSON *ev = value_at(s, n, &i);
+    /* the body, the array and the event itself are three levels */
+    if (!ev || depth(ev) > CJSON_NESTING_LIMIT - 2) {
+      cJSON_Delete(ev);
+      return WALK_OTHER;
+    }
+    int kind = KIND_LOG;
+    if (!w->event_rc && quick_kind(ev) != KIND_LOG) {
+      kind = check_event(ev, k, &w->event_err);
+      if (kind < 0) {
+        w->event_rc = kind;
+        kind = KIND_LOG;
+      }
+    }
+    if (!w->event_rc && add_event(b, s + from, i - from)) {
+      cJSON_Delete(ev);
+      return WALK_NOMEM;
+    }
+    if (kind == KIND_OUTPUT && !w->event_rc) {
+      if (add_output(b, k, ev)) {
+        cJSON_Delete(ev);
+        return WALK_NOMEM;
+      }
+    } else {
+      cJSON_Delete(ev);
+    }
+    i = skip_ws(s, n, i);
+    if (i < n && s[i] == ',') {
+      i = skip_ws(s, n, i + 1);
+      continue;
+    }
+    if (i < n && s[i] == ']') {
+      *pi = i + 1;
+      return WALK_OK;
+    }
+    return WALK_OTHER;
+  }
+}
+
+static walk_result walk(hg_batch *b, walk_state *w, const char *s, size_t n) {
+  size_t i = skip_ws(s, n, 0);
+  if (i >= n || s[i] != '{') return WALK_OTHER;
+  i = skip_ws(s, n, i + 1);
+  if (i < n && s[i] == '}') {
+    i++;
+  } else {
+    for (;;) {
+      if (i >= n || s[i] != '"') return WALK_OTHER;
+      cJSON *key = value_at(s, n, &i);
+      if (!key) return WALK_OTHER;
+      bool events = !strcmp(key->valuestring, "events");
+      bool first = !strcmp(key->valuestring, "first_seq");
+      cJSON_Delete(key);
+      i = skip_ws(s, n, i);
+      if (i >= n || s[i] != ':') return WALK_OTHER;
+      i = skip_ws(s, n, i + 1);
+      if (events) {
+        /* A second "events" would be ignored by a whole-document read: let it decide. */
+        if (w->has_events || i >= n || s[i] != '[') return WALK_OTHER;
+        w->has_events = true;
+        walk_result r = walk_events(b, w, s, n, &i);
+        if (r != WALK_OK) return r;
+      } else {
+        cJSON *v = value_at(s, n, &i);
+        /* the body is one level */
+        if (!v || depth(v) > CJSON_NESTING_LIMIT - 1) {
+          cJSON_Delete(v);
+          return WALK_OTHER;
+        }
+        /* The first of repeated members is the one a lookup finds. */
+        if (first && !cJSON_GetObjectItemCaseSensitive(w->top, "first_seq"))
+          cJSON_AddItemToObject(w->top, "first_seq", v);
+        else
+          cJSON_Delete(v);
+      }
+      i = skip_ws(s, n, i);
+      if (i < n && s[i] == ',') {
+        i = skip_ws(s, n, i + 1);
+        continue;
+      }
+      if (i < n && s[i] == '}') {
+        i++;
+        break;
+      }
+      return WALK_OTHER;
+    }
+  }
+  return skip_ws(s, n, i) == n ? WALK_OK : WALK_OTHER;
+}
+
+/* ---- the general way: the body as one document ---- */
+
+static int read_document(hg_batch *b, const char *s, size_t n, hg_err *err) {
+  const cJSON *events = NULL;
+  int64_t first = 0;
+  b->document = hg_fields_parse_object(s, n, err);
+  if (!b->document) return HG_EINVAL;
+  if (hg_fields_int(b->document, "first_seq", "", true, &first, err) ||
+      hg_fields_array(b->document, "events", "", true, &events, err))
+    return err->code;
+  if (first < 0) return hg_err_set(err, HG_EINVAL, "first_seq: must not be negative");
+  size_t k = 0;
+  for (const cJSON *e = events->child; e; e = e->next, k++) {
+    int kind = check_event(e, k, err);
+    if (kind < 0) return kind;
+  }
+  k = 0;
+  for (cJSON *e = events->child; e; e = e->next, k++) {
+    char *json = hg_fields_print(e);
+    int rc = json ? add_event(b, json, strlen(json)) : HG_ENOMEM;
+    free(json);
+    const char *kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "kind"));
+    if (!rc && !strcmp(kind, "output")) rc = add_output(b, k, e);
+    if (rc) return hg_err_set(err, HG_ENOMEM, "reading an event batch: out of memory");
+  }
+  b->first_seq = first;
+  return 0;
+}
+
+int hg_batch_read(hg_batch *b, const char *s, size_t n, hg_err *err) {
+  memset(b, 0, sizeof *b);
+  /* The events take about the body's size. */
+  walk_state w = {.top = cJSON_CreateObject()};
+  if (!w.top || hg_buf_reserve(&b->text, n + 1)) {
+    cJSON_Delete(w.top);
+    return hg_err_set(err, HG_ENOMEM, "reading an event batch: out of memory");
+  }
+  walk_result r = walk(b, &w, s, n);
+  if (r == WALK_NOMEM) {
+    cJSON_Delete(w.top);
+    return hg_err_set(err, HG_ENOMEM, "reading an event batch: out of memory");
+  }
+  if (r == WALK_OTHER) {
+    cJSON_Delete(w.top);
+    reset(b);
+    return read_document(b, s, n, err);
+  }
+  /* The checks in the order a whole-document read makes them. */
+  int64_t first = 0;
+  const cJSON *none = NULL;
+  int rc = hg_fields_int(w.top, "first_seq", "", true, &first, err);
+  if (!rc && !w.has_events) rc = hg_fields_array(w.top, "events", "", true, &none, err);
+  cJSON_Delete(w.top);
+  if (rc) return rc;
+  if (first < 0) return hg_err_set(err, HG_EINVAL, "first_seq: must not be negative");
+  if (w.event_rc) {
+    *err = w.event_err;
+    return w.event_rc;
+  }
+  b->first_seq = first;
+  return 0;
+}
+
+void hg_batch_chunk(hg_batch *b, size_t skip, hg_store_chunk *out) {
+  memset(out, 0, sizeof *out);
+  out->first_seq = b->first_seq + (int64_t)skip;
+  if (skip >= b->count) return;
+  uint32_t base = b->starts[skip];
+  for (size_t i = skip; i < b->count; i++) b->starts[i] -= base;
+  out->count = b->count - skip;
+  out->text = b->text.data + base;
+  out->len = b->text.len - base;
+  out->starts = b->starts + skip;
+}
+
+void hg_batch_free(hg_batch *b) {
+  reset(b);
+  hg_buf_free(&b->text);
+  free(b->starts);
+  free(b->outputs);
+  memset(b, 0, sizeof *b);
+}

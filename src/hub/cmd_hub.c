@@ -1,5 +1,6 @@
 /* `hangar hub`: create the hub's store (init) and serve the API. */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -379,6 +380,14 @@ static void raise_fd_limit(void) {
   }
 }
 
+/* Event batches are megabytes each, read and parsed one after another. By default the C library
+ * maps each such buffer afresh, or gives the top of its heap back after every request, and the
+ * kernel then faults in and zeroes the same megabytes again for the next one: keep them. */
+static void keep_large_buffers(void) {
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 128 << 20);
+}
+
 static int cmd_serve(int argc, char **argv) {
   hub_settings s;
   memset(&s, 0, sizeof s);
@@ -417,6 +426,7 @@ static int cmd_serve(int argc, char **argv) {
   serving sv = {.loop = &loop};
   int status = 1;
   raise_fd_limit();
+  keep_large_buffers();
   if (hg_hub_open(&s.hub, &loop, &sv.hub, &err) ||
       hg_server_start(&loop, sv.hub, &s.server, &sv.server, &err)) {
     hg_log(HG_LOG_ERROR, "cannot start the hub", "error", err.msg, NULL);

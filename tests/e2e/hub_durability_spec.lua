@@ -25,11 +25,11 @@ local function running_run(a, slug)
   return id
 end
 
--- Reads every event of a run, page by page.
+-- Reads every event of a run, page by page (pages that do not line up with the batches).
 local function all_events(id)
   local out, after = {}, -1
   while true do
-    local res = assert(hub:get("/v1/runs/" .. id .. "/events?after=" .. after .. "&limit=5000"))
+    local res = assert(hub:get("/v1/runs/" .. id .. "/events?after=" .. after .. "&limit=777"))
     assert.equal(200, res.status)
     for _, e in ipairs(res.json.events) do
       out[#out + 1] = e
@@ -46,28 +46,35 @@ describe("a hub killed with SIGKILL", function()
     assert.equal(201, hub:post("/v1/tasks", { slug = "chatty", command = { "true" }, constraints = { role = "durable" } }).status)
     local a = hub:agent { labels = { role = "durable" } }
     local id = running_run(a, "chatty")
-    local total, per_batch = 6000, 50
+    local total = 6000
     local acked, failures, done = 0, 0, false
 
-    -- The agent: batches back to back; on any failure it retries from what the hub last
-    -- said, the way the protocol's agents do (a retried batch is harmless).
+    -- The agent: batches of varying size back to back; on any failure it retries from what
+    -- the hub last said, the way the protocol's agents do (a retried batch is harmless). Its
+    -- retries also reach back before that, so that the hub has to skip the part it stored.
     local producer = async.run(function()
-      local next_seq = 0
+      local next_seq, n, retrying = 0, 0, false
       while next_seq < total do
+        n = n + 1
+        local first = retrying and math.max(0, next_seq - 17) or next_seq
         local batch = {}
-        for i = 0, per_batch - 1 do
-          batch[#batch + 1] = hubtest.log_event("event " .. (next_seq + i))
+        for i = 0, (n * 37) % 120 do
+          if first + i < total then
+            batch[#batch + 1] = hubtest.log_event("event " .. (first + i))
+          end
         end
         local res = hub:request("POST", "/v1/runs/" .. id .. "/events",
-          { key = a.token, body = { first_seq = next_seq, events = batch }, timeout_ms = 10000 })
+          { key = a.token, body = { first_seq = first, events = batch }, timeout_ms = 10000 })
         if res and res.status == 200 then
-          assert(res.json.next_seq >= next_seq + per_batch, "the hub went backwards")
+          assert(res.json.next_seq >= first + #batch, "the hub went backwards")
           next_seq = res.json.next_seq
           acked = next_seq
+          retrying = false
         elseif res and res.status == 409 and res.json.error.code == "seq_gap" then
           next_seq = res.json.next_seq
         else
           failures = failures + 1
+          retrying = true
           hubtest.sleep(50)
         end
       end

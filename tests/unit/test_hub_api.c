@@ -584,6 +584,193 @@ static void output_errors_recorded(void) {
   free(akey);
 }
 
+/* Reads a run's events as "seq:text|..." (text of log events, "-" for others), checking that
+ * seq comes first in each event. */
+static void events_text(const char *run, const char *query, char *out, size_t size,
+                        reply *keep) {
+  char url[256];
+  snprintf(url, sizeof url, "/v1/runs/%s/events%s", run, query);
+  reply r = call("GET", url, admin, NULL);
+  CHECK_EQ_INT(r.status, 200);
+  size_t used = 0;
+  out[0] = '\0';
+  const cJSON *e;
+  cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(r.json, "events")) {
+    CHECK(e->child && !strcmp(e->child->string, "seq"));
+    const char *text = str(e, "text");
+    if (used < size)
+      used += (size_t)snprintf(out + used, size - used, "%d:%s|", (int)num(e, "seq"),
+                               text ? text : "-");
+  }
+  if (keep)
+    *keep = r;
+  else
+    reply_free(&r);
+}
+
+static char *accepted_run(agent *a) {
+  char *run = create_run("job", NULL);
+  char run_id[80], lease[80], url[200], body[200];
+  CHECK_EQ_INT(poll_work(a, run_id, lease, sizeof run_id), 1);
+  snprintf(url, sizeof url, "/v1/runs/%s/accept", run);
+  snprintf(body, sizeof body, "{\"lease_id\":\"%s\"}", lease);
+  reply r = call("POST", url, a->token, body);
+  EXPECT(r, 200, NULL);
+  reply_free(&r);
+  return run;
+}
+
+/* Batches are stored as sent (whatever their layout), retried events are skipped, refused
+ * batches leave nothing behind, and reading slices them exactly. */
+static void event_batches(void) {
+  char *akey = make_key("agent", NULL);
+  agent a;
+  CHECK_EQ_INT(register_agent(&a, akey, "{\"env\":\"prod\"}", 1, NULL), 201);
+  char *run = accepted_run(&a);
+  char url[200];
+  snprintf(url, sizeof url, "/v1/runs/%s/events", run);
+  /* Spacing, member order, escapes, an agent's own "seq" and extra members. */
+  reply r = call("POST", url, a.token,
+                 " { \"events\" : [ {\"text\":\"caf\\u00e9\",\"kind\":\"log\",\"stream\":\"stdout\","
+                 "\"seq\":99} ,\n\t{\"kind\":\"log\",\"stream\":\"stderr\",\"text\":\"b\","
+                 "\"partial\":true,\"extra\":{\"k\":[1,2]}} ] , \"first_seq\" : 0 } \n");
+  EXPECT(r, 200, NULL);
+  CHECK_EQ_INT(num(r.json, "next_seq"), 2);
+  reply_free(&r);
+  /* Overlapping what the hub has: only the new part is stored. */
+  r = call("POST", url, a.token,
+           "{\"first_seq\":1,\"events\":[{\"kind\":\"log\",\"stream\":\"stdout\",\"text\":\"B\"},"
+           "{\"kind\":\"log\",\"stream\":\"stdout\",\"text\":\"c\"},"
+           "{\"kind\":\"log\",\"stream\":\"stdout\",\"text\":\"d\"}]}");
+  EXPECT(r, 200, NULL);
+  CHECK_EQ_INT(num(r.json, "next_seq"), 4);
+  reply_free(&r);
+  /* A byte-order mark, and a repeated "events" (the first counts), read as before. */
+  r = call("POST", url, a.token,
+           "\xEF\xBB\xBF{\"first_seq\":4,\"events\":[{\"kind\":\"log\",\"stream\":\"stdout\","
+           "\"text\":\"e\"}]}");
+  EXPECT(r, 200, NULL);
+  reply_free(&r);
+  r = call("POST", url, a.token,
+           "{\"first_seq\":5,\"events\":[{\"kind\":\"log\",\"stream\":\"stdout\",\"text\":\"f\"}],"
+           "\"events\":[{\"kind\":\"log\",\"stream\":\"stdout\",\"text\":\"ignored\"}]}");
+  EXPECT(r, 200, NULL);
+  CHECK_EQ_INT(num(r.json, "next_seq"), 6);
+  reply_free(&r);
+
+  /* Refusals name what a whole-document read names first, and store nothing. */
+  r = call("POST", url, a.token,
+           "{\"events\":[{\"kind\":\"log\",\"stream\":\"x\",\"text\":\"a\"}],\"first_seq\":\"6\"}");
+  EXPECT(r, 400, "bad_request");
+  CHECK(strstr(err_msg(&r), "first_seq") != NULL);
+  reply_free(&r);
+  r = call("POST", url, a.token,
+           "{\"first_seq\":6,\"events\":[{\"kind\":\"log\",\"stream\":\"stdout\",\"text\":\"ok\"},"
+           "{\"kind\":\"log\",\"stream\":\"out\",\"text\":\"a\"}]}");
+  EXPECT(r, 400, "bad_request");
+  CHECK(strstr(err_msg(&r), "events[1].stream") != NULL);
+  reply_free(&r);
+  r = call("POST", url, a.token,
+           "{\"first_seq\":6,\"events\":[{\"kind\":\"log\",\"stream\":\"x\",\"text\":\"a\"}],}");
+  EXPECT(r, 400, "bad_request");
+  CHECK(strstr(err_msg(&r), "malformed JSON") != NULL);
+  reply_free(&r);
+  r = call("POST", url, a.token, "{\"first_seq\":6}");
+  EXPECT(r, 400, "bad_request");
+  CHECK_EQ_STR(err_msg(&r), "events: required");
+  reply_free(&r);
+  r = call("POST", url, a.token, "{\"first_seq\":6,\"events\":[{\"kind\":\"log\"},1]}");
+  EXPECT(r, 400, "bad_request");
+  CHECK_EQ_STR(err_msg(&r), "events[0].stream: required");
+  reply_free(&r);
+  r = call("POST", url, a.token, "{\"first_seq\":6,\"events\":[1]}");
+  EXPECT(r, 400, "bad_request");
+  CHECK_EQ_STR(err_msg(&r), "events[0]: expected an object, got number");
+  reply_free(&r);
+  r = call("POST", url, a.token, "{\"first_seq\":-1,\"events\":[]}");
+  EXPECT(r, 400, "bad_request");
+  CHECK_EQ_STR(err_msg(&r), "first_seq: must not be negative");
+  reply_free(&r);
+  size_t big = (64u << 10) + 1;
+  char *body = malloc(big + 200);
+  int n = snprintf(body, 200, "{\"first_seq\":6,\"events\":[{\"kind\":\"log\",\"stream\":"
+                              "\"stdout\",\"text\":\"");
+  memset(body + n, 'x', big);
+  snprintf(body + n + big, 200, "\"}]}");
+  r = call("POST", url, a.token, body);
+  EXPECT(r, 413, "too_large");
+  CHECK(strstr(err_msg(&r), "events[0].text") != NULL);
+  reply_free(&r);
+  /* Nesting: what a whole-document read of the body allows is allowed, and reads back. */
+  size_t depth = CJSON_NESTING_LIMIT - 3;
+  for (int deeper = 0; deeper < 2; deeper++) {
+    n = snprintf(body, 200, "{\"first_seq\":6,\"events\":[{\"kind\":\"output\",\"op\":\"set\","
+                            "\"path\":\"deep\",\"value\":");
+    for (size_t i = 0; i < depth + (size_t)deeper; i++) body[n++] = '[';
+    for (size_t i = 0; i < depth + (size_t)deeper; i++) body[n++] = ']';
+    snprintf(body + n, 200, "}]}");
+    r = call("POST", url, a.token, body);
+    EXPECT(r, deeper ? 400 : 200, NULL);
+    reply_free(&r);
+  }
+  free(body);
+  char got[4096];
+  events_text(run, "?after=-1", got, sizeof got, NULL);
+  CHECK_EQ_STR(got, "0:caf\xC3\xA9|1:b|2:c|3:d|4:e|5:f|6:-|");
+  /* An agent's "seq" never shadows the hub's; other members come back as sent. */
+  events_text(run, "?limit=2", got, sizeof got, &r);
+  const cJSON *evs = cJSON_GetObjectItemCaseSensitive(r.json, "events");
+  CHECK_EQ_INT(num(cJSON_GetArrayItem(evs, 0), "seq"), 0);
+  CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetArrayItem(evs, 0)), 4);
+  char *second = cJSON_PrintUnformatted(cJSON_GetArrayItem(evs, 1));
+  CHECK_EQ_STR(second, "{\"seq\":1,\"kind\":\"log\",\"stream\":\"stderr\",\"text\":\"b\","
+                       "\"partial\":true,\"extra\":{\"k\":[1,2]}}");
+  free(second);
+  CHECK(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(r.json, "done")));
+  reply_free(&r);
+  /* limit is exact, inside a chunk and across chunks. */
+  events_text(run, "?after=0&limit=3", got, sizeof got, NULL);
+  CHECK_EQ_STR(got, "1:b|2:c|3:d|");
+  events_text(run, "?after=2&limit=1", got, sizeof got, NULL);
+  CHECK_EQ_STR(got, "3:d|");
+
+  /* A long batch is paged through exactly. */
+  size_t lines = 2500;
+  body = malloc(lines * 80 + 100);
+  n = snprintf(body, 100, "{\"first_seq\":7,\"events\":[");
+  for (size_t i = 0; i < lines; i++)
+    n += snprintf(body + n, 80, "%s{\"kind\":\"log\",\"stream\":\"stdout\",\"text\":\"l%zu\"}",
+                  i ? "," : "", 7 + i);
+  snprintf(body + n, 100, "]}");
+  r = call("POST", url, a.token, body);
+  EXPECT(r, 200, NULL);
+  CHECK_EQ_INT(num(r.json, "next_seq"), 7 + (double)lines);
+  reply_free(&r);
+  free(body);
+  int64_t after = 6, seen = 0;
+  bool ordered = true;
+  for (int page = 0; page < 10 && after < 7 + (int64_t)lines - 1; page++) {
+    char q[64];
+    snprintf(q, sizeof q, "?after=%lld&limit=999", (long long)after);
+    events_text(run, q, got, 16, &r);
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(r.json, "events")) {
+      char want[32];
+      snprintf(want, sizeof want, "l%lld", (long long)after + 1);
+      if ((int64_t)num(e, "seq") != after + 1 || strcmp(str(e, "text"), want)) ordered = false;
+      after++;
+      seen++;
+    }
+    CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r.json, "events")),
+                 seen == (int64_t)lines ? (int)(lines % 999) : 999);
+    reply_free(&r);
+  }
+  CHECK(ordered);
+  CHECK_EQ_INT(seen, (int64_t)lines);
+  free(run);
+  free(akey);
+}
+
 static void leases_lapse(void) {
   char *akey = make_key("agent", NULL);
   agent a;
@@ -1044,6 +1231,7 @@ static void teardown(void) {
 }
 
 TEST_MAIN(T(setup), T(auth_comes_first), T(keys_roles), T(task_validation_and_revisions),
-          T(run_params), T(full_run_lifecycle), T(output_errors_recorded), T(leases_lapse),
+          T(run_params), T(full_run_lifecycle), T(output_errors_recorded), T(event_batches),
+          T(leases_lapse),
           T(long_polls_wake), T(secrets_are_sealed), T(run_tokens), T(deadline_backstop),
           T(wake_ups_reach_the_right_agents), T(metrics_text), T(teardown))

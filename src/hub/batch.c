@@ -55,9 +55,10 @@ static int check_event(const cJSON *e, size_t i, hg_err *err) {
 /* Nearly every event is a well-formed log line. One pass over its members, without the names
  * and messages an error needs, tells those apart (a member's first occurrence counts, as for a
  * lookup; null is absent); anything else goes through check_event, which says what is wrong. */
-static int quick_kind(const cJSON *e) {
+static int quick_kind(const cJSON *e, bool *nested) {
   const cJSON *kind = NULL, *ts = NULL, *stream = NULL, *text = NULL, *partial = NULL;
   for (const cJSON *m = e->child; m; m = m->next) {
+    if (cJSON_IsArray(m) || cJSON_IsObject(m)) *nested = true;
     const char *n = m->string;
     const cJSON **slot = NULL;
     switch (n[0]) {
@@ -182,13 +183,16 @@ static walk_result walk_events(hg_batch *b, walk_state *w, const char *s, size_t
     if (i >= n || s[i] != '{') return WALK_OTHER;
     size_t from = i;
     cJSON *ev = value_at(s, n, &i);
+    if (!ev) return WALK_OTHER;
+    bool nested = false;
+    int quick = quick_kind(ev, &nested);
     /* the body, the array and the event itself are three levels */
-    if (!ev || depth(ev) > CJSON_NESTING_LIMIT - 2) {
+    if (nested && depth(ev) > CJSON_NESTING_LIMIT - 2) {
       cJSON_Delete(ev);
       return WALK_OTHER;
     }
     int kind = KIND_LOG;
-    if (!w->event_rc && quick_kind(ev) != KIND_LOG) {
+    if (!w->event_rc && quick != KIND_LOG) {
       kind = check_event(ev, k, &w->event_err);
       if (kind < 0) {
         w->event_rc = kind;

@@ -859,29 +859,46 @@ static int sq_run_extend_leases(hg_store *base, int64_t until_ms, hg_err *err) {
 
 /* ---- events ---- */
 
+/* A row holds at most this much text (or one event, if larger): a read of a page of events
+ * copies whole rows, so an 8 MiB batch of short lines is not copied again for every page. */
+#define CHUNK_ROW_BYTES (1u << 20)
+
+/* Stores events [from, to) of c as one row. */
+static int append_row(sqlite_store *s, int64_t run_seqno, const hg_store_chunk *c, size_t from,
+                      size_t to, unsigned char *starts, hg_err *err) {
+  size_t base = c->starts[from], end = to < c->count ? c->starts[to] - 1 : c->len;
+  size_t count = to - from;
+  for (size_t i = 0; count > 1 && i < count; i++) {
+    uint32_t v = c->starts[from + i] - (uint32_t)base;
+    starts[i * 4] = (unsigned char)v;
+    starts[i * 4 + 1] = (unsigned char)(v >> 8);
+    starts[i * 4 + 2] = (unsigned char)(v >> 16);
+    starts[i * 4 + 3] = (unsigned char)(v >> 24);
+  }
+  sqlite3_stmt *st = q(s, Q_EVENT_APPEND);
+  sqlite3_bind_int64(st, 1, run_seqno);
+  sqlite3_bind_int64(st, 2, c->first_seq + (int64_t)from);
+  sqlite3_bind_int64(st, 3, (sqlite3_int64)count);
+  bind_blob(st, 4, count > 1 ? starts : NULL, count * 4);
+  sqlite3_bind_text64(st, 5, c->text + base, end - base, SQLITE_STATIC, SQLITE_UTF8);
+  return exec_step(s, st, err, "storing events");
+}
+
 static int sq_event_append(hg_store *base, int64_t run_seqno, const hg_store_chunk *c,
                            hg_err *err) {
   sqlite_store *s = S(base);
   if (c->count == 0) return 0;
-  unsigned char *starts = NULL;
-  if (c->count > 1) {
-    starts = malloc(c->count * 4);
-    if (!starts) return hg_err_set(err, HG_ENOMEM, "store: storing events: out of memory");
-    for (size_t i = 0; i < c->count; i++) {
-      uint32_t v = c->starts[i];
-      starts[i * 4] = (unsigned char)v;
-      starts[i * 4 + 1] = (unsigned char)(v >> 8);
-      starts[i * 4 + 2] = (unsigned char)(v >> 16);
-      starts[i * 4 + 3] = (unsigned char)(v >> 24);
-    }
+  unsigned char *starts = malloc(c->count * 4);
+  if (!starts) return hg_err_set(err, HG_ENOMEM, "store: storing events: out of memory");
+  int rc = 0;
+  size_t from = 0;
+  while (!rc && from < c->count) {
+    size_t to = from + 1;
+    while (to < c->count && c->starts[to] - c->starts[from] < CHUNK_ROW_BYTES) to++;
+    /* the event at to - 1 ends before starts[to]; the last one may pass the bound a little */
+    rc = append_row(s, run_seqno, c, from, to, starts, err);
+    from = to;
   }
-  sqlite3_stmt *st = q(s, Q_EVENT_APPEND);
-  sqlite3_bind_int64(st, 1, run_seqno);
-  sqlite3_bind_int64(st, 2, c->first_seq);
-  sqlite3_bind_int64(st, 3, (sqlite3_int64)c->count);
-  bind_blob(st, 4, starts, c->count * 4);
-  sqlite3_bind_text64(st, 5, c->text, c->len, SQLITE_STATIC, SQLITE_UTF8);
-  int rc = exec_step(s, st, err, "storing events");
   free(starts);
   return rc;
 }

@@ -378,6 +378,52 @@ static void events_in_chunks(void) {
   hg_store_close(s);
 }
 
+/* A batch of megabytes is kept in several rows; reading it is the same. */
+static void events_large_chunk(void) {
+  hg_store *s = open_new("large.db");
+  if (!s) return;
+  size_t count = 40, each = 50000;
+  char *text = malloc(count * (each + 40));
+  uint32_t starts[40];
+  size_t len = 0;
+  for (size_t i = 0; i < count; i++) {
+    if (i) text[len++] = ',';
+    starts[i] = (uint32_t)len;
+    len += (size_t)sprintf(text + len, "{\"n\":%zu,\"text\":\"", i);
+    memset(text + len, 'a' + (int)(i % 26), each);
+    len += each;
+    len += (size_t)sprintf(text + len, "\"}");
+  }
+  hg_store_chunk c = {.first_seq = 0, .count = count, .text = text, .len = len, .starts = starts};
+  hg_err err = {0};
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  CHECK_EQ_INT(hg_store_event_append(s, 3, &c, &err), 0);
+  CHECK_EQ_INT(hg_store_commit(s, &err), 0);
+  hg_store_chunk *v = NULL;
+  size_t n = 0;
+  for (int64_t after = -1; after < 40; after += 7) {
+    CHECK_EQ_INT(hg_store_event_read(s, 3, after, 10, 0, &v, &n, &err), 0);
+    size_t got = 0;
+    bool same = true;
+    for (size_t k = 0; k < n; k++) {
+      for (size_t i = 0; i < v[k].count; i++, got++) {
+        size_t seq = (size_t)(after + 1) + got;
+        size_t from = v[k].starts[i];
+        size_t to = i + 1 < v[k].count ? v[k].starts[i + 1] - 1 : v[k].len;
+        size_t want_to = seq + 1 < count ? starts[seq + 1] - 1 : len;
+        if ((int64_t)seq != v[k].first_seq + (int64_t)i || to - from != want_to - starts[seq] ||
+            memcmp(v[k].text + from, text + starts[seq], to - from) != 0)
+          same = false;
+      }
+    }
+    CHECK(same);
+    CHECK_EQ_INT(got, after + 11 <= 40 ? 10 : (size_t)(39 - after));
+    hg_store_chunks_free(v, n);
+  }
+  free(text);
+  hg_store_close(s);
+}
+
 /* A store of schema 1 (one row per event) is brought up to date and its events read as before. */
 static void upgrades_events_of_schema_1(void) {
   hg_store *s = open_new("v1.db");
@@ -483,5 +529,5 @@ static void setup(void) { make_dir(); }
 TEST_MAIN(T(setup), T(creates_schema_and_reopens), T(missing_store_is_enoent_unless_create),
           T(refuses_newer_schema), T(one_process_at_a_time), T(keys_roundtrip_revoke_touch),
           T(rollback_discards), T(tasks_latest_revision), T(runs_sets_and_update),
-          T(events_in_chunks), T(upgrades_events_of_schema_1), T(config_vars),
-          T(agents_and_sessions), T(cleanup))
+          T(events_in_chunks), T(events_large_chunk), T(upgrades_events_of_schema_1),
+          T(config_vars), T(agents_and_sessions), T(cleanup))

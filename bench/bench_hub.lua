@@ -81,6 +81,20 @@ function benches.events()
     report(("ingest, %d run(s) in parallel: MB/s of batches"):format(runs), body_bytes * batches * runs / dt / 1e6, "")
     report(("ingest, %d run(s) in parallel: MB/s of line text"):format(runs), #line * lines / dt / 1e6, "")
     report(("ingest, %d run(s): hub CPU per line"):format(runs), (cpu1 - cpu0) / lines * 1e6, "us")
+    if runs == 1 then
+      -- What a follower (hangar run --follow) costs: the run read back in pages of 10000.
+      local t2, cpu2, after, read = now(), proc_stat(hub.pid), -1, 0
+      repeat
+        local r = hub:get("/v1/runs/" .. ids[1] .. "/events?limit=10000&after=" .. after)
+        assert(r.status == 200, r.body)
+        local n = #r.json.events
+        if n > 0 then after = r.json.events[n].seq end
+        read = read + n
+      until n == 0
+      local cpu3 = proc_stat(hub.pid)
+      report("read back in pages of 10000: lines/s", read / (now() - t2), "")
+      report("read back: hub CPU per line", (cpu3 - cpu2) / read * 1e6, "us")
+    end
   end
   hub:cleanup()
 end

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/l_runlog.h"
 #include "cmds.h"
 #include "core/log.h"
 #include "lua/runtime.h"
@@ -68,6 +69,13 @@ int cmd_lua(int argc, char **argv) {
   hg_lua *rt;
   if (hg_lua_new(&loop, &opts, &rt, &err)) {
     fprintf(stderr, "hangar lua: %s\n", err.msg);
+    hg_loop_close(&loop);
+    return 1;
+  }
+  /* The agent's log pipeline, for scripts that drive it by hand (its tests, its benchmark). */
+  if (hg_lua_preload(rt, "hangar.pipeline", hg_l_pipeline_open, &err)) {
+    fprintf(stderr, "hangar lua: %s\n", err.msg);
+    hg_lua_free(rt);
     hg_loop_close(&loop);
     return 1;
   }

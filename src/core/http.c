@@ -302,6 +302,12 @@ static int outcome(hg_http_req *req, CURLcode cc, char *msg, size_t cap) {
   }
   switch (cc) {
   case CURLE_OK:
+    /* libcurl (7.88) ends a transfer on a reused connection that closed within the
+     * response's headers with CURLE_OK and no status: that is no answer. */
+    if (req->res.status == 0) {
+      snprintf(msg, cap, "%s closed the connection before a complete answer", where);
+      return HG_EIO;
+    }
     msg[0] = '\0';
     return 0;
   case CURLE_OPERATION_TIMEDOUT: {

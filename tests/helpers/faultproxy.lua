@@ -71,6 +71,9 @@ function faultproxy.argv(opts)
       argv[#argv + 1] = tostring(opts[k])
     end
   end
+  if opts["repeat"] == false then
+    argv[#argv + 1] = "--no-repeat"
+  end
   return argv
 end
 

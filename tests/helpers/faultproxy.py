@@ -19,7 +19,9 @@ whatever the timing. A plan is one of:
   clean   nothing happens
 
 "One way" is the direction drawn with the plan: up (client to target) or down (target to
-client). Faults are planned only for connections accepted during the first --window seconds
+client). When a stall or a delay is over, the connection draws its next plan from the same
+generator, with AT counted from there: a long-lived keep-alive connection meets faults one
+after another until it draws a reset, close, refusal or clean (unless --no-repeat). Faults are planned only for connections accepted during the first --window seconds
 (and while faults are on); when the window ends, every fault not yet struck is dropped, a
 stalled or dripping connection goes back to full speed and a refusal ends: from then on the
 proxy is a plain pass-through, so a test always converges.
@@ -31,9 +33,11 @@ connection and new connections are refused until another word is written).
 
 Reports: the listening address on standard output ("listening 127.0.0.1:PORT") and in
 --ready-file; counters in --stats (JSON, rewritten atomically); one JSON line per
-connection plan, fault struck and connection end in --log. The proxy exits on SIGTERM,
-SIGINT, or, with --exit-with-stdin, when its standard input closes (so a test that dies
-cannot leave it behind).
+plan (conn; n, its number on the connection; at, counted from the connection's start),
+fault struck and connection end in --log. --plan-only N prints the plans connections 1..N
+would draw (at counted from the fault before), without listening. The proxy exits on
+SIGTERM, SIGINT, or, with --exit-with-stdin, when its standard input closes (so a test
+that dies cannot leave it behind).
 """
 import argparse
 import errno
@@ -113,6 +117,8 @@ def options(argv):
                    help="bytes that pass before a fault strikes (default 0-4096)")
     p.add_argument("--down", type=parse_rate, default=0.5, metavar="P",
                    help="probability that the fault counts bytes target-to-client (default 0.5)")
+    p.add_argument("--no-repeat", dest="repeat", action="store_false",
+                   help="one plan per connection: no further fault after a stall or delay")
     p.add_argument("--stall-ms", type=lambda s: parse_range(s, "--stall-ms"), default=(500, 3000))
     p.add_argument("--delay-span", type=lambda s: parse_range(s, "--delay-span"), default=(256, 8192),
                    help="bytes drip-fed by a delay fault")
@@ -134,11 +140,9 @@ def options(argv):
     return args
 
 
-def plan_for(args, index):
-    """The fault plan of connection `index`: a pure function of the seed, the index and the
-    options, so a run can be replayed. Every draw is made whatever the kind, so changing one
-    rate does not shift the other parameters."""
-    rng = random.Random("faultproxy/%d/%d" % (args.seed, index))
+def draw_plan(args, rng, number):
+    """The next fault plan from a connection's generator. Every draw is made whatever the
+    kind, so changing one rate does not shift the other parameters."""
     pick = rng.random()
     kind, edge = "clean", 0.0
     for k in KINDS:
@@ -146,20 +150,39 @@ def plan_for(args, index):
         if pick < edge:
             kind = k
             break
-    plan = {
+    return {
         "kind": kind,
+        "number": number,
         "dir": "down" if rng.random() < args.down else "up",
         "at": rng.randint(*args.at),
         "stall_ms": rng.randint(*args.stall_ms),
         "span": rng.randint(*args.delay_span),
         "refuse_ms": rng.randint(*args.refuse_ms),
+        "drip": random.Random(rng.random()),  # what a delay draws its drip sizes and pauses from
     }
-    plan["rng"] = rng  # what a delay draws its drips from
-    return plan
+
+
+def plan_rng(args, index):
+    """Connection `index`'s plan generator: a pure function of the seed and the index, so a
+    run can be replayed whatever the timing."""
+    return random.Random("faultproxy/%d/%d" % (args.seed, index))
+
+
+def plans_for(args, index, n):
+    """The first n plans connection `index` would draw (n > 1 when stalls and delays are
+    followed by further faults)."""
+    rng = plan_rng(args, index)
+    out = []
+    for k in range(1, n + 1):
+        plan = draw_plan(args, rng, k)
+        out.append(plan)
+        if plan["kind"] not in ("stall", "delay") or not args.repeat:
+            break
+    return out
 
 
 def public_plan(plan):
-    keep = {"kind": plan["kind"]}
+    keep = {"kind": plan["kind"], "n": plan["number"]}
     if plan["kind"] in ("reset", "stall", "delay", "close"):
         keep["dir"] = plan["dir"]
         keep["at"] = plan["at"]
@@ -199,15 +222,17 @@ class Pipe:
 
 
 class Conn:
-    def __init__(self, proxy, index, client, plan):
+    def __init__(self, proxy, index, client, rng, plan):
         self.proxy = proxy
         self.index = index
         self.client = client
         self.upstream = None
         self.connecting = True
+        self.rng = rng
         self.plan = plan
         self.pending = plan["kind"] in ("reset", "stall", "delay", "close")
         self.struck = None
+        self.after_fault = False  # a stall or delay struck: the next plan follows when it is over
         self.stalled_until = 0.0
         self.closed = False
         self.closing_until = None  # after a "close" fault: FINs sent, reading until EOF
@@ -217,6 +242,24 @@ class Conn:
         self.started = time.monotonic()
         if self.pending:
             self.pipe(plan["dir"]).limit = plan["at"]
+
+    def next_plan(self):
+        """A stall or delay is over: the connection draws its next fault, counted in bytes
+        from here (a long keep-alive connection meets faults until a clean draw)."""
+        self.after_fault = False
+        if not self.proxy.faults_live() or not self.proxy.args.repeat:
+            return
+        plan = draw_plan(self.proxy.args, self.rng, self.plan["number"] + 1)
+        self.plan = plan
+        self.proxy.planned(self, plan)
+        if plan["kind"] == "refuse":
+            self.proxy.refuse(plan, self.index)
+            self.finish("refused", rst=True)
+        elif plan["kind"] != "clean":
+            p = self.pipe(plan["dir"])
+            plan["at"] += p.forwarded
+            p.limit = plan["at"]
+            self.pending = True
 
     def pipe(self, name):
         return self.up if name == "up" else self.down
@@ -230,9 +273,13 @@ class Conn:
             self.pipe(self.plan["dir"]).limit = None
         self.stalled_until = 0.0
         self.up.drip_left = self.down.drip_left = 0
+        self.after_fault = False
 
     def check_fault(self):
         """Strikes the planned fault once exactly `at` bytes went its way."""
+        if self.after_fault and time.monotonic() >= self.stalled_until and \
+                self.up.drip_left == 0 and self.down.drip_left == 0:
+            self.next_plan()
         if not self.pending or self.connecting:
             return
         p = self.pipe(self.plan["dir"])
@@ -249,9 +296,11 @@ class Conn:
             self.start_closing()
         elif kind == "stall":
             self.stalled_until = time.monotonic() + self.plan["stall_ms"] / 1000.0
+            self.after_fault = True
         elif kind == "delay":
             p.drip_left = self.plan["span"]
             p.drip_next = time.monotonic()
+            self.after_fault = True
 
     def start_closing(self):
         """A clean close: FIN both ways now, then read and discard until both ends closed
@@ -402,7 +451,7 @@ class Conn:
         if p.buf:
             n = len(p.buf)
             if p.drip_left > 0:
-                n = min(n, p.drip_left, self.plan["rng"].randint(*self.proxy.args.delay_chunk))
+                n = min(n, p.drip_left, self.plan["drip"].randint(*self.proxy.args.delay_chunk))
             try:
                 sent = sock.send(p.buf[:n])
             except (BlockingIOError, InterruptedError):
@@ -415,7 +464,7 @@ class Conn:
             self.proxy.bytes(p.name, sent)
             if p.drip_left > 0:
                 p.drip_left = max(0, p.drip_left - sent)
-                p.drip_next = time.monotonic() + self.plan["rng"].randint(*self.proxy.args.delay_ms) / 1000.0
+                p.drip_next = time.monotonic() + self.plan["drip"].randint(*self.proxy.args.delay_ms) / 1000.0
         if not p.buf and p.eof and not p.shut:
             p.shut = True
             try:
@@ -556,26 +605,18 @@ class Proxy:
                 raise
             self.index += 1
             self.stats["connections"] += 1
-            plan = plan_for(self.args, self.index)
-            if not (self.in_window and self.faults_on):
+            rng = plan_rng(self.args, self.index)
+            plan = draw_plan(self.args, rng, 1)
+            if not self.faults_live():
                 plan["kind"] = "clean"
-            self.event("plan", conn=self.index, **public_plan(plan))
-            if plan["kind"] == "clean":
-                self.stats["clean"] += 1
-            else:
-                self.stats["planned"][plan["kind"]] += 1
+            self.planned_conn(self.index, plan)
             if plan["kind"] == "refuse":
-                self.stats["struck"]["refuse"] += 1
-                self.stats["refused"] += 1
-                self.event("fault", conn=self.index, kind="refuse", ms=plan["refuse_ms"])
                 hard_close(client)
-                self.refusing_until = max(self.refusing_until, time.monotonic() + plan["refuse_ms"] / 1000.0)
-                self.at(self.refusing_until, self.sync_listening)
-                self.stop_listening()
+                self.refuse(plan)
                 return
             client.setblocking(False)
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = Conn(self, self.index, client, plan)
+            conn = Conn(self, self.index, client, rng, plan)
             self.conns.add(conn)
             self.stats["active"] += 1
             self.dirty()
@@ -589,6 +630,31 @@ class Proxy:
                 conn.finish("upstream %s" % os.strerror(err), rst=True)
                 continue
             conn.update()
+
+    def faults_live(self):
+        return self.in_window and self.faults_on
+
+    def planned(self, conn, plan):
+        self.planned_conn(conn.index, plan)
+
+    def planned_conn(self, index, plan):
+        self.event("plan", conn=index, **public_plan(plan))
+        if plan["kind"] == "clean":
+            if plan["number"] == 1:
+                self.stats["clean"] += 1
+        else:
+            self.stats["planned"][plan["kind"]] += 1
+        self.dirty()
+
+    def refuse(self, plan, index=None):
+        """The listener stops listening for the plan's time (the connection that drew it
+        is reset by the caller)."""
+        self.stats["struck"]["refuse"] += 1
+        self.stats["refused"] += 1
+        self.event("fault", conn=index or self.index, kind="refuse", n=plan["number"], ms=plan["refuse_ms"])
+        self.refusing_until = max(self.refusing_until, time.monotonic() + plan["refuse_ms"] / 1000.0)
+        self.at(self.refusing_until, self.sync_listening)
+        self.stop_listening()
 
     # --- modes, window, timers ------------------------------------------------------
 
@@ -677,7 +743,8 @@ class Proxy:
 
     def fault_struck(self, conn, kind):
         self.stats["struck"][kind] += 1
-        self.event("fault", conn=conn.index, kind=kind, dir=conn.plan["dir"], at=conn.plan["at"])
+        self.event("fault", conn=conn.index, kind=kind, n=conn.plan["number"], dir=conn.plan["dir"],
+                   at=conn.plan["at"])
         self.dirty()
 
     def ended(self, conn, why):
@@ -770,9 +837,10 @@ def main(argv):
     args = options(argv)
     if args.plan_only is not None:
         for i in range(1, args.plan_only + 1):
-            out = public_plan(plan_for(args, i))
-            out["conn"] = i
-            print(json.dumps(out, sort_keys=True))
+            for plan in plans_for(args, i, 8):
+                out = public_plan(plan)
+                out["conn"] = i
+                print(json.dumps(out, sort_keys=True))
         return 0
     proxy = Proxy(args)
 

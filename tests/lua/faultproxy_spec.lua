@@ -152,8 +152,26 @@ describe("faultproxy.py", function()
     end)
   end)
 
+  it("makes a client see a response cut within its headers on a reused connection as an error", function()
+    -- How many bytes one whole answer is (its headers name this machine's Python).
+    local size
+    with_proxy({}, function(fp)
+      fetch(fp, "/bytes?n=100")
+      size = fp:wait_stats(function(s) return s.bytes_down > 100 end).bytes_down
+    end)
+    -- The second request on the kept-alive connection is cut 20 bytes into its headers.
+    with_proxy({ close = 1, at = size + 20, down = 1 }, function(fp)
+      local first = assert(http.request { url = fp.url .. "/bytes?n=100", timeout_ms = 30000 })
+      assert.equal(200, first.status)
+      local res, err = http.request { url = fp.url .. "/bytes?n=100", timeout_ms = 30000 }
+      assert.is_nil(res, "a cut answer must not pass for a response")
+      assert.matches("closed the connection", err)
+      assert.equal(1, #events_of(fp, "plan"), "both requests went over one connection")
+    end)
+  end)
+
   it("stalls a connection for the planned time, then delivers everything", function()
-    with_proxy({ stall = 1, at = 0, stall_ms = 1500 }, function(fp)
+    with_proxy({ stall = 1, at = 0, stall_ms = 1500, ["repeat"] = false }, function(fp)
       local res, err, body, ms = fetch(fp, "/bytes?n=20000")
       assert.is_nil(err)
       assert.equal(200, res.status)
@@ -167,7 +185,7 @@ describe("faultproxy.py", function()
   end)
 
   it("drip-feeds the planned span in small pieces with pauses, and the bytes stay right", function()
-    with_proxy({ delay = 1, at = 0, down = 1, delay_span = 1000, delay_chunk = 10, delay_ms = 10 }, function(fp)
+    with_proxy({ delay = 1, at = 0, down = 1, delay_span = 1000, delay_chunk = 10, delay_ms = 10, ["repeat"] = false }, function(fp)
       local res, err, body, ms = fetch(fp, "/bytes?n=30000")
       assert.is_nil(err)
       assert.equal(200, res.status)
@@ -175,6 +193,23 @@ describe("faultproxy.py", function()
       -- 1000 bytes 10 at a time: 99 pauses of 10 ms at least.
       assert.truthy(ms >= 990, "drip-feeding took " .. ms .. " ms")
       assert.equal(1, #events_of(fp, "fault"))
+    end)
+  end)
+
+  it("strikes again on a long connection after a stall is over, counting bytes from there", function()
+    with_proxy({ stall = 1, at = 1000, down = 1, stall_ms = 300 }, function(fp)
+      local res, err, body, ms = fetch(fp, "/bytes?n=5000")
+      assert.is_nil(err)
+      assert.equal(pattern(5000), body)
+      -- headers and 5000 bytes: stalls at 1000, 2000, ..., 5000 bytes; the next at 6000
+      -- never comes.
+      local faults = events_of(fp, "fault")
+      assert.equal(5, #faults)
+      for i, f in ipairs(faults) do
+        assert.equal(i * 1000, f.at)
+        assert.equal(i, f.n)
+      end
+      assert.truthy(ms >= 1450, "five stalls of 300 ms took " .. ms .. " ms")
     end)
   end)
 

@@ -290,7 +290,8 @@ static void acknowledge(hg_uploader_run *run, uint64_t next) {
     run->warned_ahead = true;
     next = count;
   }
-  if (next > run->acked) run->up->st.acked += next - run->acked;
+  /* What the hub held before this agent asked (a probe's answer) is not ours to count. */
+  if (next > run->acked && !run->probe) run->up->st.acked += next - run->acked;
   run->acked = next;
 }
 
@@ -355,8 +356,8 @@ static void on_done(hg_http_req *hreq, int rc, const char *msg, hg_http_response
       back_off(run, "the hub's answer has no next_seq");
       goto out;
     }
-    run->probe = false;
     acknowledge(run, next);
+    run->probe = false;
     note_status(run, str_field(doc, "status"));
     bool cancel = !run->cancel_reported && !strcmp(run->hub_status, "cancelling");
     run->cancel_reported |= cancel;

@@ -12,5 +12,8 @@ int cmd_config(int argc, char **argv);
 /* The hub (src/hub). */
 int cmd_hub(int argc, char **argv);
 
+/* The agent (src/agent). */
+int cmd_agent(int argc, char **argv);
+
 /* Hangar's Lua runtime (src/lua). */
 int cmd_lua(int argc, char **argv);

@@ -11,6 +11,7 @@ typedef struct {
 } command;
 
 static const command commands[] = {
+    {"agent", cmd_agent, "run an agent: take runs from the hub and launch them where they belong"},
     {"hub", cmd_hub, "run the hub (the control plane agents and the CLI talk to), or create its store"},
     {"key", cmd_key, "create, list and revoke API keys"},
     {"task", cmd_task, "deploy task definitions (*.task.yaml), list and show tasks"},

@@ -10,6 +10,8 @@
  *   core.register(body)           -> status, answer | nil, err   (POST /v1/agents with the key)
  *   core.set_session(agent_id, token, max_batch_bytes)
  *   core.on_signal("TERM"|"INT"|"HUP", fn)   fn runs as a new task on each signal
+ *   core.on_event("unauthorized"|"cancel", fn) fn(arg) runs as a new task on each
+ *                                    hg_agentcore_emit (the uploader's 401s and cancels)
  *   core.reload_config()          -> config | nil, err (the file read again, validated)
  *   core.params_json(accept_body) -> params_text, { slug = text } | nil, err (compact JSON,
  *                                    member order as the hub sent it)
@@ -20,7 +22,7 @@
  *   core.set_log_level("debug"|"info"|"warn"|"error")
  *   core.cond()                   (src/agent/agentcond.h)
  *   core.fs                       (src/agent/agentfs.h)
- *   core.state_dir, core.version, core.hub_url */
+ *   core.state_dir, core.version, core.hub_url, core.config_path */
 #pragma once
 
 #include <lua.h>
@@ -60,8 +62,14 @@ void hg_agentcore_adopt_config(hg_agentcore *c, hg_lua_config *cfg);
 /* Pushes the `core` table. Call from a Lua C function or inside hg_lua_protect. Extra fields
  * (core.runlog) can be set on it afterwards. */
 void hg_agentcore_push(hg_agentcore *c, lua_State *L);
+/* Runs the Lua handler core.on_event registered for event, as a new task, with arg (the
+ * token that was refused, a run id). No handler: nothing happens. From the loop only. */
+void hg_agentcore_emit(hg_agentcore *c, const char *event, const char *arg);
 /* The last value core.metrics_set gave name; 0 and HG_ENOENT when none. */
 int hg_agentcore_metric(const hg_agentcore *c, const char *name, double *out);
+/* Calls fn for every metric core.metrics_set gave, in the order they first appeared. */
+void hg_agentcore_metrics_each(const hg_agentcore *c,
+                               void (*fn)(const char *name, double value, void *data), void *data);
 /* Stops the signal handlers, releases the configuration, wipes the key and the keyring.
  * Call once no Lua code runs any more, before hg_lua_free (the runtime must still be alive;
  * waits still pending are abandoned by hg_lua_free without touching the core). NULL: no-op. */

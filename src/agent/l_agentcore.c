@@ -46,6 +46,7 @@ struct hg_agentcore {
   int keyring_loaded;
   int sig_ref[NSIGNALS];
   int sig_on[NSIGNALS];
+  int event_ref[2]; /* core.on_event handlers: "unauthorized", "cancel" */
   hg_agentcore_session_cb session_cb;
   void *session_data;
   struct {
@@ -87,6 +88,7 @@ int hg_agentcore_new(const hg_agentcore_opts *o, hg_agentcore **out, hg_err *err
   if (!bad && c->state_dir && hg_buf_printf(&kp, "%s/session.key", c->state_dir)) bad = 1;
   c->keyring_path = hg_buf_steal(&kp);
   for (size_t i = 0; i < NSIGNALS; i++) c->sig_ref[i] = LUA_NOREF;
+  c->event_ref[0] = c->event_ref[1] = LUA_NOREF;
   if (bad || !c->hub_url || !c->state_dir) {
     hg_agentcore_free(c);
     return hg_err_set(err, bad ? HG_ENOMEM : HG_EINVAL,
@@ -120,6 +122,11 @@ int hg_agentcore_metric(const hg_agentcore *c, const char *name, double *out) {
     }
   *out = 0;
   return HG_ENOENT;
+}
+
+void hg_agentcore_metrics_each(const hg_agentcore *c,
+                               void (*fn)(const char *name, double value, void *data), void *data) {
+  for (int i = 0; i < c->nmetrics; i++) fn(c->metrics[i].name, c->metrics[i].value, data);
 }
 
 void hg_agentcore_free(hg_agentcore *c) {
@@ -440,6 +447,33 @@ static int l_on_signal(lua_State *L) {
   return luaL_argerror(L, 1, "expected \"TERM\", \"INT\" or \"HUP\"");
 }
 
+/* ---- events from the C side (the uploader) ---- */
+
+static const char *const event_names[] = {"unauthorized", "cancel", NULL};
+
+static int l_on_event(lua_State *L) {
+  hg_agentcore *c = upcore(L);
+  int i = luaL_checkoption(L, 1, NULL, event_names);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  luaL_unref(L, LUA_REGISTRYINDEX, c->event_ref[i]);
+  lua_pushvalue(L, 2);
+  c->event_ref[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 0;
+}
+
+void hg_agentcore_emit(hg_agentcore *c, const char *event, const char *arg) {
+  for (int i = 0; event_names[i]; i++) {
+    if (strcmp(event, event_names[i]) || c->event_ref[i] == LUA_NOREF) continue;
+    lua_State *L = hg_lua_state(c->rt);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->event_ref[i]);
+    lua_pushstring(L, arg ? arg : "");
+    hg_err err;
+    if (hg_lua_task_start(c->rt, 1, NULL, NULL, &err))
+      hg_log(HG_LOG_ERROR, "cannot hand an event to the agent", "event", event, "error", err.msg,
+             NULL);
+  }
+}
+
 /* ---- reloading the configuration ---- */
 
 typedef struct {
@@ -593,7 +627,8 @@ void hg_agentcore_push(hg_agentcore *c, lua_State *L) {
   static const luaL_Reg funcs[] = {
       {"session_key", l_session_key}, {"open_secrets", l_open_secrets},
       {"register", l_register},       {"set_session", l_set_session},
-      {"on_signal", l_on_signal},     {"reload_config", l_reload_config},
+      {"on_signal", l_on_signal},     {"on_event", l_on_event},
+      {"reload_config", l_reload_config},
       {"params_json", l_params_json}, {"where", l_where},
       {"getenv", l_getenv},           {"hostname", l_hostname},
       {"metrics_set", l_metrics_set}, {"set_log_level", l_set_log_level},
@@ -609,6 +644,10 @@ void hg_agentcore_push(hg_agentcore *c, lua_State *L) {
   lua_setfield(L, -2, "state_dir");
   lua_pushstring(L, c->hub_url);
   lua_setfield(L, -2, "hub_url");
+  if (c->config_path) {
+    lua_pushstring(L, c->config_path);
+    lua_setfield(L, -2, "config_path");
+  }
   lua_pushstring(L, HANGAR_VERSION);
   lua_setfield(L, -2, "version");
 }

@@ -34,11 +34,29 @@ local function add_spec(set, name, spec, origin, where)
   end
 end
 
+-- Lua shortens long chunk names to "...tail": put back the whole path of a file we know.
+local function expand(where, files)
+  local tail, line = where:match("^%.%.%.(.*):(%d+)$")
+  if tail then
+    for _, f in ipairs(files or {}) do
+      if f:sub(-#tail) == tail then
+        return f .. ":" .. line
+      end
+    end
+  end
+  return where
+end
+
 --- Builds the hooks from the configuration's `hooks` table and the plugins' (each plugin a
 --- table with `name` and `hooks`), in that order. where(fn) tells where a function was defined
---- ("file:line"; core.where in the agent).
-function hooks.new(config_hooks, plugins, where)
-  local set = setmetatable({ lists = {} }, Set)
+--- ("file:line"; core.where in the agent). files: paths of the files hooks come from (the
+--- configuration file), so that messages can name them in full.
+function hooks.new(config_hooks, plugins, where, files)
+  local set = setmetatable({ lists = {}, files = files }, Set)
+  local raw = where
+  where = function(fn)
+    return expand(raw(fn), files)
+  end
   for _, name in ipairs(NAMES) do
     set.lists[name] = {}
   end
@@ -67,13 +85,13 @@ end
 --- The message a failing hook's run fails with. Lua puts "file:line:" in front of a message
 --- raised with error("..."): that is the most precise place, so it is kept; otherwise the
 --- place the hook was defined is named.
-function hooks.failure(name, hook, err)
+function hooks.failure(name, hook, err, files)
   local text = type(err) == "string" and err or tostring(err)
   local where, rest = text:match("^([^%s:]+:%d+): (.*)$")
   if not where then
     where, rest = hook.where, text
   end
-  return ("hook %s (%s): %s"):format(name, where, rest)
+  return ("hook %s (%s): %s"):format(name, expand(where, files), rest)
 end
 
 --- Runs every hook of a kind with the arguments. Returns true, or nil and the failure message
@@ -88,7 +106,7 @@ function Set:run(name, args, on_hook)
     end
     local ok, a, b = pcall(hook.fn, table.unpack(args, 1, args.n or #args))
     if not ok then
-      return nil, hooks.failure(name, hook, a), "error"
+      return nil, hooks.failure(name, hook, a, self.files), "error"
     end
     if name == "before_accept" and a == false then
       local reason = b ~= nil and tostring(b) or ("declined by a before_accept hook (" .. hook.where .. ")")

@@ -104,7 +104,14 @@ return {
     default = {},
     doc = "scheme -> function(uri, run) returning the secret's value, or nil and a message",
   },
-  health = { type = "table", fields = { listen = { type = "string" } }, doc = "the optional health and metrics listener" },
+  health = {
+    type = "table",
+    doc = "the optional health and metrics listener (GET /healthz, GET /metrics)",
+    fields = {
+      listen = { type = "string", doc = "HOST:PORT; loopback unless allow_remote" },
+      allow_remote = { type = "boolean", default = false, doc = "listen on a non-loopback address (it has no authentication)" },
+    },
+  },
   kill_grace_s = { type = "number", default = 5, check = at_least(0), doc = "between SIGTERM and SIGKILL when a run is stopped" },
   spool = {
     type = "table",

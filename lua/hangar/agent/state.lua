@@ -1,0 +1,101 @@
+-- The agent's state directory: what survives a restart.
+--
+--   identity.json      { "agent_id" }: a restarted agent resumes its identity
+--   session.key        the session's private keys (written by the core, never by Lua)
+--   runs/<id>.json     one record per run held: the accepted RUN document (its secrets still
+--                      sealed), lease, scheduler and handle, phase, and the result once known
+--   spool/<id>.spool   the run's events until the hub has them (the run log's)
+--   work/<id>/         the run's working directory (HOME), removed once the run is over
+-- Records are written atomically (temporary file, fsync, rename) with mode 0600.
+local json = require "hangar.json"
+
+local state = {}
+
+local State = {}
+State.__index = State
+
+local ID = "^[A-Za-z0-9_-]+$"
+
+--- Opens (creating what is missing) the state directory at dir, with fs = core.fs.
+function state.open(dir, fs)
+  local self = setmetatable({ dir = dir, fs = fs }, State)
+  for _, sub in ipairs({ "", "/runs", "/spool", "/work" }) do
+    local ok, err = fs.mkdir_p(dir .. sub)
+    if not ok then
+      return nil, err
+    end
+  end
+  return self
+end
+
+local function read_json(fs, path)
+  local text, err, missing = fs.read(path)
+  if not text then
+    return nil, err, missing
+  end
+  local ok, doc = pcall(json.decode, text)
+  if not ok or type(doc) ~= "table" then
+    return nil, path .. ": not a JSON object"
+  end
+  return doc
+end
+
+--- The agent id a previous run of the agent registered as, or nil.
+function State:identity()
+  local doc = read_json(self.fs, self.dir .. "/identity.json")
+  if doc and type(doc.agent_id) == "string" and doc.agent_id:match(ID) then
+    return doc.agent_id
+  end
+  return nil
+end
+
+function State:save_identity(agent_id)
+  return self.fs.write_atomic(self.dir .. "/identity.json", json.encode({ agent_id = agent_id }) .. "\n")
+end
+
+function State:forget_identity()
+  return self.fs.remove(self.dir .. "/identity.json")
+end
+
+--- The working directory of a run.
+function State:workdir(run_id)
+  return self.dir .. "/work/" .. run_id
+end
+
+function State:record_path(run_id)
+  return self.dir .. "/runs/" .. run_id .. ".json"
+end
+
+--- Writes a run's record (a table with at least run_id).
+function State:save_run(record)
+  assert(type(record.run_id) == "string" and record.run_id:match(ID), "a run record needs a run_id")
+  return self.fs.write_atomic(self:record_path(record.run_id), json.encode(record) .. "\n")
+end
+
+function State:remove_run(run_id)
+  return self.fs.remove(self:record_path(run_id))
+end
+
+--- Every run record, in run id order. Unreadable records are reported in the second list
+--- (path and error) and left in place for a human to look at.
+function State:load_runs()
+  local names, err = self.fs.list(self.dir .. "/runs")
+  if not names then
+    return nil, err
+  end
+  local records, bad = {}, {}
+  for _, name in ipairs(names) do
+    local id = name:match("^(.+)%.json$")
+    if id and id:match(ID) then
+      local rec, rerr = read_json(self.fs, self.dir .. "/runs/" .. name)
+      if rec and rec.run_id == id then
+        records[#records + 1] = rec
+      else
+        bad[#bad + 1] = { path = self.dir .. "/runs/" .. name, error = rerr or "run_id does not match the file name" }
+      end
+    end
+  end
+  return records, bad
+end
+
+return state

@@ -330,11 +330,7 @@ static int write_pending(hg_spool *s, hg_err *err) {
     return io_error(err, "write", s->path, errno);
   s->file_len += s->wbuf.len;
   s->written_count = s->count;
-  /* A buffer a burst made large is let go: an agent holds one spool per run, most of them idle. */
-  if (s->wbuf.cap > WBUF_KEEP_BYTES)
-    hg_buf_free(&s->wbuf);
-  else
-    hg_buf_reset(&s->wbuf);
+  hg_buf_reset(&s->wbuf);
   return 0;
 }
 
@@ -366,6 +362,10 @@ int hg_spool_append(hg_spool *s, const void *data, size_t len, hg_err *err) {
 int hg_spool_sync(hg_spool *s, hg_err *err) {
   int rc = write_pending(s, err);
   if (rc) return rc;
+  /* A buffer a burst made large is let go here, not at every early write (which would make a
+   * busy spool fault in fresh pages for each MiB): an agent holds one spool per run, most of
+   * them idle. */
+  if (s->wbuf.cap > WBUF_KEEP_BYTES) hg_buf_free(&s->wbuf);
   s->early_failed = false;
   if (s->synced_len < s->file_len) {
     if (fdatasync(s->fd)) return io_error(err, "fdatasync", s->path, errno);
@@ -373,6 +373,21 @@ int hg_spool_sync(hg_spool *s, hg_err *err) {
     s->synced_count = s->written_count;
   }
   return 0;
+}
+
+int hg_spool_flush(hg_spool *s, hg_spool_mark *mark, hg_err *err) {
+  int rc = write_pending(s, err);
+  if (rc) return rc;
+  s->early_failed = false;
+  if (s->wbuf.cap > WBUF_KEEP_BYTES) hg_buf_free(&s->wbuf);
+  *mark = (hg_spool_mark){s->file_len, s->written_count};
+  return 0;
+}
+
+void hg_spool_mark_durable(hg_spool *s, const hg_spool_mark *mark) {
+  if (mark->bytes <= s->synced_len || mark->bytes > s->file_len) return;
+  s->synced_len = mark->bytes;
+  s->synced_count = mark->records;
 }
 
 bool hg_spool_dirty(const hg_spool *s) {

@@ -77,6 +77,19 @@ int hg_spool_append(hg_spool *s, const void *data, size_t len, hg_err *err);
  * treat the run's log as unsafe. Returns 0 or HG_EIO. */
 int hg_spool_sync(hg_spool *s, hg_err *err);
 
+/* Syncing off the loop's thread, in two halves. hg_spool_flush writes the appended records to
+ * the file without fdatasync and fills mark with what a sync of the file now covers (0 or
+ * HG_EIO, as hg_spool_sync). Once an fdatasync of the file succeeded (through any descriptor of
+ * it, in any thread), hg_spool_mark_durable records that; a mark older than what is already
+ * durable changes nothing. */
+typedef struct hg_spool_mark {
+  uint64_t bytes;   /* of the file */
+  uint64_t records;
+} hg_spool_mark;
+
+int hg_spool_flush(hg_spool *s, hg_spool_mark *mark, hg_err *err);
+void hg_spool_mark_durable(hg_spool *s, const hg_spool_mark *mark);
+
 bool hg_spool_dirty(const hg_spool *s);            /* appended records not yet durable */
 uint64_t hg_spool_pending_bytes(const hg_spool *s); /* their bytes, for batching decisions */
 uint64_t hg_spool_count(const hg_spool *s);         /* records, durable or not */

@@ -347,6 +347,32 @@ static void sync_and_pending(void) {
   CHECK_EQ_INT(hg_spool_delete(s, &err), 0);
 }
 
+/* The two halves of a sync done elsewhere: flush writes and marks, the mark makes durable. */
+static void flush_then_mark_durable(void) {
+  const char *path = path_of("flush.spool");
+  hg_spool *s = open_ok(path, NULL, NULL);
+  hg_err err = {0};
+  append_ok(s, "one", 3);
+  append_ok(s, "two", 3);
+  hg_spool_mark m1, m2;
+  CHECK_EQ_INT(hg_spool_flush(s, &m1, &err), 0);
+  CHECK_EQ_INT(m1.records, 2);
+  CHECK_EQ_INT(m1.bytes, HG_SPOOL_HEADER_SIZE + 2 * HG_SPOOL_RECORD_OVERHEAD + 6);
+  CHECK_EQ_INT(file_size(path), m1.bytes); /* written, not yet known durable */
+  CHECK_EQ_INT(hg_spool_durable_count(s), 0);
+  CHECK(hg_spool_dirty(s));
+  append_ok(s, "three", 5);
+  CHECK_EQ_INT(hg_spool_flush(s, &m2, &err), 0);
+  CHECK_EQ_INT(m2.records, 3);
+  /* the later sync's answer comes first; the older one then changes nothing */
+  hg_spool_mark_durable(s, &m2);
+  CHECK_EQ_INT(hg_spool_durable_count(s), 3);
+  CHECK(!hg_spool_dirty(s));
+  hg_spool_mark_durable(s, &m1);
+  CHECK_EQ_INT(hg_spool_durable_count(s), 3);
+  CHECK_EQ_INT(hg_spool_delete(s, &err), 0);
+}
+
 /* A write that fails (here: the file size limit) keeps the records buffered; a later sync
  * writes them and nothing is lost or duplicated. */
 static void failed_write_is_retried(void) {
@@ -547,5 +573,5 @@ static void setup(void) {
 
 TEST_MAIN(T(setup), T(crc32_vectors), T(append_reopen_replay), T(truncated_at_every_offset),
           T(flipped_byte_drops_that_record), T(sync_and_pending), T(failed_write_is_retried),
-          T(large_records), T(budget_backpressure), T(refuses_foreign_files),
+          T(large_records), T(flush_then_mark_durable), T(budget_backpressure), T(refuses_foreign_files),
           T(one_owner_at_a_time), T(cleanup))

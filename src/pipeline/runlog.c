@@ -1,11 +1,14 @@
 /* A run's log: redactor, framer and output-line parser in front of the run's spool. */
 #include "pipeline/runlog.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/clock.h"
@@ -64,6 +67,7 @@ struct hg_runlog {
   stream st[NSTREAMS];
   hg_timer *sync_timer;
   bool sync_armed;
+  struct sync_work *syncing; /* an fdatasync in the thread pool */
   int64_t sync_ms;
   uint64_t max_log;
   uint64_t log_bytes, dropped_lines, dropped_bytes;
@@ -216,18 +220,8 @@ static bool json_plain(const char *s, size_t n) {
   return true;
 }
 
-/* Appends text as a JSON string to ev. */
-static int json_string(hg_runlog_group *g, hg_buf *ev, const char *text, size_t len) {
-  if (json_plain(text, len)) {
-    if (hg_buf_reserve(ev, len + 2)) return HG_ENOMEM;
-    char *p = ev->data + ev->len;
-    p[0] = '"';
-    memcpy(p + 1, text, len);
-    p[len + 1] = '"';
-    ev->len += len + 2;
-    ev->data[ev->len] = '\0';
-    return 0;
-  }
+/* Appends text as a JSON string to ev, through cJSON: for text with something to escape. */
+static int json_string_escaped(hg_runlog_group *g, hg_buf *ev, const char *text, size_t len) {
   /* cJSON reads a C string: a piece cut from a longer text is copied out first. */
   if (text[len] != '\0') {
     hg_buf_reset(&g->tmp);
@@ -247,20 +241,42 @@ static int json_string(hg_runlog_group *g, hg_buf *ev, const char *text, size_t 
   return 0;
 }
 
+static inline char *put(char *p, const void *src, size_t n) {
+  memcpy(p, src, n);
+  return p + n;
+}
+
 static int log_event(hg_runlog *rl, int sid, const char *text, size_t len, bool partial,
                      int64_t ts) {
   hg_runlog_group *g = rl->g;
   hg_buf *ev = &g->ev;
-  hg_buf_reset(ev);
-  const hg_buf *mid = &g->mid[sid], *tail = &g->tail[partial];
-  if (hg_buf_reserve(ev, g->head.len + HG_TS_LEN + mid->len + len + 2 + tail->len))
-    return hg_err_set(&rl->ferr, HG_ENOMEM, "run %s: out of memory for an event", rl->run_id);
-  hg_buf_append(ev, g->head.data, g->head.len);
-  hg_buf_append(ev, ts_text(rl, ts), HG_TS_LEN - 1);
-  hg_buf_append(ev, mid->data, mid->len);
-  if (json_string(g, ev, text, len) || hg_buf_append(ev, tail->data, tail->len))
-    return hg_err_set(&rl->ferr, HG_ENOMEM, "run %s: out of memory for an event", rl->run_id);
+  const hg_buf *head = &g->head, *mid = &g->mid[sid], *tail = &g->tail[partial];
+  const char *tsx = ts_text(rl, ts);
+  size_t ts_len = HG_TS_LEN - 1;
+  if (json_plain(text, len)) {
+    /* The common case, built in place: one reservation, five copies. */
+    size_t total = head->len + ts_len + mid->len + len + 2 + tail->len;
+    hg_buf_reset(ev);
+    if (hg_buf_reserve(ev, total)) goto oom;
+    char *p = ev->data;
+    p = put(p, head->data, head->len);
+    p = put(p, tsx, ts_len);
+    p = put(p, mid->data, mid->len);
+    *p++ = '"';
+    p = put(p, text, len);
+    *p++ = '"';
+    p = put(p, tail->data, tail->len);
+    ev->len = total;
+  } else {
+    hg_buf_reset(ev);
+    if (hg_buf_append(ev, head->data, head->len) || hg_buf_append(ev, tsx, ts_len) ||
+        hg_buf_append(ev, mid->data, mid->len) || json_string_escaped(g, ev, text, len) ||
+        hg_buf_append(ev, tail->data, tail->len))
+      goto oom;
+  }
   return store(rl, ev->data, ev->len);
+oom:
+  return hg_err_set(&rl->ferr, HG_ENOMEM, "run %s: out of memory for an event", rl->run_id);
 }
 
 static int system_text(hg_runlog *rl, const char *text, size_t len);
@@ -352,6 +368,10 @@ static int handle_line(hg_runlog *rl, stream *st, const char *text, size_t len, 
   if (st->id == SYSTEM) return log_text(rl, SYSTEM, text, len, partial, ts);
   bool piece = partial || st->prev_partial;
   st->prev_partial = partial;
+  /* Every output, mask and chunk form starts with "hangar_" or "airplane_" (outline.h), and a
+   * piece of a long line is never one: most lines need no parsing at all. */
+  if (piece || len < 7 || (text[0] != 'h' && text[0] != 'a'))
+    return log_text(rl, st->id, text, len, partial, ts);
   hg_outline_result *r = &rl->g->res;
   int rc = hg_outline_line(rl->ol, text, len, piece, r);
   if (rc < 0) {
@@ -545,12 +565,69 @@ int hg_runlog_sync(hg_runlog *rl, hg_err *err) {
   return 0;
 }
 
+/* The timer's sync runs fdatasync in libuv's thread pool: on a loaded disk it takes from
+ * milliseconds to seconds, which the loop (every run, heartbeats, uploads) must not wait for.
+ * The loop's thread writes the records to the file; the pool's makes them durable, through a
+ * descriptor of its own, so that the runlog may close meanwhile. */
+typedef struct sync_work {
+  uv_work_t req;
+  hg_runlog *rl; /* NULL once the runlog closed: the result is dropped */
+  char *path;
+  hg_spool_mark mark;
+  int error; /* errno of open or fdatasync, 0 */
+} sync_work;
+
+static void sync_in_pool(uv_work_t *req) {
+  sync_work *w = req->data;
+  int fd = open(w->path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || fdatasync(fd)) w->error = errno;
+  if (fd >= 0) close(fd);
+}
+
+static void sync_done(uv_work_t *req, int status) {
+  sync_work *w = req->data;
+  hg_runlog *rl = w->rl;
+  if (rl) {
+    rl->syncing = NULL;
+    uint64_t before = hg_runlog_uploadable(rl);
+    if (status == 0 && w->error == 0) {
+      hg_spool_mark_durable(rl->spool, &w->mark);
+      rl->sync_failed = false;
+    } else {
+      if (!rl->sync_failed)
+        hg_log(HG_LOG_ERROR, "run log: cannot make the spool durable; events are uploaded anyway",
+               "run", rl->run_id, "error", strerror(w->error ? w->error : EIO), NULL);
+      rl->sync_failed = true;
+    }
+    if (hg_spool_dirty(rl->spool)) arm_sync(rl);
+    if (hg_runlog_uploadable(rl) != before) notify(rl);
+  }
+  free(w->path);
+  free(w);
+}
+
 static void on_sync_timer(hg_timer *t, void *data) {
   (void)t;
   hg_runlog *rl = data;
   rl->sync_armed = false;
-  hg_err e;
-  hg_runlog_sync(rl, &e);
+  if (rl->syncing) return; /* its completion re-arms the timer if needed */
+  if (!hg_spool_dirty(rl->spool)) return;
+  hg_err e = {0};
+  sync_work *w = calloc(1, sizeof *w);
+  if (w) {
+    w->req.data = w;
+    w->rl = rl;
+  }
+  if (!w || !(w->path = strdup(hg_spool_path(rl->spool))) ||
+      hg_spool_flush(rl->spool, &w->mark, &e) ||
+      uv_queue_work(&rl->g->loop->uv, &w->req, sync_in_pool, sync_done)) {
+    if (w) free(w->path);
+    free(w);
+    /* Out of memory or a write error: the synchronous path says so and tries again. */
+    hg_runlog_sync(rl, &e);
+    return;
+  }
+  rl->syncing = w;
 }
 
 uint64_t hg_runlog_uploadable(const hg_runlog *rl) {
@@ -729,6 +806,8 @@ void hg_runlog_stats_get(const hg_runlog *rl, hg_runlog_stats *out) {
 /* ---- closing ---- */
 
 static void unlink_runlog(hg_runlog *rl) {
+  if (rl->syncing) rl->syncing->rl = NULL;
+  rl->syncing = NULL;
   *rl->pprev = rl->next;
   if (rl->next) rl->next->pprev = rl->pprev;
   /* A producer still registered for a resume would be called into freed memory. */

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -119,6 +120,7 @@ static void start_hub(void) {
   snprintf(port_file, sizeof port_file, "%s/port", dir);
   hub_pid = fork();
   if (hub_pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGTERM); /* a crashed test leaves no server behind */
     char log[700];
     snprintf(log, sizeof log, "%s/fakehub.log", dir);
     FILE *f = fopen(log, "w");

@@ -277,7 +277,8 @@ static walk_result walk(hg_batch *b, walk_state *w, const char *s, size_t n) {
 
 /* ---- the general way: the body as one document ---- */
 
-static int read_document(hg_batch *b, const char *s, size_t n, hg_err *err) {
+int hg_batch_read_document(hg_batch *b, const char *s, size_t n, hg_err *err) {
+  memset(b, 0, sizeof *b);
   const cJSON *events = NULL;
   int64_t first = 0;
   b->document = hg_fields_parse_object(s, n, err);
@@ -319,8 +320,8 @@ int hg_batch_read(hg_batch *b, const char *s, size_t n, hg_err *err) {
   }
   if (r == WALK_OTHER) {
     cJSON_Delete(w.top);
-    reset(b);
-    return read_document(b, s, n, err);
+    hg_batch_free(b);
+    return hg_batch_read_document(b, s, n, err);
   }
   /* The checks in the order a whole-document read makes them. */
   int64_t first = 0;

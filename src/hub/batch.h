@@ -33,6 +33,9 @@ typedef struct hg_batch {
  * with err naming the field, exactly as for a body parsed whole; HG_ENOMEM. b needs
  * hg_batch_free either way. The body must already be known to be UTF-8. */
 int hg_batch_read(hg_batch *b, const char *body, size_t len, hg_err *err);
+/* Reads the body as one document, the way hg_batch_read does when its walk meets anything
+ * unusual: the reference the fast way is held to (same result, same refusals). */
+int hg_batch_read_document(hg_batch *b, const char *body, size_t len, hg_err *err);
 /* The events from index skip on (those the run does not have yet) as a chunk starting at seq
  * first_seq + skip. The chunk points into b, whose offsets it rebases: call it once. */
 void hg_batch_chunk(hg_batch *b, size_t skip, hg_store_chunk *out);

@@ -110,17 +110,6 @@ static int add_output(hg_batch *b, size_t index, cJSON *event) {
   return 0;
 }
 
-/* Forgets what a pass read, keeping the memory. */
-static void reset(hg_batch *b) {
-  if (!b->document)
-    for (size_t i = 0; i < b->n_outputs; i++) cJSON_Delete(b->outputs[i].event);
-  cJSON_Delete(b->document);
-  b->document = NULL;
-  b->n_outputs = 0;
-  b->count = 0;
-  hg_buf_reset(&b->text);
-}
-
 /* ---- the fast way: a walk over the structure ---- */
 
 /* Parsing the batch as one tree, checking it, then printing every event again cost more than
@@ -283,9 +272,9 @@ int hg_batch_read_document(hg_batch *b, const char *s, size_t n, hg_err *err) {
   int64_t first = 0;
   b->document = hg_fields_parse_object(s, n, err);
   if (!b->document) return HG_EINVAL;
-  if (hg_fields_int(b->document, "first_seq", "", true, &first, err) ||
-      hg_fields_array(b->document, "events", "", true, &events, err))
-    return err->code;
+  int rc = hg_fields_int(b->document, "first_seq", "", true, &first, err);
+  if (!rc) rc = hg_fields_array(b->document, "events", "", true, &events, err);
+  if (rc) return rc;
   if (first < 0) return hg_err_set(err, HG_EINVAL, "first_seq: must not be negative");
   size_t k = 0;
   for (const cJSON *e = events->child; e; e = e->next, k++) {
@@ -295,7 +284,7 @@ int hg_batch_read_document(hg_batch *b, const char *s, size_t n, hg_err *err) {
   k = 0;
   for (cJSON *e = events->child; e; e = e->next, k++) {
     char *json = hg_fields_print(e);
-    int rc = json ? add_event(b, json, strlen(json)) : HG_ENOMEM;
+    rc = json ? add_event(b, json, strlen(json)) : HG_ENOMEM;
     free(json);
     const char *kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "kind"));
     if (!rc && !strcmp(kind, "output")) rc = add_output(b, k, e);
@@ -332,7 +321,7 @@ int hg_batch_read(hg_batch *b, const char *s, size_t n, hg_err *err) {
   if (rc) return rc;
   if (first < 0) return hg_err_set(err, HG_EINVAL, "first_seq: must not be negative");
   if (w.event_rc) {
-    *err = w.event_err;
+    if (err) *err = w.event_err;
     return w.event_rc;
   }
   b->first_seq = first;
@@ -352,7 +341,10 @@ void hg_batch_chunk(hg_batch *b, size_t skip, hg_store_chunk *out) {
 }
 
 void hg_batch_free(hg_batch *b) {
-  reset(b);
+  /* Read as one document, the output events are part of it. */
+  if (!b->document)
+    for (size_t i = 0; i < b->n_outputs; i++) cJSON_Delete(b->outputs[i].event);
+  cJSON_Delete(b->document);
   hg_buf_free(&b->text);
   free(b->starts);
   free(b->outputs);

@@ -16,7 +16,8 @@
  *
  * Build it as a shared object (-fPIC -shared) against this header and Lua 5.4's headers, and do
  * not link liblua nor anything of Hangar's: the hangar executable provides Lua's API and the
- * functions below when it loads the module.
+ * functions below when it loads the module. Give the module no constructor functions: loading
+ * runs them before the agent can check the descriptor. Nothing else in it runs before open.
  *
  * Compatibility promise: HANGAR_ABI_VERSION changes whenever a change here could break a
  * module built earlier (a field moved, a function's meaning or signature changed, a function

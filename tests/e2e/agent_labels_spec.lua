@@ -15,8 +15,10 @@ setup(function()
 end)
 
 teardown(function()
-  if staging then staging:cleanup() end
+  local ok, err = true, nil
+  if staging then ok, err = pcall(staging.cleanup, staging) end
   if hub then hub:cleanup() end
+  assert(ok, err)
 end)
 
 -- Every file under dir, read whole (the state directory of an agent).

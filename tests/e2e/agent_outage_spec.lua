@@ -73,10 +73,12 @@ describe("the hub down for 20 s in the middle of a run", function()
     local proxy, port = start_proxy(hub.port, count_file)
     local agent
     finally(function()
-      if agent then agent:cleanup() end
+      local ok, err = true, nil
+      if agent then ok, err = pcall(agent.cleanup, agent) end
       proxy:close_stdin()
       proxy:wait()
       hub:cleanup()
+      assert(ok, err)
     end)
     agent = agenttest.start(hub, { hub_url = "http://127.0.0.1:" .. port, retry_cap_ms = 5000 })
     local slug = agenttest.sh_task(hub, [[
@@ -116,8 +118,10 @@ describe("an agent SIGKILLed in the middle of a run", function()
     local hub = hubtest.start { name = "agent-killed", args = { "--lease-ttl", "10", "--heartbeat-interval", "1", "--poll-wait", "5" } }
     local agent
     finally(function()
-      if agent then agent:cleanup() end
+      local ok, err = true, nil
+      if agent then ok, err = pcall(agent.cleanup, agent) end
       hub:cleanup()
+      assert(ok, err)
     end)
     agent = agenttest.start(hub, {})
     local agent_id = json.decode(slurp(agent.state_dir .. "/identity.json")).agent_id
@@ -160,8 +164,10 @@ describe("a revoked key", function()
     local hub = hubtest.start { name = "agent-revoked", args = { "--lease-ttl", "5", "--heartbeat-interval", "1", "--poll-wait", "5" } }
     local agent
     finally(function()
-      if agent then agent:cleanup() end
+      local ok, err = true, nil
+      if agent then ok, err = pcall(agent.cleanup, agent) end
       hub:cleanup()
+      assert(ok, err)
     end)
     agent = agenttest.start(hub, { kill_grace_s = 1 })
     local slug = agenttest.sh_task(hub, [[

@@ -277,14 +277,17 @@ function Agent:check_sanitizers()
   end
 end
 
---- Stops the agent (SIGKILL if need be), checks its log, removes its directory.
+--- Stops the agent (SIGKILL if need be), checks its log, removes its directory (kept when
+--- HANGAR_TEST_KEEP is set, to look at afterwards).
 function Agent:cleanup()
   if not self.proc:done() then
     self.proc:signal("KILL")
   end
   self:wait_exit(10000)
   local ok, err = pcall(self.check_sanitizers, self)
-  os.execute("rm -rf " .. q(self.dir))
+  if not os.getenv("HANGAR_TEST_KEEP") then
+    os.execute("rm -rf " .. q(self.dir))
+  end
   if not ok then
     error(err, 0)
   end

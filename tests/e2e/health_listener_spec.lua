@@ -21,7 +21,11 @@ end)
 -- Starts an agent with the given health section; returns it and the listener's URL.
 local function agent_with(health, labels)
   local agent = pluginagent.start(hub, { labels = labels, extra = "health = " .. health })
-  local url = agent:wait_log('"msg":"health listener"[^\n]-"url":"([^"]+)"')
+  local ok, url = pcall(agent.wait_log, agent, '"msg":"health listener"[^\n]-"url":"([^"]+)"')
+  if not ok then
+    agent:cleanup()
+    error(url, 0)
+  end
   return agent, url
 end
 

@@ -102,7 +102,12 @@ function pluginagent.start(hub, opts)
   }, "\n") .. "\n")
   self:launch()
   if opts.wait ~= false then
-    self:wait_registered()
+    local ok, err = pcall(self.wait_registered, self)
+    if not ok then
+      -- A failing spec must not leave the agent running.
+      self:kill()
+      error(err, 0)
+    end
   end
   return self
 end
@@ -183,7 +188,11 @@ function Agent:restart()
     self:stop()
   end
   self:launch()
-  self:wait_registered()
+  local ok, err = pcall(self.wait_registered, self)
+  if not ok then
+    self:kill()
+    error(err, 0)
+  end
   return self
 end
 

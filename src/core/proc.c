@@ -406,7 +406,9 @@ static _Noreturn void child_run(child_plan *c) {
     if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, NULL);
   }
 
-  if (c->pgroup && setpgid(0, 0) < 0) child_fail(c->report_fd, STAGE_PGROUP, errno);
+  /* A session of its own also leads a process group of its own (the group kill), and leaves
+   * the child without a controlling terminal it could inject input into. */
+  if (c->pgroup && setsid() < 0) child_fail(c->report_fd, STAGE_PGROUP, errno);
 
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) child_fail(c->report_fd, STAGE_PDEATHSIG, errno);
   /* The parent may have died before prctl took effect: then nobody would kill us. */
@@ -568,7 +570,7 @@ static int report_error(const spawn_report *r, const hg_proc_opts *o, const char
       return hg_err_set(err, code, "cannot start '%s': cannot change directory to '%s': %s",
                         name, o->cwd, why);
     case STAGE_PGROUP:
-      return hg_err_set(err, code, "cannot start '%s': cannot create its process group: %s",
+      return hg_err_set(err, code, "cannot start '%s': cannot give it a session and process group of its own: %s",
                         name, why);
     case STAGE_PDEATHSIG:
       return hg_err_set(err, code, "cannot start '%s': cannot tie its life to ours: %s", name,

@@ -34,7 +34,8 @@ typedef struct hg_proc_opts {
   hg_sink *out;            /* stdout goes here; NULL: /dev/null */
   hg_sink *err;            /* stderr goes here; NULL: /dev/null. May be the same sink as out */
   int stdin_pipe;          /* nonzero: hg_proc_write feeds the child's stdin; else /dev/null */
-  int new_pgroup;          /* nonzero (the usual): the child leads its own process group */
+  int new_pgroup;          /* nonzero (the usual): the child leads its own session and process
+                              group (setsid: no controlling terminal) */
   hg_proc_exit_cb on_exit; /* once, after the process exited AND both pipes reached EOF (or
                               the drain above ended); each sink got its eof before */
   void *data;

@@ -717,6 +717,7 @@ static void child_leads_its_own_group(void) {
   pid_t pid = hg_proc_pid(p);
   CHECK(pid > 0);
   CHECK_EQ_INT(getpgid(pid), pid);
+  CHECK_EQ_INT(getsid(pid), pid);
   CHECK_EQ_INT(hg_proc_signal(p, SIGKILL), 0);
   CHECK(run_until(&loop, &r.calls, 60000));
   CHECK_EQ_INT(r.status.signal, SIGKILL);
@@ -726,6 +727,7 @@ static void child_leads_its_own_group(void) {
   o.new_pgroup = 0;
   CHECK_EQ_INT(hg_proc_spawn(&loop, &o, &p, &e), 0);
   CHECK_EQ_INT(getpgid(hg_proc_pid(p)), getpgid(0));
+  CHECK_EQ_INT(getsid(hg_proc_pid(p)), getsid(0));
   CHECK_EQ_INT(hg_proc_kill(p, 10000), 0);
   CHECK(run_until(&loop, &r.calls, 60000));
   CHECK_EQ_INT(r.status.signal, SIGTERM);

@@ -125,7 +125,7 @@ if which.ingest then
   report("ingest: cat FILE into a run log (100 secrets)", results.ingest, "MB/s")
   report("ingest: agent CPU per MB", cpu / (bytes / 1e6) * 1000, "ms")
   report("ingest: events stored", st.events, "")
-  if results.pipe then report("ingest / pipe", results.ingest / results.pipe, "") end
+  if results.pipe then print(("%-52s %10.3f"):format("ingest / pipe", results.ingest / results.pipe)) end
   rl:close()
   p:close()
   os.execute("rm -f '" .. TMP .. "/spool/'*")

@@ -162,7 +162,12 @@ static int l_outputs(lua_State *L) {
     lua_pushstring(L, lr->outputs ? lr->outputs : "null");
     return 1;
   }
-  char *text = cJSON_PrintUnformatted(hg_runlog_outputs(lr->rl));
+  const cJSON *doc = hg_runlog_outputs(lr->rl);
+  if (!doc) {
+    lua_pushliteral(L, "null"); /* a run's outputs start as null */
+    return 1;
+  }
+  char *text = cJSON_PrintUnformatted(doc);
   if (!text) return luaL_error(L, "rl:outputs: out of memory");
   lua_pushstring(L, text);
   free(text);

@@ -123,16 +123,13 @@ static void on_runlog(void *ud) {
 
 static void on_done(hg_http_req *hreq, int rc, const char *msg, hg_http_response *res, void *data);
 
-/* Starts a POST of body to url for run; false when it could not start (the run then backs off
- * or stops). Takes ownership of body. */
-static bool post(hg_uploader_run *run, req_kind kind, const char *url, char *body, uint64_t first,
-                 uint64_t end) {
+/* Starts a POST of body (copied) to url for run; false when it could not start (the run then
+ * backs off or stops). */
+static bool post(hg_uploader_run *run, req_kind kind, const char *url, const char *body,
+                 size_t len, uint64_t first, uint64_t end) {
   hg_uploader *up = run->up;
   upreq *r = calloc(1, sizeof *r);
-  if (!r) {
-    free(body);
-    return false;
-  }
+  if (!r) return false;
   *r = (upreq){.run = run, .kind = kind, .first = first, .end = end, .generation = up->generation};
   const char *headers[] = {up->auth, "Content-Type: application/json", NULL};
   hg_http_request hr = {
@@ -140,16 +137,13 @@ static bool post(hg_uploader_run *run, req_kind kind, const char *url, char *bod
       .url = url,
       .headers = headers,
       .body = body,
-      .body_len = strlen(body),
+      .body_len = len,
       .timeout_ms = up->timeout_ms,
       .tls = {up->ca_file, up->cert_file, up->key_file},
       .max_body = 1 << 20,
   };
   hg_err err = {0};
-  int rc = hg_http_start(up->http, &hr, on_done, r, &r->http, &err);
-  size_t len = hr.body_len;
-  free(body);
-  if (rc) {
+  if (hg_http_start(up->http, &hr, on_done, r, &r->http, &err)) {
     free(r);
     hg_log(HG_LOG_WARN, "upload: cannot start a request", "run", hg_runlog_run_id(run->rl),
            "error", err.msg, NULL);
@@ -159,6 +153,15 @@ static bool post(hg_uploader_run *run, req_kind kind, const char *url, char *bod
   up->st.requests++;
   up->st.bytes += len;
   return true;
+}
+
+/* post with a body cJSON prints (freed here). */
+static bool post_json(hg_uploader_run *run, req_kind kind, const char *url, cJSON *doc) {
+  char *body = doc ? cJSON_PrintUnformatted(doc) : NULL;
+  cJSON_Delete(doc);
+  bool ok = body && post(run, kind, url, body, strlen(body), 0, 0);
+  free(body);
+  return ok;
 }
 
 static void back_off(hg_uploader_run *run, const char *why) {
@@ -174,11 +177,28 @@ static void back_off(hg_uploader_run *run, const char *why) {
 
 static void start_probe(hg_uploader_run *run) {
   cJSON *o = cJSON_CreateObject();
-  char *body = NULL;
-  if (o && cJSON_AddNumberToObject(o, "first_seq", 0) && cJSON_AddArrayToObject(o, "events"))
-    body = cJSON_PrintUnformatted(o);
+  if (o && (!cJSON_AddNumberToObject(o, "first_seq", 0) || !cJSON_AddArrayToObject(o, "events"))) {
+    cJSON_Delete(o);
+    o = NULL;
+  }
+  if (!post_json(run, REQ_PROBE, run->events_url, o)) back_off(run, "could not start a request");
+}
+
+/* The start of a batch's body, {"first_seq":N,"events":[ , as cJSON prints it: the batch is
+ * that object with the run's events, each already the JSON text cJSON made when the event was
+ * stored, between the brackets. Splicing them in spares copying megabytes through a tree. */
+static int batch_head(uint64_t first, hg_buf *out) {
+  cJSON *o = cJSON_CreateObject();
+  char *text = NULL;
+  if (o && cJSON_AddNumberToObject(o, "first_seq", (double)first) &&
+      cJSON_AddRawToObject(o, "events", "[]"))
+    text = cJSON_PrintUnformatted(o);
   cJSON_Delete(o);
-  if (!body || !post(run, REQ_PROBE, run->events_url, body, 0, 0)) back_off(run, "out of memory");
+  int rc = HG_ENOMEM;
+  size_t n = text ? strlen(text) : 0;
+  if (n >= 3 && !strcmp(text + n - 3, "[]}")) rc = hg_buf_append(out, text, n - 2);
+  free(text);
+  return rc;
 }
 
 static void start_batch(hg_uploader_run *run, uint64_t avail) {
@@ -190,7 +210,8 @@ static void start_batch(hg_uploader_run *run, uint64_t avail) {
   int rc = hg_spool_iter_start(&it, hg_runlog_spool(run->rl), run->acked, &err);
   size_t limit = batch_limit(run);
   uint64_t end = run->acked;
-  if (!rc) rc = hg_buf_appendc(j, '[');
+  if (!rc && batch_head(run->acked, j)) rc = hg_err_set(&err, HG_ENOMEM, "out of memory");
+  size_t head = j->len;
   while (!rc && end < avail) {
     const char *data;
     size_t len;
@@ -199,7 +220,7 @@ static void start_batch(hg_uploader_run *run, uint64_t avail) {
       rc = got ? got : hg_err_set(&err, HG_EIO, "the spool ended early");
       break;
     }
-    if (end > run->acked && j->len + len + 2 > limit) break;
+    if (end > run->acked && j->len - head + len + 3 > limit) break;
     if ((end > run->acked && hg_buf_appendc(j, ',')) || hg_buf_append(j, data, len)) {
       rc = hg_err_set(&err, HG_ENOMEM, "out of memory");
       break;
@@ -207,39 +228,30 @@ static void start_batch(hg_uploader_run *run, uint64_t avail) {
     end++;
   }
   hg_spool_iter_end(&it);
-  char *body = NULL;
-  if (!rc && !hg_buf_appendc(j, ']')) {
-    cJSON *o = cJSON_CreateObject();
-    if (o && cJSON_AddNumberToObject(o, "first_seq", (double)run->acked) &&
-        cJSON_AddRawToObject(o, "events", j->data))
-      body = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (!body) rc = hg_err_set(&err, HG_ENOMEM, "out of memory");
-  }
-  /* A burst's large buffer is not kept for the agent's lifetime. */
-  if (j->cap > (4u << 20)) hg_buf_free(j);
+  if (!rc && hg_buf_append(j, "]}", 2)) rc = hg_err_set(&err, HG_ENOMEM, "out of memory");
   if (rc) {
     back_off(run, err.msg);
     return;
   }
-  if (!post(run, REQ_EVENTS, run->events_url, body, run->acked, end)) back_off(run, "could not start");
+  if (!post(run, REQ_EVENTS, run->events_url, j->data, j->len, run->acked, end))
+    back_off(run, "could not start a request");
 }
 
 static void start_finish(hg_uploader_run *run) {
   cJSON *o = cJSON_CreateObject();
   char ts[HG_TS_LEN];
   hg_clock_format(run->fin_at, ts);
-  char *body = NULL;
-  if (o && cJSON_AddStringToObject(o, "status", run->fin_status) &&
-      (run->fin_has_exit ? cJSON_AddNumberToObject(o, "exit_code", (double)run->fin_exit)
-                         : cJSON_AddNullToObject(o, "exit_code")) &&
-      (run->fin_error ? cJSON_AddStringToObject(o, "error", run->fin_error)
-                      : cJSON_AddNullToObject(o, "error")) &&
-      cJSON_AddNumberToObject(o, "events_total", (double)hg_runlog_count(run->rl)) &&
-      cJSON_AddStringToObject(o, "at", ts))
-    body = cJSON_PrintUnformatted(o);
-  cJSON_Delete(o);
-  if (!body || !post(run, REQ_FINISH, run->finish_url, body, 0, 0)) back_off(run, "could not start");
+  if (o && (!cJSON_AddStringToObject(o, "status", run->fin_status) ||
+            !(run->fin_has_exit ? cJSON_AddNumberToObject(o, "exit_code", (double)run->fin_exit)
+                                : cJSON_AddNullToObject(o, "exit_code")) ||
+            !(run->fin_error ? cJSON_AddStringToObject(o, "error", run->fin_error)
+                             : cJSON_AddNullToObject(o, "error")) ||
+            !cJSON_AddNumberToObject(o, "events_total", (double)hg_runlog_count(run->rl)) ||
+            !cJSON_AddStringToObject(o, "at", ts))) {
+    cJSON_Delete(o);
+    o = NULL;
+  }
+  if (!post_json(run, REQ_FINISH, run->finish_url, o)) back_off(run, "could not start a request");
 }
 
 /* Reports the finish's outcome; the last thing done with run (the callback may remove it). */
@@ -358,6 +370,9 @@ static void on_done(hg_http_req *hreq, int rc, const char *msg, hg_http_response
     }
     acknowledge(run, next);
     run->probe = false;
+    /* A batch buffer a busy run made large is not kept once it has caught up. */
+    if (run->acked >= hg_runlog_uploadable(run->rl) && up->join.cap > HG_UPLOADER_DEFAULT_BATCH)
+      hg_buf_free(&up->join);
     note_status(run, str_field(doc, "status"));
     bool cancel = !run->cancel_reported && !strcmp(run->hub_status, "cancelling");
     run->cancel_reported |= cancel;

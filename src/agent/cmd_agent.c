@@ -382,6 +382,8 @@ int cmd_agent(int argc, char **argv) {
   }
   hg_buf_wipe(&key);
   hg_agentcore_adopt_config(core, cfg);
+  hg_lua_config *adopted = cfg;
+  cfg = NULL; /* the core owns it now: no error path below may free it again */
 
   hg_uploader_config uc = {
       .loop = &loop,
@@ -425,8 +427,7 @@ int cmd_agent(int argc, char **argv) {
     hg_log(HG_LOG_INFO, "health listener", "url", hg_health_url(health), NULL);
   }
 
-  push_args pa = {.cfg = cfg, .core = core, .runlog = &rle, .state_dir = state_abs, .fn = "run"};
-  cfg = NULL; /* the core owns it now */
+  push_args pa = {.cfg = adopted, .core = core, .runlog = &rle, .state_dir = state_abs, .fn = "run"};
   lua_pushcfunction(L, push_main);
   lua_pushlightuserdata(L, &pa);
   if (hg_lua_call(rt, 1, 3, &err) || hg_lua_task_start(rt, 2, on_main_done, &m, &err)) {

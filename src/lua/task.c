@@ -412,6 +412,9 @@ void hg_lua_wait_discard(hg_lua_wait *w) { free(w); }
 void hg_lua_wait_done(hg_lua_wait *w) {
   w->done = 1;
   if (w->task && w->armed && w->task->wait == w) schedule(w->rt, w->task);
+  /* A blocking wait turns the loop once at a time: done from a callback that ran before
+   * that turn's poll (a due timer), it would leave the poll blocked with nothing to wake it. */
+  else if (!w->task && w->rt->spinning) uv_stop(&w->rt->loop->uv);
 }
 
 static int wait_k(lua_State *L, int status, lua_KContext ctx) {

@@ -136,6 +136,21 @@ static void crc32_vectors(void) {
   for (int off = 0; off < 1000; off += 77) c = hg_crc32_update(c, buf + off, off + 77 > 1000 ? 1000 - off : 77);
   CHECK_EQ_INT(c, hg_crc32(buf, 1000));
   CHECK_EQ_INT(c, crc_bitwise(buf, 1000));
+  /* every length and alignment the faster paths treat differently, against the definition */
+  static unsigned char big[4200];
+  uint32_t x = 2463534242u;
+  for (size_t i = 0; i < sizeof big; i++) {
+    x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+    big[i] = (unsigned char)x;
+  }
+  int wrong = 0;
+  for (size_t len = 0; len <= 1100; len++)
+    for (size_t at = 0; at < 3; at++)
+      if (hg_crc32(big + at, len) != crc_bitwise(big + at, len)) wrong++;
+  CHECK_EQ_INT(wrong, 0);
+  CHECK_EQ_INT(hg_crc32(big, sizeof big), crc_bitwise(big, sizeof big));
+  for (size_t cut = 0; cut < sizeof big; cut += 131)
+    CHECK_EQ_INT(hg_crc32_update(hg_crc32(big, cut), big + cut, sizeof big - cut), crc_bitwise(big, sizeof big));
 }
 
 /* ---- replay ---- */

@@ -26,7 +26,9 @@ if not next(which) then which = { pipe = true, ingest = true, e2e = true } end
 
 local TMP = (os.getenv("HANGAR_BENCH_TMP") or os.getenv("HANGAR_TEST_TMP") or "/tmp") .. "/bench-pipeline"
 os.execute("rm -rf '" .. TMP .. "' && mkdir -p '" .. TMP .. "/spool'")
-local DATA = TMP .. "/lines.txt"
+-- HANGAR_BENCH_DATA=FILE keeps the data there and reuses it when its size fits (profiling)
+local KEEP = os.getenv("HANGAR_BENCH_DATA")
+local DATA = KEEP or TMP .. "/lines.txt"
 local LINE = 100
 
 local function now()
@@ -89,7 +91,18 @@ local function self_cpu()
   return cpu_of("self")
 end
 
-local bytes, nlines = make_data(size_mb * 1024 * 1024)
+local function existing(path, want)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local size = f:seek("end")
+  f:close()
+  if size < want or size > want + LINE then return nil end
+  return size, size // LINE
+end
+
+local bytes, nlines
+if KEEP then bytes, nlines = existing(KEEP, size_mb * 1024 * 1024 // LINE * LINE) end
+if not bytes then bytes, nlines = make_data(size_mb * 1024 * 1024) end
 print(("data: %d MB, %d lines of %d bytes, %d secrets registered"):format(bytes // 1000000, nlines, LINE, #secrets))
 
 local function run_cat_into(rl)

@@ -15,5 +15,8 @@ int cmd_hub(int argc, char **argv);
 /* The agent (src/agent). */
 int cmd_agent(int argc, char **argv);
 
+/* The whole system on this machine in one command, for a first look (src/cli/cmd_dev.c). */
+int cmd_dev(int argc, char **argv);
+
 /* Hangar's Lua runtime (src/lua). */
 int cmd_lua(int argc, char **argv);

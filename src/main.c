@@ -11,6 +11,7 @@ typedef struct {
 } command;
 
 static const command commands[] = {
+    {"dev", cmd_dev, "try everything on this machine: a hub, an agent and a followed run, then stop"},
     {"agent", cmd_agent, "run an agent: take runs from the hub and launch them where they belong"},
     {"hub", cmd_hub, "run the hub (the control plane agents and the CLI talk to), or create its store"},
     {"key", cmd_key, "create, list and revoke API keys"},

@@ -1,4 +1,4 @@
-/* Where Hangar finds its bundled Lua library and plugins. */
+/* Where Hangar finds its bundled Lua library, plugins and examples. */
 #include "core/paths.h"
 
 #include <stdio.h>
@@ -32,4 +32,9 @@ const char *hg_paths_lua_dir(void) {
 const char *hg_paths_plugins_dir(void) {
   static char dir[4096];
   return find(dir, sizeof dir, "plugins");
+}
+
+const char *hg_paths_examples_dir(void) {
+  static char dir[4096];
+  return find(dir, sizeof dir, "examples");
 }

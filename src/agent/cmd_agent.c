@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "agent/agentcore.h"
 #include "agent/agentfs.h"
@@ -298,6 +299,13 @@ int cmd_agent(int argc, char **argv) {
   if (code) return code < 0 ? EXIT_OK : code;
 
   hg_log_setup(stderr, HG_LOG_INFO, "agent");
+  /* The API key and the session keys live in this process's memory, and runs often run as
+   * the agent's own user, who could otherwise read /proc/<agent>/mem and environ or attach a
+   * debugger. Not dumpable makes those root-only (and no core file will hold the keys); the
+   * programs runs exec are dumpable again. */
+  if (prctl(PR_SET_DUMPABLE, 0L, 0L, 0L, 0L) != 0)
+    hg_log(HG_LOG_WARN, "cannot mark the agent non-dumpable; runs of its user can read its memory",
+           "error", strerror(errno), NULL);
   hg_loop loop;
   hg_err err = {0};
   if (hg_loop_init(&loop, &err)) {

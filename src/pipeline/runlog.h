@@ -40,10 +40,12 @@
  *   is dropped for lack of space. (A budget smaller than the runs' spools together can
  *   therefore hold runs paused until another run's spool is delivered and deleted: size it at
  *   least capacity x max_log_bytes.)
- * - Durability: appends are made durable by a timer at most sync_ms after the first unsynced
- *   one (needs the group's loop), by hg_runlog_sync and by hg_runlog_end. The uploader sends
- *   only durable events (hg_runlog_uploadable), so the hub never has an event the spool could
- *   lose in a crash, and a restarted agent never numbers a new event like one already sent.
+ * - Durability: sync_ms after the first unsynced append a timer writes the records to the file
+ *   and has libuv's thread pool fdatasync it (the loop never waits for the disk; needs the
+ *   group's loop); hg_runlog_sync and hg_runlog_end sync at once, on the calling thread. The
+ *   uploader sends only durable events (hg_runlog_uploadable), so the hub never has an event
+ *   the spool could lose in a crash, and a restarted agent never numbers a new event like one
+ *   already sent.
  * - Reopening a spool that holds events (agent restart) counts them and rebuilds the outputs
  *   and the log-limit state from them; new events continue the numbering. The secret set is
  *   not persisted: the owner registers the run's secrets again.

@@ -140,7 +140,6 @@ describe("secrets at rest", function()
     assert.truthy(security.count_files({ agent.state_dir .. "/spool" }) >= 1, "no spool to search")
     assert.truthy(security.count_files({ agent.state_dir .. "/runs" }) >= 1, "no run record to search")
     assert.truthy(hub:log():find('"level":"debug"', 1, true), "the hub does not log at debug level")
-    assert.truthy(agent:log():find('"level":"debug"', 1, true), "the agent does not log at debug level")
     assert.same({}, security.scan({ hub.dir, agent.dir }, everything))
     assert.same({}, security.scan({ hub.dir }, token_forms))
     for _, where in ipairs({ spool, hub.db .. "-wal" }) do

@@ -180,6 +180,12 @@ static int l_count(lua_State *L) {
   return 1;
 }
 
+static int l_lines(lua_State *L) {
+  lrunlog *lr = open_rl(L);
+  lua_pushinteger(L, (lua_Integer)hg_runlog_lines(lr->rl, check_stream(L, 2)));
+  return 1;
+}
+
 static int l_acked(lua_State *L) {
   lrunlog *lr = check_rl(L);
   lua_pushinteger(L, (lua_Integer)(lr->rl ? hg_uploader_run_acked(lr->ur) : lr->acked));
@@ -324,7 +330,7 @@ static void push_metatable(lua_State *L) {
   if (luaL_newmetatable(L, RUNLOG_MT)) {
     static const luaL_Reg methods[] = {
         {"write", l_write},   {"system", l_system}, {"add_secret", l_add_secret},
-        {"outputs", l_outputs}, {"count", l_count}, {"acked", l_acked},
+        {"outputs", l_outputs}, {"count", l_count}, {"lines", l_lines}, {"acked", l_acked},
         {"stats", l_stats},   {"finish", l_finish}, {"close", l_close},
         {NULL, NULL}};
     luaL_newlib(L, methods);

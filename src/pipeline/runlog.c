@@ -71,6 +71,7 @@ struct hg_runlog {
   int64_t sync_ms;
   uint64_t max_log;
   uint64_t log_bytes, dropped_lines, dropped_bytes;
+  uint64_t lines[2]; /* complete stdout and stderr lines stored */
   bool truncated, ended, sync_failed;
   int failed;  /* a write failed for good: every later write answers this */
   hg_err ferr; /* its message; also where callbacks leave theirs */
@@ -274,7 +275,9 @@ static int log_event(hg_runlog *rl, int sid, const char *text, size_t len, bool 
         hg_buf_append(ev, tail->data, tail->len))
       goto oom;
   }
-  return store(rl, ev->data, ev->len);
+  int src = store(rl, ev->data, ev->len);
+  if (src >= 0 && sid != SYSTEM && !partial) rl->lines[sid]++;
+  return src;
 oom:
   return hg_err_set(&rl->ferr, HG_ENOMEM, "run %s: out of memory for an event", rl->run_id);
 }
@@ -692,8 +695,11 @@ static int replay(hg_runlog *rl, hg_err *err) {
       const char *stream_name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "stream"));
       const char *text = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "text"));
       if (stream_name && text) {
-        if (strcmp(stream_name, "system") != 0)
+        if (strcmp(stream_name, "system") != 0) {
           rl->log_bytes += strlen(text);
+          if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "partial")))
+            rl->lines[strcmp(stream_name, "stdout") == 0 ? 0 : 1]++;
+        }
         else if (!strncmp(text, TRUNCATED_PREFIX, strlen(TRUNCATED_PREFIX)))
           rl->truncated = true;
       }
@@ -772,6 +778,10 @@ int hg_runlog_open(hg_runlog **out, const hg_runlog_opts *o, hg_err *err) {
 
 const cJSON *hg_runlog_outputs(const hg_runlog *rl) {
   return rl->outputs;
+}
+
+uint64_t hg_runlog_lines(const hg_runlog *rl, hg_runlog_stream which) {
+  return rl->lines[which == HG_RUNLOG_STDERR ? 1 : 0];
 }
 
 uint64_t hg_runlog_count(const hg_runlog *rl) {

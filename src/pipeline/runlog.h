@@ -121,6 +121,10 @@ bool hg_runlog_ended(const hg_runlog *rl);
 const cJSON *hg_runlog_outputs(const hg_runlog *rl);
 /* Events stored so far: the next event's sequence number, and events_total at finish. */
 uint64_t hg_runlog_count(const hg_runlog *rl);
+/* Complete lines of a stream stored as log events so far (events with partial false), counted
+ * again from the spool when it is reopened: where a producer that can replay its output (a
+ * remote job's log) resumes after a restart. */
+uint64_t hg_runlog_lines(const hg_runlog *rl, hg_runlog_stream which);
 /* Events the uploader may send: the durable ones, or all once a sync failed (the disk no longer
  * keeps them, and holding them back would only lose them with the process). */
 uint64_t hg_runlog_uploadable(const hg_runlog *rl);

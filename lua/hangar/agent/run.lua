@@ -261,6 +261,9 @@ function Run:context(run_env)
   function ctx.system(c, text)
     return rl:system(c == ctx and text or c)
   end
+  function ctx.stored_lines(c, stream)
+    return rl:lines(c == ctx and stream or c)
+  end
   function ctx.secret(c, value, name)
     if c ~= ctx then
       c, value, name = ctx, c, value

@@ -11,7 +11,8 @@
  * Any status is a response (check res.status); nil and a message mean no response came
  * (refused, TLS, timeout: the message names method, URL and cause). With `sink`, a 2xx body
  * goes to the sink and res.body is nil; another status's body is still in res.body.
- * Repeated response headers are joined with ", ". Bad arguments raise. */
+ * Repeated response headers are joined with ", ". Bad arguments raise, an unknown option
+ * too. TLS verification is always on: no option turns it off. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -68,9 +69,30 @@ static int64_t opt_ms(lua_State *L, int t, const char *key) {
 
 static int bad_header_text(const char *s) { return strpbrk(s, "\r\n") != NULL; }
 
+static const char *const OPTIONS[] = {
+    "url", "method", "headers", "body", "json", "timeout_ms", "connect_timeout_ms", "max_body",
+    "ca_file", "cert_file", "key_file", "proxy", "sink", NULL};
+
+/* A misspelt option, or one that does not exist (insecure = true, verify = false), is an
+ * error rather than silently ignored: nobody should believe they turned something off. */
+static void check_options(lua_State *L) {
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    lua_pop(L, 1);
+    const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    int known = 0;
+    for (size_t i = 0; name && OPTIONS[i] && !known; i++) known = strcmp(name, OPTIONS[i]) == 0;
+    if (!known) {
+      if (!name) name = luaL_typename(L, -1);
+      luaL_argerror(L, 1, lua_pushfstring(L, "unknown option '%s'", name));
+    }
+  }
+}
+
 /* Reads the request table at index 1 into b; leaves helper values on the stack. */
 static void build_request(lua_State *L, built *b) {
   luaL_checktype(L, 1, LUA_TTABLE);
+  check_options(L);
   memset(b, 0, sizeof *b);
   b->r.url = opt_string(L, 1, "url");
   if (!b->r.url) luaL_argerror(L, 1, "'url' is required");

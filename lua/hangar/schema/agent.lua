@@ -12,6 +12,18 @@ local function loopback(host)
   return host == "127.0.0.1" or host == "localhost" or host == "[::1]" or host:match("^127%.%d+%.%d+%.%d+$") ~= nil
 end
 
+-- The scheme and the host a URL names, as an HTTP client reads it: the host comes after any
+-- user:password@ and before the port ("http://127.0.0.1:1@hub.example" is hub.example).
+local function scheme_host(url)
+  local scheme, authority = url:match("^(%a[%w+.-]*)://([^/?#]*)")
+  if not scheme then
+    return nil
+  end
+  authority = authority:gsub("^.*@", "")
+  local host = authority:match("^%[[^%]]*%]") or authority:match("^[^:]*")
+  return scheme:lower(), host:lower()
+end
+
 -- The hub section: where the hub is, how to trust it, and where the API key comes from.
 local function check_hub(hub)
   local sources = 0
@@ -23,7 +35,7 @@ local function check_hub(hub)
   if sources ~= 1 then
     return false, "set exactly one of key_file, key_env or key_fd (where the agent's API key comes from)"
   end
-  local scheme, host = tostring(hub.url):match("^(%a[%w+.-]*)://([^/:]+)")
+  local scheme, host = scheme_host(tostring(hub.url))
   if scheme ~= "https" and scheme ~= "http" then
     return false, "url must be an https:// (or, on loopback, http://) URL, got " .. string.format("%q", tostring(hub.url))
   end

@@ -1,6 +1,7 @@
 /* The CLI's blocking HTTP client for the hub's user API, on libcurl's easy interface. */
 #include "cli/client.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +24,10 @@ int hg_client_is_loopback(const char *url) {
   int yes = 0;
   if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
       curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
-    yes = strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
-          strcmp(host, "[::1]") == 0;
+    /* An address in 127/8, not any name that starts with "127." (127.0.0.1.example.com). */
+    struct in_addr v4;
+    yes = strcmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 ||
+          (inet_pton(AF_INET, host, &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127);
   }
   curl_free(host);
   curl_url_cleanup(u);

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/jsoncheck.h"
+
 /* What an open key costs besides its data: the bookkeeping, so that a flood of distinct keys
  * with no data still reaches the limit. */
 #define KEY_OVERHEAD 64
@@ -97,19 +99,27 @@ static int error(hg_outline_result *r, bool log_line, const char *fmt, ...) {
   return 0;
 }
 
-/* Parses text as exactly one JSON value (whitespace around it allowed). */
-static cJSON *parse_json(const char *text, size_t len, size_t *bad_at) {
+/* Parses text as exactly one JSON value (whitespace around it allowed). JSON means RFC 8259:
+ * what cJSON would let through besides (a leading zero, "1.", a raw tab in a string, \u0000, a
+ * number beyond a double) is refused too, so that a value is never stored other than printed.
+ * On failure, why says what is wrong and where. */
+static cJSON *parse_json(const char *text, size_t len, hg_err *why) {
   const char *end = NULL;
   cJSON *v = cJSON_ParseWithLengthOpts(text, len, &end, 0);
   if (!v) {
-    *bad_at = end && end >= text && end <= text + len ? (size_t)(end - text) : 0;
+    size_t at = end && end >= text && end <= text + len ? (size_t)(end - text) : 0;
+    hg_err_set(why, HG_EINVAL, "error at offset %zu of the value", at);
     return NULL;
   }
   size_t at = (size_t)(end - text);
   while (at < len && is_space(text[at])) at++;
   if (at < len) {
     cJSON_Delete(v);
-    *bad_at = at;
+    hg_err_set(why, HG_EINVAL, "error at offset %zu of the value", at);
+    return NULL;
+  }
+  if (hg_jsoncheck(text, len, v, why)) {
+    cJSON_Delete(v);
     return NULL;
   }
   return v;
@@ -129,11 +139,10 @@ static int output_op(const char *line, size_t len, size_t pos, const char *name,
   size_t json_len = len - pos;
   trim(&json, &json_len);
   if (!json_len) return error(r, true, "%.*s: missing JSON value after the path", name_len, name);
-  size_t bad_at = 0;
-  r->value = parse_json(json, json_len, &bad_at);
+  hg_err why = {0};
+  r->value = parse_json(json, json_len, &why);
   if (!r->value)
-    return error(r, true, "%.*s: invalid JSON value (error at offset %zu of the value)", name_len,
-                 name, bad_at);
+    return error(r, true, "%.*s: invalid JSON value (%s)", name_len, name, why.msg);
   if (hg_jspath_format(&r->path, &r->path_text)) return HG_ENOMEM;
   r->kind = HG_OUTLINE_OUTPUT;
   r->op = op;
@@ -157,8 +166,7 @@ static int legacy(const char *line, size_t len, size_t pos, const char *name, in
   const char *val = line + pos;
   size_t val_len = len - pos;
   trim(&val, &val_len);
-  size_t bad_at;
-  r->value = parse_json(val, val_len, &bad_at);
+  r->value = parse_json(val, val_len, NULL);
   if (!r->value) {
     /* Not JSON: the trimmed text itself, as a string. */
     char *s = malloc(val_len + 1);

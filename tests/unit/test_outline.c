@@ -114,6 +114,15 @@ static void output_errors(void) {
   fails("hangar_output_set:a hello", true, "invalid JSON value (error at offset 0 of the value)");
   fails("hangar_output_set:a 1 2", true, "invalid JSON value (error at offset 2 of the value)");
   fails("hangar_output_append:a {\"k\":1}}", true, "invalid JSON value");
+  /* an escaped backslash before u0000 is text, not the escape */
+  output("hangar_output_set:a \"x\\\\u0000y\"", HG_OUTPUTS_SET, "a", "\"x\\\\u0000y\"");
+  /* JSON that cJSON alone would take but RFC 8259 refuses; a value must never be stored other
+   * than it was printed (01 as 1, 1e999 as null, a string cut at \u0000) */
+  fails("hangar_output_set:a 01", true, "invalid JSON value (a number with a leading zero at offset 0)");
+  fails("hangar_output_set:a [1.]", true, "invalid JSON value (a number without digits after its point");
+  fails("hangar_output_set:a \"x\ty\"", true, "invalid JSON value (a raw control character (0x09)");
+  fails("hangar_output_set:a \"x\\u0000y\"", true, "invalid JSON value (\\u0000 inside a string");
+  fails("hangar_output_append:a 1e999", true, "invalid JSON value (a number too large for a double)");
   /* an error result carries no op */
   CHECK_EQ_INT(r.path.n, 0);
   CHECK(r.text != NULL);
@@ -128,6 +137,9 @@ static void legacy_form(void) {
   output("hangar_output:n {oops", HG_OUTPUTS_APPEND, "n", "\"{oops\"");
   output("hangar_output \"quoted\"", HG_OUTPUTS_APPEND, "output", "\"quoted\"");
   output("hangar_output", HG_OUTPUTS_APPEND, "output", "\"\"");
+  /* what is not strictly JSON is text, as printed */
+  output("hangar_output 0042", HG_OUTPUTS_APPEND, "output", "\"0042\"");
+  output("hangar_output 1e999", HG_OUTPUTS_APPEND, "output", "\"1e999\"");
   /* NAME is a key taken verbatim, so the event's path quotes it */
   output("hangar_output:a.b[0] 1", HG_OUTPUTS_APPEND, "[\"a.b[0]\"]", "1");
   CHECK_EQ_INT(r.path.n, 1);

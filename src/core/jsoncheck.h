@@ -1,0 +1,24 @@
+/* The rules of RFC 8259 that cJSON leaves unchecked, applied to a value cJSON has parsed. */
+#pragma once
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+#include "core/err.h"
+
+/*
+ * cJSON is lenient where the protocol is not: it reads numbers with leading zeros ("01"), with
+ * no digit after the point ("1.", "1.e5"), raw control characters inside strings, and numbers
+ * beyond a double's range (which become infinity, printed back as null). It also decodes the
+ * escape \u0000 into a C string, which silently cuts the string there. Text that was invalid
+ * JSON must be refused, and a value that would come out different from what was sent is data
+ * loss, so callers that take JSON from outside run this after cJSON accepted it.
+ *
+ * This is not a second parser: the structure (brackets, commas, colons, literals) stays cJSON's
+ * job. Only the inside of strings and numbers is looked at, which is where cJSON is lenient.
+ */
+
+/* text[0..len) is the text cJSON parsed into v (v may be NULL to skip the range check, which
+ * needs the parsed numbers). Returns 0, or HG_EINVAL with err saying what is wrong and at which
+ * byte offset of text ("a number with a leading zero at offset 3"). */
+int hg_jsoncheck(const char *text, size_t len, const cJSON *v, hg_err *err);

@@ -35,7 +35,13 @@ static void reply_free(reply *r) {
 
 static reply to_reply(hg_api_res *res) {
   reply r = {.status = res->status};
-  if (res->json) r.json = cJSON_Duplicate(res->json, 1);
+  /* Printed and parsed again, as a client over HTTP would see it (an answer may hold raw
+   * JSON text). */
+  if (res->json) {
+    char *text = cJSON_PrintUnformatted(res->json);
+    r.json = text ? cJSON_Parse(text) : NULL;
+    free(text);
+  }
   if (res->text.len) r.text = strdup(res->text.data);
   return r;
 }

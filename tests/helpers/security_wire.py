@@ -83,10 +83,12 @@ def big_body(host, port, n, chunked):
     head = b"POST /v1/tasks HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer hgr_000000000000_x\r\n"
     head += b"Transfer-Encoding: chunked\r\n\r\n" if chunked else b"Content-Length: %d\r\n\r\n" % n
     s.sendall(head)
-    sent, chunk, answer = 0, b"x" * 65536, b""
+    # Sends the body in 64 KiB pieces while watching for an early answer; pending holds the
+    # bytes of the current piece the socket has not taken yet.
+    sent, piece, pending, answer = 0, b"x" * 65536, b"", b""
     s.setblocking(False)
     deadline = time.time() + 60
-    while sent < n and time.time() < deadline:
+    while time.time() < deadline:
         try:
             d = s.recv(65536)
             if not d:
@@ -98,20 +100,22 @@ def big_body(host, port, n, chunked):
             pass
         except ConnectionResetError:
             break
-        part = chunk[: min(len(chunk), n - sent)]
-        data = (b"%x\r\n" % len(part)) + part + b"\r\n" if chunked else part
+        if not pending:
+            if sent >= n:
+                if not chunked:
+                    break
+                pending, chunked = b"0\r\n\r\n", False
+            else:
+                part = piece[: min(len(piece), n - sent)]
+                sent += len(part)
+                pending = (b"%x\r\n" % len(part)) + part + b"\r\n" if chunked else part
         try:
-            s.send(data)
-            sent += len(part)
+            k = s.send(pending)
+            pending = pending[k:]
         except BlockingIOError:
             time.sleep(0.001)
         except (BrokenPipeError, ConnectionResetError):
             break
-    if chunked and sent >= n:
-        try:
-            s.send(b"0\r\n\r\n")
-        except OSError:
-            pass
     s.setblocking(True)
     s.settimeout(30)
     more, closed = read_all(s)

@@ -180,6 +180,18 @@ static int l_count(lua_State *L) {
   return 1;
 }
 
+/* rl:complete(): the run's output is complete: its last lines are stored and every event is
+ * on disk. true, or nil and the sync's error (the events are stored all the same). Whatever
+ * is persisted as the run's result must come after this, or a restart could finish the run
+ * with output that never reached the spool. */
+static int l_complete(lua_State *L) {
+  lrunlog *lr = open_rl(L);
+  hg_err err = {0};
+  if (hg_runlog_end(lr->rl, &err)) return fail(L, err.msg);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static int l_lines(lua_State *L) {
   lrunlog *lr = open_rl(L);
   lua_pushinteger(L, (lua_Integer)hg_runlog_lines(lr->rl, check_stream(L, 2)));
@@ -331,6 +343,7 @@ static void push_metatable(lua_State *L) {
     static const luaL_Reg methods[] = {
         {"write", l_write},   {"system", l_system}, {"add_secret", l_add_secret},
         {"outputs", l_outputs}, {"count", l_count}, {"lines", l_lines}, {"acked", l_acked},
+        {"complete", l_complete},
         {"stats", l_stats},   {"finish", l_finish}, {"close", l_close},
         {NULL, NULL}};
     luaL_newlib(L, methods);

@@ -457,6 +457,11 @@ end
 -- Finishes the run at the hub (after every event reached it), then forgets it.
 function Run:finish(result)
   if self.record then
+    -- A restart that finds a result finishes the run with the spool as it is: the output
+    -- must be on disk before the result that ends it is.
+    if self.rl and not self.aborted then
+      self.rl:complete()
+    end
     self.record.result = result
     self.record.phase = "finishing"
     self:save()

@@ -412,13 +412,13 @@ static bool parse_body(api_ctx *c, const route *r) {
     api_error(c, 400, "bad_request", "body: expected a JSON object, got nothing");
     return false;
   }
-  if (!hg_fields_utf8_valid(b, n)) {
-    api_error(c, 400, "bad_request", "body: not valid UTF-8");
+  hg_err err = {0};
+  if (hg_fields_check_body(b, n, &err)) {
+    api_bad(c, &err);
     return false;
   }
   /* An event batch is read by its endpoint, which does not need the whole body as a tree. */
   if (r->body == BODY_BATCH) return true;
-  hg_err err = {0};
   c->body = hg_fields_parse_object(b, n, &err);
   if (!c->body) {
     api_bad(c, &err);

@@ -203,6 +203,46 @@ bool hg_fields_utf8_valid(const char *text, size_t len) {
   return true;
 }
 
+/* Non-zero when a byte of w is below 0x20 or has its high bit set. */
+static uint64_t unusual_bytes(uint64_t w) {
+  return ((w - 0x2020202020202020ull) | w) & 0x8080808080808080ull;
+}
+
+int hg_fields_check_body(const char *text, size_t len, hg_err *err) {
+  const unsigned char *s = (const unsigned char *)text;
+  size_t i = 0;
+  while (i < len) {
+    /* Bodies are mostly printable ASCII: skip it eight bytes at a time. */
+    while (i + 8 <= len) {
+      uint64_t w;
+      memcpy(&w, s + i, 8);
+      if (unusual_bytes(w)) break;
+      i += 8;
+    }
+    if (i >= len) break;
+    unsigned char c = s[i];
+    if (c < 0x20) {
+      if (c != '\t' && c != '\n' && c != '\r')
+        return hg_err_set(err, HG_EINVAL,
+                          "body: a raw control character (0x%02x) at offset %zu; JSON wants it "
+                          "escaped",
+                          c, i);
+      i++;
+      continue;
+    }
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    /* Validated from here as the UTF-8 check does; its first invalid byte is reported. */
+    size_t n = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    if (!n || len - i < n || !hg_fields_utf8_valid(text + i, n))
+      return hg_err_set(err, HG_EINVAL, "body: not valid UTF-8");
+    i += n;
+  }
+  return 0;
+}
+
 cJSON *hg_fields_parse_object(const char *b, size_t n, hg_err *err) {
   const char *end = NULL;
   cJSON *doc = cJSON_ParseWithLengthOpts(b, n, &end, 0);

@@ -45,6 +45,12 @@ char *hg_fields_print(const cJSON *item);
  * array" ... The caller has checked that the body is UTF-8 and not empty. */
 cJSON *hg_fields_parse_object(const char *body, size_t len, hg_err *err);
 
+/* Checks the bytes of a request body before it is parsed: 0, or HG_EINVAL "body: not valid
+ * UTF-8" or "body: a raw control character (0x01) at offset N ...". JSON allows no byte below
+ * 0x20 but tab, line feed and carriage return outside strings, and none inside (cJSON takes
+ * them, and cuts a string at a NUL): refusing every other one costs nothing in the same pass. */
+int hg_fields_check_body(const char *s, size_t len, hg_err *err);
+
 /* True when s[0..len) is well-formed UTF-8 (no overlongs, surrogates or code points past
  * U+10FFFF): request bodies must be. */
 bool hg_fields_utf8_valid(const char *s, size_t len);

@@ -31,8 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const char *body = (const char *)data;
-  /* The API refuses a body that is not UTF-8 before it reads it. */
-  if (size == 0 || !hg_fields_utf8_valid(body, size)) return 0;
+  /* The API refuses a body that is not UTF-8, or holds raw control bytes, before it reads it. */
+  if (size == 0 || hg_fields_check_body(body, size, NULL)) return 0;
   hg_batch fast, doc;
   hg_err efast = {0}, edoc = {0};
   int rfast = hg_batch_read(&fast, body, size, &efast);

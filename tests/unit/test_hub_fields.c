@@ -1,4 +1,5 @@
 /* The hub's request-JSON helpers: UTF-8 validation, canonical JSON, integer checks, messages. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +22,30 @@ static void utf8(void) {
   CHECK(!valid("\xf4\x90\x80\x80"));                                  /* past U+10FFFF */
   CHECK(!valid("\xff"));
   CHECK(!valid("abc\x80" "def"));                                     /* stray continuation */
+}
+
+static int body(const char *s, size_t n, hg_err *err) { return hg_fields_check_body(s, n, err); }
+
+static void bodies_without_raw_control_bytes(void) {
+  hg_err err = {0};
+  const char *ok = "{\"a\": \"caf\xc3\xa9 \xf0\x9f\x9a\x80\",\r\n\t\"b\": [1, 2]}";
+  CHECK_EQ_INT(body(ok, strlen(ok), &err), 0);
+  /* A NUL or another control byte anywhere, inside a string or not, at any place in a word. */
+  char text[64];
+  for (size_t at = 0; at < 24; at++) {
+    memset(text, 'x', sizeof text);
+    text[at] = at % 2 ? '\x01' : '\0';
+    CHECK_EQ_INT(body(text, sizeof text, &err), HG_EINVAL);
+    char want[100];
+    snprintf(want, sizeof want, "body: a raw control character (0x%02x) at offset %zu; JSON wants "
+             "it escaped", at % 2 ? 1 : 0, at);
+    CHECK_EQ_STR(err.msg, want);
+  }
+  CHECK_EQ_INT(body("{\"a\":\"\x1f\"}", 7, &err), HG_EINVAL);
+  CHECK_EQ_INT(body("0123456789abcdef\xe2\x82", 18, &err), HG_EINVAL);
+  CHECK_EQ_STR(err.msg, "body: not valid UTF-8");
+  CHECK_EQ_INT(body("\xed\xa0\x80", 3, &err), HG_EINVAL);
+  CHECK_EQ_INT(body("\x7f \xc3\xa9", 4, &err), 0);
 }
 
 static void canonical_ignores_member_order(void) {
@@ -101,5 +126,5 @@ static void params_against_a_definition(void) {
   cJSON_Delete(def);
 }
 
-TEST_MAIN(T(utf8), T(canonical_ignores_member_order), T(integers_and_messages),
+TEST_MAIN(T(utf8), T(bodies_without_raw_control_bytes), T(canonical_ignores_member_order), T(integers_and_messages),
           T(params_against_a_definition))

@@ -563,7 +563,10 @@ end
 function Run:crashed(err)
   local message
   if self.current_hook then
-    message = hooks.failure(self.current_hook.name, self.current_hook.hook, first_line(err), self.hooks.files)
+    -- A CPU budget or memory cap error is raised again wherever the task is when it unwinds
+    -- (the agent's own code, by then): the place to name is the hook's.
+    local text = first_line(err):gsub("^[^%s:]+:%d+: ", "")
+    message = hooks.failure(self.current_hook.name, self.current_hook.hook, text, self.hooks.files)
   else
     message = "the agent failed while handling the run: " .. first_line(err)
   end

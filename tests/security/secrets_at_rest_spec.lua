@@ -151,6 +151,18 @@ describe("secrets at rest", function()
         assert.truthy(found[name], "the canary's " .. name .. " form is not in " .. where)
       end
     end
+    -- Nobody but their owner may read the agent's state or the hub's store and key (the run's
+    -- own files in its work directory are its business).
+    local loose = {}
+    local p = assert(io.popen("find " .. q(agent.state_dir) .. " " .. q(hub.dir)
+      .. " -path '*/work/*' -prune -o \\( -perm /077 -print \\)"))
+    for line in p:lines() do
+      if not line:match("%.log$") and line ~= hub.dir then
+        loose[#loose + 1] = line
+      end
+    end
+    p:close()
+    assert.same({}, loose)
     -- The run token sits in the run's record (the agent needs it to rebuild the run's
     -- environment after a restart); nowhere else of the agent's.
     assert.same({}, security.scan({ agent.dir }, token_forms, {

@@ -186,7 +186,7 @@ describe("secrets at rest", function()
     -- After the run, and once the hub has checkpointed its WAL into the database.
     assert.same({}, security.scan({ hub.dir, agent.dir }, everything))
     assert.same({}, security.scan({ hub.dir, agent.dir }, token_forms))
-    assert.truthy(hub:stop(), "the hub did not stop cleanly")
+    assert.truthy(hub:stop(), "the hub did not stop cleanly:\n" .. hub:log():sub(-3000))
     assert.same({}, security.scan({ hub.dir }, everything))
     assert.same({}, security.scan({ hub.dir }, token_forms))
     assert.truthy(security.count_files({ hub.dir }) >= 3)

@@ -231,7 +231,6 @@ class Conn:
         self.rng = rng
         self.plan = plan
         self.pending = plan["kind"] in ("reset", "stall", "delay", "close")
-        self.struck = None
         self.after_fault = False  # a stall or delay struck: the next plan follows when it is over
         self.stalled_until = 0.0
         self.closed = False
@@ -239,7 +238,6 @@ class Conn:
         self.wake = None  # the earliest timer already set for this connection
         self.up = Pipe("up")
         self.down = Pipe("down")
-        self.started = time.monotonic()
         if self.pending:
             self.pipe(plan["dir"]).limit = plan["at"]
 
@@ -288,7 +286,6 @@ class Conn:
         self.pending = False
         p.limit = None
         kind = self.plan["kind"]
-        self.struck = kind
         self.proxy.fault_struck(self, kind)
         if kind == "reset":
             self.finish("reset", rst=True)

@@ -81,8 +81,11 @@ local function has(lines, text)
 end
 
 setup(function()
-  -- bubblewrap needs user namespaces (or root); without them there is nothing to test.
-  local p = io.popen("bwrap --ro-bind / / --unshare-all --die-with-parent /bin/true 2>&1; echo rc=$?")
+  -- bubblewrap needs user namespaces (or root) and the right to mount a fresh /proc (refused
+  -- inside some containers); without them there is nothing to test. The probe mounts what the
+  -- sandbox plugin mounts.
+  local p = io.popen("bwrap --ro-bind / / --proc /proc --dev /dev --tmpfs /tmp --unshare-all "
+    .. "--die-with-parent /bin/true 2>&1; echo rc=$?")
   local out = p:read("a")
   p:close()
   usable = out:match("rc=0%s*$") ~= nil

@@ -23,6 +23,8 @@ state_dir = "/var/lib/hangar-agent"
 pass_env = { "LANG", "TZ" }
 -- Variables a task may read as secrets with {ref: "env://NAME"}.
 secret_env = {}
+-- Files (or directories, ending in /) a task may read as secrets with {ref: "file:///PATH"}.
+secret_files = {}
 
 scheduler = "local" -- for tasks that name none
 schedulers = {

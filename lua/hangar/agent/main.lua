@@ -129,7 +129,7 @@ end
 
 local function make_resolvers(config, core, plugins)
   local out = {
-    file = file_secrets.resolver(core.fs),
+    file = file_secrets.resolver(core.fs, config.secret_files),
     env = env_secrets.resolver(core.getenv, config.secret_env),
   }
   for _, p in ipairs(plugins) do

@@ -106,6 +106,14 @@ return {
     default = {},
     doc = "the agent's environment variables a task may read through env://NAME secret references",
   },
+  secret_files = {
+    type = "list",
+    of = { type = "string", check = function(v)
+      return v:sub(1, 1) == "/", "must be an absolute path (a directory ends in /)"
+    end },
+    default = {},
+    doc = "files (or directories, ending in /) a task may read through file:// secret references",
+  },
   scheduler = { type = "string", default = "local", doc = "the scheduler of tasks that name none" },
   schedulers = { type = "map", of = "table", default = {}, doc = "each scheduler's settings, by name" },
   hooks = { type = "table", fields = hook_fields, doc = "functions run at fixed points of the agent's and each run's life" },

@@ -384,7 +384,7 @@ end
 
 --- A directory the agent's user (and so its runs) may write into, for a task to leave what
 --- it found; the test reads it afterwards.
-function security.shared_dir(agent, name)
+function security.shared_dir(name)
   local dir = agenttest.tmpdir(name or "sec-drop")
   assert(os.execute("chmod 777 " .. q(dir)))
   return dir

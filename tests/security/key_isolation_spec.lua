@@ -9,7 +9,7 @@ local agenttest = require "agenttest"
 local security = require "security"
 local json = require "hangar.json"
 
-local q, slurp = security.q, security.slurp
+local q, slurp, write = security.q, security.slurp, security.write
 
 local hub, agent, drop
 
@@ -191,6 +191,35 @@ describe("the agent's API key", function()
     local log = agenttest.log_text(hub, id)
     assert.falsy(log:find("got", 1, true), log)
     assert.falsy(log:find(agent.key:sub(18), 1, true))
+  end)
+
+  it("nor the agent's files are handed to a task through file:// references, unless listed", function()
+    -- An agent whose key is in a file, as most are.
+    local dir = security.shared_dir("sec-key-files")
+    write(dir .. "/db_password", "listed-file-secret\n", "644")
+    local a = agenttest.start(hub, { labels = { files = "yes" }, extra = ("secret_files = { %q }"):format(dir .. "/db_password") })
+    local here = { files = "yes" }
+    local ok, err = pcall(function()
+      for _, path in ipairs({ a.dir .. "/agent.key", a.state_dir .. "/session.key", a.config_path, "/etc/passwd",
+                              dir .. "/db_password/../db_password", dir .. "/./db_password" }) do
+        local slug = agenttest.sh_task(hub, 'echo "got $STOLEN"', { env = { STOLEN = { ref = "file://" .. path } }, constraints = here })
+        local id = agenttest.run(hub, slug)
+        local doc = agenttest.wait_run(hub, id, 30000)
+        assert.equal("failed", doc.status, path)
+        assert.truthy(doc.error:find("STOLEN", 1, true), doc.error)
+        assert.truthy(doc.error:find("secret_files", 1, true), doc.error)
+        assert.falsy(agenttest.log_text(hub, id):find("got", 1, true))
+      end
+      -- A listed file is read.
+      local slug = agenttest.sh_task(hub, '[ "$DB" = listed-file-secret ] && echo matched', { env = { DB = { ref = "file://" .. dir .. "/db_password" } }, constraints = here })
+      local id = agenttest.run(hub, slug)
+      local done = agenttest.wait_run(hub, id, 30000)
+      assert.equal("succeeded", done.status, done.error)
+      assert.truthy(agenttest.log_text(hub, id):find("matched", 1, true))
+    end)
+    a:cleanup()
+    os.execute("rm -rf " .. q(dir))
+    assert(ok, err)
   end)
 
   it("never reaches the hub's store or logs, nor the agent's state directory or log", function()

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Raw-socket probes of a hub for the security suite: what it answers to bytes no HTTP client
-would send. Prints one JSON object describing what happened.
+# Raw-socket probes of a hub for the security suite: what it answers to bytes no HTTP client sends.
+"""Each mode prints one JSON object describing what happened.
 
 Usage: security_wire.py MODE HOST PORT [ARGS]
   garbage            binary garbage instead of a request

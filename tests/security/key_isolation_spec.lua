@@ -71,6 +71,9 @@ for root, dirs, files in os.walk(os.environ["HOME"]):
         look("work dir file", os.path.join(root, f))
 with open(os.path.join(drop, "report.json"), "w") as f:
     json.dump({"places": report, "keys": keys, "pid": os.getpid()}, f)
+# What it found also stays in its work directory, as a careless task's files would.
+with open(os.path.join(os.environ["HOME"], "found.json"), "w") as f:
+    json.dump({"places": report, "env": dict(os.environ)}, f)
 open(os.path.join(drop, "ready"), "w").close()
 while not os.path.exists(os.path.join(drop, "go")):
     import time; time.sleep(0.05)
@@ -151,7 +154,7 @@ describe("the agent's API key", function()
     end
     -- Nothing in its work directory.
     local workdir = agent.state_dir .. "/work/" .. id
-    assert.truthy(security.count_files({ workdir }) >= 0)
+    assert.truthy(security.count_files({ workdir }) >= 1, "nothing in the run's work directory to search")
     assert.same({}, security.scan({ workdir }, secret))
 
     agenttest.write(drop .. "/go", "")

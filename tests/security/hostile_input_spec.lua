@@ -34,10 +34,10 @@ teardown(function()
   if hub then hub:cleanup() end
 end)
 
-local agent_key_holder = {}
+local registering_key
 local function agent_key()
-  agent_key_holder.key = agent_key_holder.key or hub:make_key("agent")
-  return agent_key_holder.key
+  registering_key = registering_key or hub:make_key("agent")
+  return registering_key
 end
 
 -- Every endpoint that reads a body, with a credential that may call it.
@@ -88,7 +88,6 @@ describe("the hub", function()
       null = "null",
       ["invalid UTF-8 in a string"] = '{"name": "a\255\254b"}',
       ["invalid UTF-8 outside strings"] = "{\192\128}",
-      ["a lone surrogate escape"] = '{"name": "\\ud800"}',
       ["trailing junk"] = '{"a": 1} {"b": 2}',
       ["deeply nested arrays"] = deep_arrays,
       ["deeply nested objects"] = deep_objects,
@@ -96,12 +95,12 @@ describe("the hub", function()
     }
     for _, ep in ipairs(endpoints()) do
       for what, body in pairs(bodies) do
-        local res = send(ep[1], ep[2], ep[3], body)
-        -- A lone surrogate escape decodes to no character: refused, or taken as a replacement.
-        if not (what == "a lone surrogate escape" and res.status < 500 and res.status ~= 400) then
-          refused(res, 400, "bad_request", { "body" }, ep[1] .. " " .. ep[2] .. " with " .. what)
-        end
+        refused(send(ep[1], ep[2], ep[3], body), 400, "bad_request", { "body" }, ep[1] .. " " .. ep[2] .. " with " .. what)
       end
+      -- A lone surrogate escape is valid JSON that decodes to no character: whatever the
+      -- endpoint makes of it, it is an answer, not a failure of the hub.
+      local res = send(ep[1], ep[2], ep[3], '{"name": "\\ud800", "value": "\\udfff"}')
+      assert.truthy(res.status < 500, ep[2] .. ": " .. tostring(res.body))
     end
   end)
 

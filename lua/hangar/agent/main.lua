@@ -303,7 +303,7 @@ function Agent:run_ended(r)
   end
   self:update_metrics()
   if self.mode == "serving" then
-    self.session:kick()
+    self.session:slot_freed()
   end
   self.wake:notify()
 end

@@ -206,7 +206,11 @@ function Session:poll_loop(gen)
     end
     local free = self.agent:free_slots()
     local path = ("/v1/agents/%s/work?wait=%d&free=%d"):format(self.agent_id, self.poll_wait_s, free)
+    self.poll_asked = free
     local res, err = self.hub:call("GET", path, { token = token, timeout_ms = (self.poll_wait_s + 15) * 1000 })
+    if gen == self.poll_gen then
+      self.poll_asked = nil
+    end
     local kind = classify(res)
     if kind == "ok" then
       self.poll_backoff:reset()
@@ -225,11 +229,24 @@ function Session:poll_loop(gen)
   end
 end
 
---- Opens a new poll now (the number of free slots changed, the agent began to drain, a new
---- session started); the one open before ends.
+--- Opens a new poll now (the agent began to drain, the capacity changed, a new session
+--- started); the one open before ends.
 function Session:kick()
   self.poll_gen = self.poll_gen + 1
+  self.poll_asked = nil
   async.run(self.poll_loop, self, self.poll_gen)
+end
+
+--- A run ended and its slot is free. Only a poll that asked for no run at all is replaced at
+--- once: the hub may already have answered one that asked for some (the answer is on its
+--- way), and a new poll counting the same slots again would bring more runs than there are
+--- slots; those the agent cannot take sit out their lease before anyone else gets them. The
+--- next poll, sent as soon as the open one returns, asks for every free slot.
+function Session:slot_freed()
+  if self.poll_asked and self.poll_asked > 0 then
+    return
+  end
+  self:kick()
 end
 
 -- ---- heartbeats ----

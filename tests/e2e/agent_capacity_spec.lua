@@ -1,0 +1,41 @@
+-- A real agent working through a queue longer than its capacity: every run it is given, it
+-- takes; none waits out a lease because the agent asked for more runs than it had slots.
+local hubtest = require "hubtest"
+local agenttest = require "agenttest"
+local timer = require "hangar.timer"
+
+describe("an agent with a queue of runs", function()
+  local hub, agent
+
+  teardown(function()
+    local ok, err = true, nil
+    if agent then ok, err = pcall(agent.cleanup, agent) end
+    if hub then hub:cleanup() end
+    assert(ok, err)
+  end)
+
+  it("runs them all at full capacity, never over-asking for work", function()
+    -- A long lease: a run assigned beyond the agent's free slots would wait it out (a minute)
+    -- before anyone got it, far past this test's patience.
+    hub = hubtest.start { name = "agent-capacity", args = { "--lease-ttl", "60", "--heartbeat-interval", "1" } }
+    local slug = agenttest.task(hub, { command = { "/bin/true" } })
+    local ids = {}
+    for i = 1, 60 do
+      ids[i] = agenttest.run(hub, slug)
+    end
+    local capacity = 4
+    agent = agenttest.start(hub, { capacity = capacity })
+    local t0 = timer.monotonic()
+    for _, id in ipairs(ids) do
+      local doc = agenttest.wait_run(hub, id, 30000)
+      assert.equal("succeeded", doc.status)
+    end
+    assert.is_true(timer.monotonic() - t0 < 30000)
+    assert.equal(0, agent:count_log("not taking an assigned run"), agent:log())
+    -- The hub never held more of the agent's runs than it has slots for: assigned and
+    -- running runs together, as the hub saw them, fit the capacity.
+    local assigned = 0
+    for _ in hub:log():gmatch('"msg":"run assigned"') do assigned = assigned + 1 end
+    assert.equal(#ids, assigned, "every run is assigned once")
+  end)
+end)

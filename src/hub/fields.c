@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/jsoncheck.h"
+
 const char *hg_fields_type_name(const cJSON *item) {
   if (!item || cJSON_IsNull(item)) return "null";
   if (cJSON_IsBool(item)) return "boolean";
@@ -262,6 +264,13 @@ cJSON *hg_fields_parse_object(const char *b, size_t n, hg_err *err) {
   }
   if (!cJSON_IsObject(doc)) {
     hg_err_set(err, HG_EINVAL, "body: expected a JSON object, got %s", hg_fields_type_name(doc));
+    cJSON_Delete(doc);
+    return NULL;
+  }
+  /* cJSON reads some invalid JSON and cuts strings at \u0000: a value stored differently from
+   * what was sent (a secret cut short) is refused instead. */
+  if (hg_jsoncheck(b, n, doc, err)) {
+    hg_err_prefix(err, "body");
     cJSON_Delete(doc);
     return NULL;
   }

@@ -48,6 +48,27 @@ static void bodies_without_raw_control_bytes(void) {
   CHECK_EQ_INT(body("\x7f \xc3\xa9", 4, &err), 0);
 }
 
+/* A body cJSON would read differently from what was sent is refused, not stored changed. */
+static void bodies_parse_strictly(void) {
+  static const char *bad[] = {
+      "{\"value\": \"v\\u0000w\"}", "{\"timeout\": 0100}", "{\"timeout\": 1.}",
+      "{\"value\": \"a\tb\"}",      "{\"n\": 1e999}",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    hg_err err = {0};
+    cJSON *doc = hg_fields_parse_object(bad[i], strlen(bad[i]), &err);
+    CHECK(doc == NULL);
+    cJSON_Delete(doc);
+    CHECK_EQ_INT(err.code, HG_EINVAL);
+    CHECK_CONTAINS(err.msg, "body: ");
+  }
+  hg_err err = {0};
+  const char *ok = "{\"value\": \"tab\\there \\u00e9\", \"n\": 0.5, \"m\": -0, \"e\": 1e3}";
+  cJSON *doc = hg_fields_parse_object(ok, strlen(ok), &err);
+  CHECK(doc != NULL);
+  cJSON_Delete(doc);
+}
+
 static void canonical_ignores_member_order(void) {
   cJSON *a = cJSON_Parse("{\"b\":1,\"a\":{\"y\":[{\"q\":1,\"p\":2}],\"x\":null}}");
   cJSON *b = cJSON_Parse("{\"a\":{\"x\":null,\"y\":[{\"p\":2,\"q\":1}]},\"b\":1}");
@@ -126,5 +147,5 @@ static void params_against_a_definition(void) {
   cJSON_Delete(def);
 }
 
-TEST_MAIN(T(utf8), T(bodies_without_raw_control_bytes), T(canonical_ignores_member_order), T(integers_and_messages),
+TEST_MAIN(T(utf8), T(bodies_without_raw_control_bytes), T(bodies_parse_strictly), T(canonical_ignores_member_order), T(integers_and_messages),
           T(params_against_a_definition))

@@ -12,6 +12,7 @@
 
 #include "core/buf.h"
 #include "core/log.h"
+#include "pipeline/redact.h"
 #include "lua/runtime.h"
 
 #define RUNLOG_MT "hangar.runlog"
@@ -152,8 +153,18 @@ static int l_add_secret(lua_State *L) {
   hg_err err = {0};
   int rc = hg_runlog_add_secret(lr->rl, value, len, name, &err);
   if (rc == HG_ENOMEM) return luaL_error(L, "%s", err.msg);
-  lua_pushboolean(L, rc == 0);
-  return 1;
+  if (rc == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  /* Too short to mask (the log already says so): false. A value the redactor cannot hold
+   * (too long, too many): nil, so the caller can refuse to run what it could not mask. */
+  if (rc == HG_REDACT_TOO_SHORT)
+    lua_pushboolean(L, 0);
+  else
+    lua_pushnil(L);
+  lua_pushstring(L, err.msg);
+  return 2;
 }
 
 static int l_outputs(lua_State *L) {

@@ -167,6 +167,21 @@ describe("a run's environment", function()
     assert.falsy(log:find("s3cret-Pa55word", 1, true), log)
   end)
 
+  it("refuses to start a run whose secret is too large to be masked in its log, naming it", function()
+    local huge = ("0123456789abcdef"):rep(5000) -- 80,000 bytes: beyond what the redactor holds
+    local res = hub:put("/v1/config-vars/huge_cert", { value = huge, secret = true })
+    assert.equal(200, res.status, res.body)
+    local slug = agenttest.sh_task(hub, 'echo started; echo "$BIG"', { env = { BIG = { config = "huge_cert" } } })
+    local id = agenttest.run(hub, slug)
+    local doc = agenttest.wait_run(hub, id)
+    assert.equal("failed", doc.status)
+    assert.truthy(doc.error:find("secret BIG", 1, true), doc.error)
+    assert.truthy(doc.error:find("not started", 1, true), doc.error)
+    local log = agenttest.log_text(hub, id)
+    assert.falsy(("\n" .. log .. "\n"):find("\nstarted\n", 1, true), log) -- the task never ran
+    assert.falsy(log:find("0123456789abcdef0123456789abcdef", 1, true))
+  end)
+
   it("fails a run whose secret reference cannot be resolved, naming it, without starting it", function()
     local slug = agenttest.sh_task(hub, "echo started", { env = { TOKEN = { ref = "env://NOT_ALLOWED" } } })
     local id = agenttest.run(hub, slug)

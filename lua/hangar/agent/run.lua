@@ -229,7 +229,11 @@ function Run:secrets()
   end
   for _, set in ipairs({ secrets, refs }) do
     for name, value in pairs(set) do
-      self.rl:add_secret(value, name)
+      -- A secret the redactor cannot hold would reach the log in plain text: refuse the run.
+      local ok, why = self.rl:add_secret(value, name)
+      if ok == nil then
+        return nil, ("%s; the run was not started because its log could not be masked"):format(why)
+      end
     end
   end
   if type(self.doc.run_token) == "string" then

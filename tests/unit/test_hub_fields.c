@@ -52,7 +52,7 @@ static void bodies_without_raw_control_bytes(void) {
 static void bodies_parse_strictly(void) {
   static const char *bad[] = {
       "{\"value\": \"v\\u0000w\"}", "{\"timeout\": 0100}", "{\"timeout\": 1.}",
-      "{\"value\": \"a\tb\"}",      "{\"n\": 1e999}",
+      "{\"value\": \"a\tb\"}",
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     hg_err err = {0};

@@ -132,6 +132,12 @@ int hg_outputs_apply(cJSON **root, hg_outputs_op op, const hg_jspath *path, cons
                   k == d && (node || d == 0) ? "null" : "missing");
 
   cJSON *inner = cJSON_Duplicate(value, 1);
+  if (inner && inner->string) {
+    /* A value taken from an object (an event's "value") keeps its member name in the copy;
+     * the name given below would leak it. */
+    cJSON_free(inner->string);
+    inner->string = NULL;
+  }
   if (inner && op == HG_OUTPUTS_APPEND) {
     cJSON *arr = cJSON_CreateArray();
     if (arr) cJSON_AddItemToArray(arr, inner);

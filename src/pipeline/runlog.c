@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "core/buf.h"
 #include "core/clock.h"
@@ -35,14 +38,51 @@ static const char *const stream_names[NSTREAMS] = {"stdout", "stderr", "system"}
 #define TS_MARK "@@hangar-ts@@"
 #define TEXT_MARK "@@hangar-text@@"
 
+/*
+ * How events are stored. The events one call stores (a sink write, a system line, the end of a
+ * stream) make one spool record, a block; a log event keeps only what varies, and its JSON is
+ * assembled from the templates when it is uploaded. A 100-byte line then costs ~103 bytes of
+ * spool instead of ~200 of event JSON, and a record header and CRC per write, not per line.
+ *
+ *   block   u8 BLOCK_TAG, u32 count (little-endian), count events
+ *   event   u8 flags, [ts], [raw length], varint length, bytes
+ *     flags & FL_STREAM  stdout, stderr or system
+ *     FL_PARTIAL         the line goes on in the next event
+ *     FL_SAME_TS         ts is the previous event's; else a zigzag varint of the difference
+ *                        from it (from 0 for a block's first event)
+ *     FL_ESCAPED         the text needed JSON escaping: the raw text's length comes first
+ *     FL_OUTPUT          an output op: bytes are its event JSON, as cJSON printed it (no ts)
+ *   bytes of a log event: its text as it stands between the quotes of a JSON string, escaped
+ *   by cJSON where it needed escaping; so the spool holds what the event JSON would.
+ *
+ * A record that starts with '{' is one event's JSON, as spools were written before blocks:
+ * such a spool is replayed and uploaded as it is, and new events follow it as blocks.
+ * Varints are LEB128.
+ */
+#define BLOCK_TAG 0x01
+#define BLOCK_HEAD 5
+#define FL_STREAM 0x03
+#define FL_PARTIAL 0x04
+#define FL_SAME_TS 0x08
+#define FL_ESCAPED 0x10
+#define FL_OUTPUT 0x20
+/* A block past this size is sealed within its call: bounds the group's scratch buffer. */
+#define BLOCK_MAX (1u << 20)
+/* Every MARK_STRIDE-th record's first sequence number is kept, to find an event's record. */
+#define MARK_STRIDE 64
+
 struct hg_runlog_group {
   hg_loop *loop;
   hg_spool_budget budget;
   hg_runlog *runlogs;
   hg_timer *resume_timer; /* resumes paused producers from the loop, not from inside a close */
   hg_buf head, mid[NSTREAMS], tail[2];
-  hg_buf ev;  /* the event being built */
-  hg_buf tmp; /* a piece copied out to be NUL-terminated */
+  hg_buf blk;        /* the open block: events of the current call of blk_rl */
+  hg_runlog *blk_rl;
+  uint32_t blk_n;
+  int64_t blk_ts;    /* ts of its last event */
+  hg_buf tmp;        /* a piece copied out to be NUL-terminated */
+  hg_buf esc;        /* text escaped by cJSON */
   hg_outline_result res;
 };
 
@@ -72,6 +112,17 @@ struct hg_runlog {
   uint64_t max_log;
   uint64_t log_bytes, dropped_lines, dropped_bytes;
   uint64_t lines[2]; /* complete stdout and stderr lines stored */
+  uint64_t events;   /* stored, the open block's included */
+  uint64_t sealed;   /* in records of the spool */
+  uint64_t durable;  /* in records made durable */
+  uint64_t *marks;   /* marks[k]: sequence number of record k * MARK_STRIDE's first event */
+  size_t nmarks, capmarks;
+  /* Where the uploader's last read ended: record cur_index at cur_offset of the spool starts
+   * with event cur_first. */
+  bool cur_valid;
+  uint64_t cur_index, cur_offset, cur_first;
+  int64_t rd_ts_ms; /* the ts last formatted for reading */
+  char rd_ts[HG_TS_LEN];
   bool truncated, ended, sync_failed;
   int failed;  /* a write failed for good: every later write answers this */
   hg_err ferr; /* its message; also where callbacks leave theirs */
@@ -168,8 +219,9 @@ void hg_runlog_group_free(hg_runlog_group *g) {
   for (int i = 0; i < NSTREAMS; i++) hg_buf_free(&g->mid[i]);
   hg_buf_free(&g->tail[0]);
   hg_buf_free(&g->tail[1]);
-  hg_buf_wipe(&g->ev);
+  hg_buf_wipe(&g->blk);
   hg_buf_wipe(&g->tmp);
+  hg_buf_wipe(&g->esc);
   hg_outline_result_free(&g->res);
   free(g);
 }
@@ -185,13 +237,6 @@ static void arm_sync(hg_runlog *rl) {
   if (hg_timer_start(rl->sync_timer, rl->sync_ms, 0) == 0) rl->sync_armed = true;
 }
 
-static int store(hg_runlog *rl, const char *data, size_t len) {
-  int rc = hg_spool_append(rl->spool, data, len, &rl->ferr);
-  if (rc < 0) return rc;
-  arm_sync(rl);
-  return 0;
-}
-
 static const char *ts_text(hg_runlog *rl, int64_t ts) {
   if (ts != rl->ts_ms) {
     hg_clock_format(ts, rl->ts_text);
@@ -203,8 +248,20 @@ static const char *ts_text(hg_runlog *rl, int64_t ts) {
 /* True when no byte of s needs escaping in a JSON string (a control character, '"' or '\\'):
  * the string is then the bytes between quotes, exactly what cJSON would print. */
 static bool json_plain(const char *s, size_t n) {
-  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
   size_t i = 0;
+#ifdef __SSE2__
+  /* sixteen bytes at a time where the CPU has SSE2 (every x86-64) */
+  const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'),
+                below = _mm_set1_epi8(0x1F);
+  for (; i + 16 <= n; i += 16) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+    /* min(v, 0x1F) == v exactly for the bytes up to 0x1F (unsigned) */
+    __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                               _mm_cmpeq_epi8(_mm_min_epu8(v, below), v));
+    if (_mm_movemask_epi8(hit)) return false;
+  }
+#endif
+  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
   for (; i + 8 <= n; i += 8) {
     uint64_t w;
     memcpy(&w, s + i, 8);
@@ -221,8 +278,9 @@ static bool json_plain(const char *s, size_t n) {
   return true;
 }
 
-/* Appends text as a JSON string to ev, through cJSON: for text with something to escape. */
-static int json_string_escaped(hg_runlog_group *g, hg_buf *ev, const char *text, size_t len) {
+/* The inside of text's JSON string (without the quotes), printed by cJSON into g->esc: for
+ * text with something to escape. */
+static int json_escape(hg_runlog_group *g, const char *text, size_t len) {
   /* cJSON reads a C string: a piece cut from a longer text is copied out first. */
   if (text[len] != '\0') {
     hg_buf_reset(&g->tmp);
@@ -231,55 +289,153 @@ static int json_string_escaped(hg_runlog_group *g, hg_buf *ev, const char *text,
   }
   /* Worst case every byte is a \u00XX; cJSON asks for a little slack. */
   size_t room = 6 * len + 16;
-  if (hg_buf_reserve(ev, room)) return HG_ENOMEM;
+  hg_buf_reset(&g->esc);
+  if (hg_buf_reserve(&g->esc, room)) return HG_ENOMEM;
   cJSON item;
   memset(&item, 0, sizeof item);
   item.type = cJSON_String | cJSON_IsReference;
   item.valuestring = (char *)text;
-  if (!cJSON_PrintPreallocated(&item, ev->data + ev->len, (int)(ev->cap - ev->len), 0))
-    return HG_ENOMEM;
-  ev->len += strlen(ev->data + ev->len);
+  if (!cJSON_PrintPreallocated(&item, g->esc.data, (int)g->esc.cap, 0)) return HG_ENOMEM;
+  size_t n = strlen(g->esc.data);
+  if (n < 2) return HG_ENOMEM; /* cannot happen: cJSON prints the quotes */
+  memmove(g->esc.data, g->esc.data + 1, n - 2);
+  g->esc.len = n - 2;
   return 0;
 }
 
-static inline char *put(char *p, const void *src, size_t n) {
-  memcpy(p, src, n);
-  return p + n;
+static inline unsigned char *put_varint(unsigned char *p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = (unsigned char)(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = (unsigned char)v;
+  return p;
+}
+
+static inline uint64_t zigzag(int64_t v) {
+  return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+}
+
+static inline int64_t unzigzag(uint64_t v) {
+  return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+}
+
+static int add_mark(hg_runlog *rl, uint64_t record, uint64_t first) {
+  if (record % MARK_STRIDE) return 0;
+  if (rl->nmarks == rl->capmarks) {
+    size_t cap = rl->capmarks ? rl->capmarks * 2 : 16;
+    uint64_t *p = realloc(rl->marks, cap * sizeof *p);
+    if (!p) return HG_ENOMEM;
+    rl->marks = p;
+    rl->capmarks = cap;
+  }
+  rl->marks[rl->nmarks++] = first;
+  return 0;
+}
+
+/* Stores the open block, if rl has one, as a record of the spool. 0 or a negative code (its
+ * events are then lost, and the runlog fails). */
+static int seal(hg_runlog *rl) {
+  hg_runlog_group *g = rl->g;
+  if (g->blk_rl != rl) return 0;
+  g->blk_rl = NULL;
+  hg_buf *b = &g->blk;
+  uint32_t n = g->blk_n;
+  unsigned char *h = (unsigned char *)b->data + 1;
+  h[0] = (unsigned char)n;
+  h[1] = (unsigned char)(n >> 8);
+  h[2] = (unsigned char)(n >> 16);
+  h[3] = (unsigned char)(n >> 24);
+  uint64_t record = hg_spool_count(rl->spool);
+  int rc = add_mark(rl, record, rl->sealed);
+  if (rc) rc = hg_err_set(&rl->ferr, rc, "run %s: out of memory for an event", rl->run_id);
+  if (!rc) rc = hg_spool_append(rl->spool, b->data, b->len, &rl->ferr);
+  hg_buf_reset(b);
+  /* A burst's buffer is not kept: an agent holds one group, most of its runs idle. */
+  if (b->cap > 2 * BLOCK_MAX) hg_buf_wipe(b);
+  if (rc < 0) {
+    if (record % MARK_STRIDE == 0 && rl->nmarks && rl->marks[rl->nmarks - 1] == rl->sealed &&
+        rl->nmarks * MARK_STRIDE > hg_spool_count(rl->spool))
+      rl->nmarks--;
+    rl->events = rl->sealed;
+    return rc;
+  }
+  rl->sealed += n;
+  arm_sync(rl);
+  return 0;
+}
+
+/* Room for an event of at most n bytes in rl's open block, which is started if need be;
+ * NULL when out of memory. */
+static unsigned char *block_room(hg_runlog *rl, size_t n) {
+  hg_runlog_group *g = rl->g;
+  hg_buf *b = &g->blk;
+  if (g->blk_rl != rl) {
+    /* Another runlog's block is never open across calls; seal it all the same. */
+    if (g->blk_rl && seal(g->blk_rl) < 0) g->blk_rl = NULL;
+    hg_buf_reset(b);
+    if (hg_buf_reserve(b, BLOCK_HEAD + n)) return NULL;
+    memset(b->data, 0, BLOCK_HEAD);
+    b->data[0] = BLOCK_TAG;
+    b->len = BLOCK_HEAD;
+    g->blk_rl = rl;
+    g->blk_n = 0;
+    g->blk_ts = 0;
+  } else if (hg_buf_reserve(b, n)) {
+    return NULL;
+  }
+  return (unsigned char *)b->data + b->len;
+}
+
+/* The event was written at p, ending at end: count it, and seal a block grown large. */
+static int block_added(hg_runlog *rl, const unsigned char *end) {
+  hg_runlog_group *g = rl->g;
+  g->blk.len = (size_t)((const char *)end - g->blk.data);
+  g->blk_n++;
+  rl->events++;
+  return g->blk.len >= BLOCK_MAX ? seal(rl) : 0;
 }
 
 static int log_event(hg_runlog *rl, int sid, const char *text, size_t len, bool partial,
                      int64_t ts) {
   hg_runlog_group *g = rl->g;
-  hg_buf *ev = &g->ev;
-  const hg_buf *head = &g->head, *mid = &g->mid[sid], *tail = &g->tail[partial];
-  const char *tsx = ts_text(rl, ts);
-  size_t ts_len = HG_TS_LEN - 1;
-  if (json_plain(text, len)) {
-    /* The common case, built in place: one reservation, five copies. */
-    size_t total = head->len + ts_len + mid->len + len + 2 + tail->len;
-    hg_buf_reset(ev);
-    if (hg_buf_reserve(ev, total)) goto oom;
-    char *p = ev->data;
-    p = put(p, head->data, head->len);
-    p = put(p, tsx, ts_len);
-    p = put(p, mid->data, mid->len);
-    *p++ = '"';
-    p = put(p, text, len);
-    *p++ = '"';
-    p = put(p, tail->data, tail->len);
-    ev->len = total;
-  } else {
-    hg_buf_reset(ev);
-    if (hg_buf_append(ev, head->data, head->len) || hg_buf_append(ev, tsx, ts_len) ||
-        hg_buf_append(ev, mid->data, mid->len) || json_string_escaped(g, ev, text, len) ||
-        hg_buf_append(ev, tail->data, tail->len))
-      goto oom;
-  }
-  int src = store(rl, ev->data, ev->len);
-  if (src >= 0 && sid != SYSTEM && !partial) rl->lines[sid]++;
-  return src;
+  bool plain = json_plain(text, len);
+  if (!plain && json_escape(g, text, len)) goto oom;
+  const char *bytes = plain ? text : g->esc.data;
+  size_t n = plain ? len : g->esc.len;
+  /* flags, ts, two lengths */
+  unsigned char *p = block_room(rl, 1 + 10 + 10 + 10 + n);
+  if (!p) goto oom;
+  unsigned flags = (unsigned)sid | (partial ? FL_PARTIAL : 0) | (plain ? 0 : FL_ESCAPED);
+  bool same = g->blk_n > 0 && ts == g->blk_ts;
+  *p++ = (unsigned char)(flags | (same ? FL_SAME_TS : 0));
+  if (!same) p = put_varint(p, zigzag(ts - g->blk_ts));
+  g->blk_ts = ts;
+  if (!plain) p = put_varint(p, len);
+  p = put_varint(p, n);
+  memcpy(p, bytes, n);
+  int rc = block_added(rl, p + n);
+  if (rc >= 0 && sid != SYSTEM && !partial) rl->lines[sid]++;
+  return rc;
 oom:
   return hg_err_set(&rl->ferr, HG_ENOMEM, "run %s: out of memory for an event", rl->run_id);
+}
+
+/* Stores an output op's event, text as cJSON printed it. */
+static int store_json(hg_runlog *rl, const char *text, size_t len) {
+  unsigned char *p = block_room(rl, 1 + 10 + len);
+  if (!p) return hg_err_set(&rl->ferr, HG_ENOMEM, "run %s: out of memory for an event", rl->run_id);
+  *p++ = FL_OUTPUT;
+  p = put_varint(p, len);
+  memcpy(p, text, len);
+  return block_added(rl, p + len);
+}
+
+/* A public call that may have stored events ends: its block becomes a record. rc is the
+ * call's own result so far; the first failure wins. */
+static int end_call(hg_runlog *rl, int rc) {
+  int src = seal(rl);
+  return rc < 0 ? rc : src < 0 ? src : rc;
 }
 
 static int system_text(hg_runlog *rl, const char *text, size_t len);
@@ -344,7 +500,7 @@ static int output_event(hg_runlog *rl, const hg_outline_result *r, int64_t ts) {
       !cJSON_AddStringToObject(o, "path", r->path_text.data ? r->path_text.data : "") ||
       !cJSON_AddItemReferenceToObject(o, "value", r->value) || !(text = cJSON_PrintUnformatted(o)))
     goto out;
-  rc = store(rl, text, strlen(text));
+  rc = store_json(rl, text, strlen(text));
 out:
   if (rc == HG_ENOMEM) hg_err_set(&rl->ferr, rc, "run %s: out of memory for an output event", rl->run_id);
   free(text);
@@ -466,7 +622,7 @@ int hg_runlog_write(hg_runlog *rl, hg_runlog_stream stream_id, const void *bytes
   stream *st = &rl->st[stream_id];
   if (ts_ms <= 0) ts_ms = hg_clock_now_ms();
   hg_err_clear(&rl->ferr);
-  int rc = hg_redact_scanner_write(st->sc, bytes, len, ts_ms, &rl->ferr);
+  int rc = end_call(rl, hg_redact_scanner_write(st->sc, bytes, len, ts_ms, &rl->ferr));
   if (rc < 0) return fail(rl, rc, err);
   if (hg_spool_budget_full(&rl->g->budget)) {
     st->paused = true;
@@ -483,6 +639,7 @@ int hg_runlog_eof(hg_runlog *rl, hg_runlog_stream stream_id, hg_err *err) {
   hg_err_clear(&rl->ferr);
   int rc = hg_redact_scanner_finish(st->sc, &rl->ferr);
   if (!rc) rc = hg_framer_finish(&st->fr);
+  rc = end_call(rl, rc);
   st->prev_partial = false;
   return rc < 0 ? fail(rl, rc, err) : 0;
 }
@@ -490,7 +647,7 @@ int hg_runlog_eof(hg_runlog *rl, hg_runlog_stream stream_id, hg_err *err) {
 int hg_runlog_system(hg_runlog *rl, const char *text, hg_err *err) {
   if (rl->failed || rl->ended) return refuse(rl, err);
   hg_err_clear(&rl->ferr);
-  int rc = system_text(rl, text, strlen(text));
+  int rc = end_call(rl, system_text(rl, text, strlen(text)));
   return rc < 0 ? fail(rl, rc, err) : 0;
 }
 
@@ -509,6 +666,7 @@ int hg_runlog_add_secret(hg_runlog *rl, const void *value, size_t len, const cha
                        HG_REDACT_MIN_LEN);
     else
       wrc = system_msg(rl, "secret %s is not masked in the log: %s", who, e.msg);
+    wrc = end_call(rl, wrc);
     if (wrc < 0) return fail(rl, wrc, err);
   }
   if (rc == HG_REDACT_TOO_SHORT) {
@@ -562,6 +720,7 @@ int hg_runlog_sync(hg_runlog *rl, hg_err *err) {
     arm_sync(rl); /* try again later */
   } else {
     rl->sync_failed = false;
+    rl->durable = rl->sealed;
   }
   if (hg_runlog_uploadable(rl) != before) notify(rl);
   if (rc) return hg_err_set(err, rc, "%s", e.msg);
@@ -577,7 +736,8 @@ typedef struct sync_work {
   hg_runlog *rl; /* NULL once the runlog closed: the result is dropped */
   char *path;
   hg_spool_mark mark;
-  int error; /* errno of open or fdatasync, 0 */
+  uint64_t events; /* in the records the mark covers */
+  int error;       /* errno of open or fdatasync, 0 */
 } sync_work;
 
 static void sync_in_pool(uv_work_t *req) {
@@ -595,6 +755,7 @@ static void sync_done(uv_work_t *req, int status) {
     uint64_t before = hg_runlog_uploadable(rl);
     if (status == 0 && w->error == 0) {
       hg_spool_mark_durable(rl->spool, &w->mark);
+      if (w->events > rl->durable) rl->durable = w->events;
       rl->sync_failed = false;
     } else {
       if (!rl->sync_failed)
@@ -621,6 +782,7 @@ static void on_sync_timer(hg_timer *t, void *data) {
     w->req.data = w;
     w->rl = rl;
   }
+  if (w) w->events = rl->sealed;
   if (!w || !(w->path = strdup(hg_spool_path(rl->spool))) ||
       hg_spool_flush(rl->spool, &w->mark, &e) ||
       uv_queue_work(&rl->g->loop->uv, &w->req, sync_in_pool, sync_done)) {
@@ -634,7 +796,7 @@ static void on_sync_timer(hg_timer *t, void *data) {
 }
 
 uint64_t hg_runlog_uploadable(const hg_runlog *rl) {
-  return rl->sync_failed ? hg_spool_count(rl->spool) : hg_spool_durable_count(rl->spool);
+  return rl->sync_failed ? rl->sealed : rl->durable;
 }
 
 int hg_runlog_end(hg_runlog *rl, hg_err *err) {
@@ -647,9 +809,9 @@ int hg_runlog_end(hg_runlog *rl, hg_err *err) {
       char limit[64];
       describe_size(rl->max_log, limit, sizeof limit);
       hg_err_clear(&rl->ferr);
-      rc = system_msg(rl, TRUNCATED_PREFIX " %" PRIu64 " lines (%" PRIu64
-                      " bytes) printed after the log limit of %s were not stored",
-                      rl->dropped_lines, rl->dropped_bytes, limit);
+      rc = end_call(rl, system_msg(rl, TRUNCATED_PREFIX " %" PRIu64 " lines (%" PRIu64
+                                   " bytes) printed after the log limit of %s were not stored",
+                                   rl->dropped_lines, rl->dropped_bytes, limit));
       if (rc < 0) fail(rl, rc, &e);
     }
   }
@@ -663,7 +825,258 @@ bool hg_runlog_ended(const hg_runlog *rl) {
   return rl->ended;
 }
 
+/* ---- reading stored events back ---- */
+
+typedef struct event {
+  bool output;
+  int stream;
+  bool partial;
+  int64_t ts;
+  const char *bytes; /* the text as inside a JSON string, or an output op's JSON */
+  size_t len;
+  size_t raw_len; /* of the text before escaping */
+} event;
+
+typedef struct block {
+  const unsigned char *p, *end;
+  uint32_t count, left;
+  int64_t ts;
+} block;
+
+typedef enum { REC_OTHER = -1, REC_JSON = 0, REC_BLOCK = 1 } rec_kind;
+
+/* What a record holds: a block (count set, ready for block_next), one event's JSON (count 1),
+ * or neither (count 0: a record this code did not write; it holds no event). */
+static rec_kind block_open(block *b, const char *data, size_t len) {
+  memset(b, 0, sizeof *b);
+  if (len >= 1 && data[0] == '{') {
+    b->count = 1;
+    return REC_JSON;
+  }
+  if (len < BLOCK_HEAD || (unsigned char)data[0] != BLOCK_TAG) return REC_OTHER;
+  const unsigned char *h = (const unsigned char *)data + 1;
+  b->count = b->left = (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 24;
+  b->p = (const unsigned char *)data + BLOCK_HEAD;
+  b->end = (const unsigned char *)data + len;
+  return REC_BLOCK;
+}
+
+static bool get_varint(block *b, uint64_t *out) {
+  uint64_t v = 0;
+  for (unsigned shift = 0; b->p < b->end && shift < 64; shift += 7) {
+    unsigned char c = *b->p++;
+    v |= (uint64_t)(c & 0x7f) << shift;
+    if (!(c & 0x80)) {
+      *out = v;
+      return true;
+    }
+  }
+  return false;
+}
+
+/* 1 with the next event in *e; 0 at the block's end; -1 when the block is malformed (a record
+ * passed its CRC, so only a bug writes one). */
+static int block_next(block *b, event *e) {
+  if (!b->left) return b->p == b->end ? 0 : -1;
+  if (b->p >= b->end) return -1;
+  unsigned f = *b->p++;
+  uint64_t v;
+  *e = (event){0};
+  if (f & FL_OUTPUT) {
+    e->output = true;
+  } else {
+    e->stream = (int)(f & FL_STREAM);
+    if (e->stream >= NSTREAMS) return -1;
+    e->partial = (f & FL_PARTIAL) != 0;
+    if (!(f & FL_SAME_TS)) {
+      if (!get_varint(b, &v)) return -1;
+      b->ts = (int64_t)((uint64_t)b->ts + (uint64_t)unzigzag(v));
+    }
+    e->ts = b->ts;
+    if (f & FL_ESCAPED) {
+      if (!get_varint(b, &v)) return -1;
+      e->raw_len = (size_t)v;
+    }
+  }
+  if (!get_varint(b, &v) || v > (uint64_t)(b->end - b->p)) return -1;
+  e->bytes = (const char *)b->p;
+  e->len = (size_t)v;
+  b->p += v;
+  if (!(f & (FL_ESCAPED | FL_OUTPUT))) e->raw_len = e->len;
+  b->left--;
+  return 1;
+}
+
+static size_t event_json_len(const hg_runlog_group *g, const event *e) {
+  if (e->output) return e->len;
+  return g->head.len + HG_TS_LEN - 1 + g->mid[e->stream].len + e->len + 2 + g->tail[e->partial].len;
+}
+
+static inline char *put(char *p, const void *src, size_t n) {
+  memcpy(p, src, n);
+  return p + n;
+}
+
+/* Writes e's JSON at p (event_json_len bytes); returns the end. */
+static char *event_json(hg_runlog *rl, const event *e, char *p) {
+  if (e->output) return put(p, e->bytes, e->len);
+  const hg_runlog_group *g = rl->g;
+  if (e->ts != rl->rd_ts_ms) {
+    hg_clock_format(e->ts, rl->rd_ts);
+    rl->rd_ts_ms = e->ts;
+  }
+  p = put(p, g->head.data, g->head.len);
+  p = put(p, rl->rd_ts, HG_TS_LEN - 1);
+  p = put(p, g->mid[e->stream].data, g->mid[e->stream].len);
+  *p++ = '"';
+  p = put(p, e->bytes, e->len);
+  *p++ = '"';
+  return put(p, g->tail[e->partial].data, g->tail[e->partial].len);
+}
+
+static int damaged(hg_runlog *rl, uint64_t record, hg_err *err) {
+  return hg_err_set(err, HG_EIO, "run %s: spool %s: record %llu is not a valid block of events",
+                    rl->run_id, hg_spool_path(rl->spool), (unsigned long long)record);
+}
+
+/* Positions it at the record holding event `from` (or the first record after the events
+ * before it); *first gets that record's first sequence number. */
+static int seek_event(hg_runlog *rl, uint64_t from, hg_spool_iter *it, uint64_t *first,
+                      hg_err *err) {
+  if (rl->cur_valid && rl->cur_first <= from) {
+    *first = rl->cur_first;
+    return hg_spool_iter_resume(it, rl->spool, rl->cur_index, rl->cur_offset, err);
+  }
+  /* The last mark at or before from. */
+  size_t lo = 0, hi = rl->nmarks;
+  while (hi - lo > 1) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (rl->marks[mid] <= from)
+      lo = mid;
+    else
+      hi = mid;
+  }
+  *first = rl->nmarks ? rl->marks[lo] : 0;
+  return hg_spool_iter_start(it, rl->spool, rl->nmarks ? (uint64_t)lo * MARK_STRIDE : 0, err);
+}
+
+int hg_runlog_read_events(hg_runlog *rl, uint64_t from, uint64_t end, size_t max_bytes,
+                          hg_buf *out, uint64_t *next, hg_err *err) {
+  *next = from;
+  if (end > rl->sealed) end = rl->sealed;
+  if (from >= end) return 0;
+  hg_spool_iter it;
+  uint64_t seq;
+  int rc = seek_event(rl, from, &it, &seq, err);
+  if (rc) return rc;
+  size_t start = out->len;
+  bool any = false, full = false;
+  while (!full && seq < end) {
+    uint64_t index = it.index, offset = it.offset;
+    const char *data;
+    size_t len;
+    int got = hg_spool_iter_next(&it, &data, &len, NULL, err);
+    if (got <= 0) {
+      rc = got ? got : hg_err_set(err, HG_EIO, "run %s: the spool ended early", rl->run_id);
+      break;
+    }
+    block b;
+    rec_kind kind = block_open(&b, data, len);
+    if (seq + b.count <= from) {
+      seq += b.count;
+      continue;
+    }
+    /* The next read most likely starts in this record, or after it. */
+    rl->cur_valid = true;
+    rl->cur_index = index;
+    rl->cur_offset = offset;
+    rl->cur_first = seq;
+    event e = {.output = true, .bytes = data, .len = len};
+    for (uint32_t k = 0; k < b.count && seq < end; k++, seq++) {
+      if (kind == REC_BLOCK && block_next(&b, &e) != 1) {
+        rc = damaged(rl, index, err);
+        break;
+      }
+      if (seq < from) continue;
+      size_t n = event_json_len(rl->g, &e);
+      if (any && out->len - start + 1 + n > max_bytes) {
+        full = true;
+        break;
+      }
+      if (hg_buf_reserve(out, n + 1)) {
+        rc = hg_err_set(err, HG_ENOMEM, "run %s: out of memory reading events", rl->run_id);
+        break;
+      }
+      char *p = out->data + out->len;
+      if (any) *p++ = ',';
+      p = event_json(rl, &e, p);
+      out->len = (size_t)(p - out->data);
+      out->data[out->len] = '\0';
+      any = true;
+    }
+    if (rc) break;
+    if (!full && seq == rl->cur_first + b.count) {
+      rl->cur_index = it.index;
+      rl->cur_offset = it.offset;
+      rl->cur_first = seq;
+    }
+  }
+  hg_spool_iter_end(&it);
+  if (rc) {
+    rl->cur_valid = false;
+    return rc;
+  }
+  *next = seq;
+  return 0;
+}
+
 /* ---- opening: replay what a previous agent stored ---- */
+
+static int replay_output(hg_runlog *rl, const cJSON *e, hg_err *err) {
+  const char *op = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "op"));
+  const char *path = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "path"));
+  hg_err oe;
+  if (op && hg_outputs_apply_text(&rl->outputs, op, path ? path : "",
+                                  cJSON_GetObjectItemCaseSensitive(e, "value"), &oe) == HG_ENOMEM)
+    return hg_err_set(err, HG_ENOMEM, "run %s: out of memory replaying outputs", rl->run_id);
+  return 0;
+}
+
+/* What a log line stored before a restart means for the counts that go on. */
+static void replay_log(hg_runlog *rl, int sid, const char *text, size_t len, size_t raw_len,
+                       bool partial) {
+  if (sid != SYSTEM) {
+    rl->log_bytes += raw_len;
+    if (!partial) rl->lines[sid]++;
+  } else if (len >= strlen(TRUNCATED_PREFIX) && !memcmp(text, TRUNCATED_PREFIX, strlen(TRUNCATED_PREFIX))) {
+    rl->truncated = true;
+  }
+}
+
+/* A record holding one event's JSON, as spools were written before blocks. */
+static int replay_json(hg_runlog *rl, const char *data, size_t len, hg_err *err) {
+  cJSON *e = cJSON_ParseWithLength(data, len);
+  if (!e) {
+    hg_log(HG_LOG_WARN, "run log: a spooled event is not JSON; it is skipped on replay", "run",
+           rl->run_id, NULL);
+    return 0;
+  }
+  int rc = 0;
+  const char *kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "kind"));
+  if (kind && !strcmp(kind, "output")) {
+    rc = replay_output(rl, e, err);
+  } else if (kind && !strcmp(kind, "log")) {
+    const char *stream_name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "stream"));
+    const char *text = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "text"));
+    if (stream_name && text) {
+      int sid = !strcmp(stream_name, "system") ? SYSTEM : !strcmp(stream_name, "stdout") ? 0 : 1;
+      replay_log(rl, sid, text, strlen(text), strlen(text),
+                 cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "partial")));
+    }
+  }
+  cJSON_Delete(e);
+  return rc;
+}
 
 static int replay(hg_runlog *rl, hg_err *err) {
   hg_spool_iter it;
@@ -671,43 +1084,42 @@ static int replay(hg_runlog *rl, hg_err *err) {
   if (rc) return rc;
   const char *data;
   size_t len;
-  uint64_t index;
-  while ((rc = hg_spool_iter_next(&it, &data, &len, &index, err)) == 1) {
-    cJSON *e = cJSON_ParseWithLength(data, len);
-    if (!e) {
-      /* Only our own events are stored; a record that is not one is skipped, not fatal. */
-      hg_log(HG_LOG_WARN, "run log: a spooled event is not JSON; it is skipped on replay", "run",
+  uint64_t index, events = 0;
+  while (!rc && (rc = hg_spool_iter_next(&it, &data, &len, &index, err)) == 1) {
+    rc = 0;
+    if (add_mark(rl, index, events)) {
+      rc = hg_err_set(err, HG_ENOMEM, "run %s: out of memory replaying the spool", rl->run_id);
+      break;
+    }
+    block b;
+    rec_kind kind = block_open(&b, data, len);
+    if (kind == REC_OTHER) {
+      hg_log(HG_LOG_WARN, "run log: a spooled record holds no event; it is skipped", "run",
              rl->run_id, NULL);
       continue;
     }
-    const char *kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "kind"));
-    if (kind && !strcmp(kind, "output")) {
-      const char *op = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "op"));
-      const char *path = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "path"));
-      hg_err oe;
-      if (op && hg_outputs_apply_text(&rl->outputs, op, path ? path : "",
-                                      cJSON_GetObjectItemCaseSensitive(e, "value"), &oe) == HG_ENOMEM) {
-        cJSON_Delete(e);
-        rc = hg_err_set(err, HG_ENOMEM, "run %s: out of memory replaying outputs", rl->run_id);
-        break;
-      }
-    } else if (kind && !strcmp(kind, "log")) {
-      const char *stream_name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "stream"));
-      const char *text = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "text"));
-      if (stream_name && text) {
-        if (strcmp(stream_name, "system") != 0) {
-          rl->log_bytes += strlen(text);
-          if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "partial")))
-            rl->lines[strcmp(stream_name, "stdout") == 0 ? 0 : 1]++;
-        }
-        else if (!strncmp(text, TRUNCATED_PREFIX, strlen(TRUNCATED_PREFIX)))
-          rl->truncated = true;
-      }
+    events += b.count;
+    if (kind == REC_JSON) {
+      rc = replay_json(rl, data, len, err);
+      continue;
     }
-    cJSON_Delete(e);
+    event e;
+    int got = 0;
+    while (!rc && (got = block_next(&b, &e)) == 1) {
+      if (!e.output) {
+        replay_log(rl, e.stream, e.bytes, e.len, e.raw_len, e.partial);
+        continue;
+      }
+      cJSON *o = cJSON_ParseWithLength(e.bytes, e.len);
+      if (o) rc = replay_output(rl, o, err);
+      cJSON_Delete(o);
+    }
+    if (!rc && got < 0) rc = damaged(rl, index, err);
   }
   hg_spool_iter_end(&it);
-  return rc < 0 ? rc : 0;
+  if (rc < 0) return rc;
+  rl->events = rl->sealed = rl->durable = events;
+  return 0;
 }
 
 static void runlog_free(hg_runlog *rl) {
@@ -719,6 +1131,7 @@ static void runlog_free(hg_runlog *rl) {
   hg_redact_set_free(rl->secrets);
   cJSON_Delete(rl->outputs);
   hg_timer_free(rl->sync_timer);
+  free(rl->marks);
   free(rl->run_id);
   free(rl);
 }
@@ -736,6 +1149,7 @@ int hg_runlog_open(hg_runlog **out, const hg_runlog_opts *o, hg_err *err) {
   rl->max_log = o->max_log_bytes;
   rl->sync_ms = o->sync_ms > 0 ? o->sync_ms : HG_RUNLOG_SYNC_MS;
   rl->ts_ms = INT64_MIN;
+  rl->rd_ts_ms = INT64_MIN;
   int rc = hg_redact_set_new(&rl->secrets, err);
   hg_outline_config oc = {.max_chunk_bytes = o->max_chunk_bytes, .redact = redact_whole, .redact_ud = rl};
   if (!rc && hg_outline_new(&rl->ol, &oc)) rc = hg_err_set(err, HG_ENOMEM, "runlog: out of memory");
@@ -785,7 +1199,7 @@ uint64_t hg_runlog_lines(const hg_runlog *rl, hg_runlog_stream which) {
 }
 
 uint64_t hg_runlog_count(const hg_runlog *rl) {
-  return hg_spool_count(rl->spool);
+  return rl->events;
 }
 
 hg_spool *hg_runlog_spool(hg_runlog *rl) {
@@ -803,8 +1217,8 @@ void hg_runlog_set_listener(hg_runlog *rl, void (*fn)(void *ud), void *ud) {
 
 void hg_runlog_stats_get(const hg_runlog *rl, hg_runlog_stats *out) {
   *out = (hg_runlog_stats){
-      .events = hg_spool_count(rl->spool),
-      .durable = hg_spool_durable_count(rl->spool),
+      .events = rl->events,
+      .durable = rl->durable,
       .log_bytes = rl->log_bytes,
       .dropped_lines = rl->dropped_lines,
       .dropped_bytes = rl->dropped_bytes,
@@ -816,6 +1230,8 @@ void hg_runlog_stats_get(const hg_runlog *rl, hg_runlog_stats *out) {
 /* ---- closing ---- */
 
 static void unlink_runlog(hg_runlog *rl) {
+  /* Every call seals its block; one left open would be written into the next runlog's. */
+  if (rl->g->blk_rl == rl) rl->g->blk_rl = NULL;
   if (rl->syncing) rl->syncing->rl = NULL;
   rl->syncing = NULL;
   *rl->pprev = rl->next;

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "core/err.h"
 #include "core/loop.h"
 #include "core/sink.h"
@@ -128,6 +129,13 @@ uint64_t hg_runlog_lines(const hg_runlog *rl, hg_runlog_stream which);
 /* Events the uploader may send: the durable ones, or all once a sync failed (the disk no longer
  * keeps them, and holding them back would only lose them with the process). */
 uint64_t hg_runlog_uploadable(const hg_runlog *rl);
+/* Appends the JSON texts of events from, from + 1, ... (before end, and stored), joined by
+ * commas, to out: as many as fit in max_bytes (commas included), and always at least one.
+ * *next gets the sequence number after the last one appended (from when none). Reading on
+ * from where the last read stopped costs no search. 0, HG_EIO (the spool cannot be read) or
+ * HG_ENOMEM. */
+int hg_runlog_read_events(hg_runlog *rl, uint64_t from, uint64_t end, size_t max_bytes,
+                          hg_buf *out, uint64_t *next, hg_err *err);
 /* Makes every stored event durable now. 0 or HG_EIO (retried by the timer). */
 int hg_runlog_sync(hg_runlog *rl, hg_err *err);
 hg_spool *hg_runlog_spool(hg_runlog *rl);

@@ -479,6 +479,15 @@ int hg_spool_iter_start(hg_spool_iter *it, hg_spool *s, uint64_t from, hg_err *e
   return locate(s, from, &it->offset, err);
 }
 
+int hg_spool_iter_resume(hg_spool_iter *it, hg_spool *s, uint64_t index, uint64_t offset,
+                         hg_err *err) {
+  *it = (hg_spool_iter){.spool = s, .index = index, .offset = offset};
+  if (index > s->count || offset > hg_spool_size(s))
+    return hg_err_set(err, HG_ENOENT, "spool %s: no record %llu (it has %llu)", s->path,
+                      (unsigned long long)index, (unsigned long long)s->count);
+  return 0;
+}
+
 /* Points *p at file bytes [off, off + n) through the iterator's block, reading the block
  * afresh (SCAN_BLOCK bytes or more) when they are not in it. The range is within file_len. */
 static int block_get(hg_spool_iter *it, uint64_t off, size_t n, const char **p, hg_err *err) {

@@ -115,6 +115,11 @@ typedef struct hg_spool_iter {
 
 /* Positions it at record from (from == count is the end). 0, HG_ENOENT (from > count), HG_EIO. */
 int hg_spool_iter_start(hg_spool_iter *it, hg_spool *s, uint64_t from, hg_err *err);
+/* Positions it at record index, which starts at offset (both as a previous iterator saw them,
+ * in it->index and it->offset before a hg_spool_iter_next): no search. 0, or HG_ENOENT when
+ * they are past the end. */
+int hg_spool_iter_resume(hg_spool_iter *it, hg_spool *s, uint64_t index, uint64_t offset,
+                         hg_err *err);
 /* 1 with *data and *len set to the next record (valid until the next call), its index in *index
  * (may be NULL); 0 at the end; a negative code on error. */
 int hg_spool_iter_next(hg_spool_iter *it, const char **data, size_t *len, uint64_t *index,

@@ -205,29 +205,11 @@ static void start_batch(hg_uploader_run *run, uint64_t avail) {
   hg_uploader *up = run->up;
   hg_buf *j = &up->join;
   hg_buf_reset(j);
-  hg_spool_iter it;
   hg_err err = {0};
-  int rc = hg_spool_iter_start(&it, hg_runlog_spool(run->rl), run->acked, &err);
-  size_t limit = batch_limit(run);
   uint64_t end = run->acked;
-  if (!rc && batch_head(run->acked, j)) rc = hg_err_set(&err, HG_ENOMEM, "out of memory");
-  size_t head = j->len;
-  while (!rc && end < avail) {
-    const char *data;
-    size_t len;
-    int got = hg_spool_iter_next(&it, &data, &len, NULL, &err);
-    if (got <= 0) {
-      rc = got ? got : hg_err_set(&err, HG_EIO, "the spool ended early");
-      break;
-    }
-    if (end > run->acked && j->len - head + len + 3 > limit) break;
-    if ((end > run->acked && hg_buf_appendc(j, ',')) || hg_buf_append(j, data, len)) {
-      rc = hg_err_set(&err, HG_ENOMEM, "out of memory");
-      break;
-    }
-    end++;
-  }
-  hg_spool_iter_end(&it);
+  int rc = batch_head(run->acked, j) ? hg_err_set(&err, HG_ENOMEM, "out of memory") : 0;
+  if (!rc) rc = hg_runlog_read_events(run->rl, run->acked, avail, batch_limit(run), j, &end, &err);
+  if (!rc && end == run->acked) rc = hg_err_set(&err, HG_EIO, "the spool ended early");
   if (!rc && hg_buf_append(j, "]}", 2)) rc = hg_err_set(&err, HG_ENOMEM, "out of memory");
   if (rc) {
     back_off(run, err.msg);

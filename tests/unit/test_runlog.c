@@ -70,21 +70,20 @@ static void put(fixture *f, hg_runlog_stream s, const char *text) {
   CHECK_EQ_INT(rc, 0);
 }
 
-/* Every stored event, parsed, as one JSON array (the caller deletes it). */
+/* Every stored event, parsed, as one JSON array (the caller deletes it): read back as the
+ * uploader reads them. */
 static cJSON *events(hg_runlog *rl) {
-  cJSON *all = cJSON_CreateArray();
-  hg_spool_iter it;
+  hg_buf b = HG_BUF_INIT;
   hg_err err = {0};
-  CHECK_EQ_INT(hg_spool_iter_start(&it, hg_runlog_spool(rl), 0, &err), 0);
-  const char *data;
-  size_t len;
-  while (hg_spool_iter_next(&it, &data, &len, NULL, &err) == 1) {
-    cJSON *e = cJSON_ParseWithLength(data, len);
-    CHECK(e != NULL);
-    if (e) cJSON_AddItemToArray(all, e);
-  }
-  hg_spool_iter_end(&it);
-  return all;
+  uint64_t next = 0;
+  hg_buf_appendc(&b, '[');
+  CHECK_EQ_INT(hg_runlog_read_events(rl, 0, UINT64_MAX, SIZE_MAX, &b, &next, &err), 0);
+  CHECK_EQ_INT(next, hg_runlog_count(rl));
+  hg_buf_appendc(&b, ']');
+  cJSON *all = cJSON_Parse(b.data);
+  CHECK(all != NULL);
+  hg_buf_free(&b);
+  return all ? all : cJSON_CreateArray();
 }
 
 static const char *field(const cJSON *e, const char *name) {
@@ -583,6 +582,110 @@ static void reopen_replays_and_continues(void) {
   teardown(&f);
 }
 
+/* Events read from any point, in pieces of any size, are the same events; also after a reopen
+ * (the reader then finds its place afresh), and in a spool of many records. */
+static void reads_from_any_event(void) {
+  fixture f;
+  setup(&f, 0);
+  hg_err err = {0};
+  hg_buf in = HG_BUF_INIT;
+  int written = 0;
+  for (int w = 0; w < 300; w++) {
+    hg_buf_reset(&in);
+    for (int k = 0; k < w % 7; k++, written++)
+      hg_buf_printf(&in, "write %d line %d \"q\" %.*s\n", w, k, written % 40, "........................................");
+    if (w % 50 == 7) hg_buf_appends(&in, "hangar_output_set:n 1\n");
+    CHECK(hg_runlog_write(f.rl, w % 2 ? HG_RUNLOG_STDERR : HG_RUNLOG_STDOUT, in.data ? in.data : "", in.len, T0 + w, &err) >= 0);
+    if (w % 90 == 3) CHECK_EQ_INT(hg_runlog_system(f.rl, "a system line", &err), 0);
+  }
+  hg_buf_free(&in);
+  uint64_t n = hg_runlog_count(f.rl);
+  CHECK(n > 900);
+  for (int round = 0; round < 2; round++) {
+    cJSON *all = events(f.rl);
+    CHECK_EQ_INT(cJSON_GetArraySize(all), n);
+    for (uint64_t from = 0; from < n; from += 1 + from / 8) {
+      /* pieces of a few events at a time, as small batches would take them */
+      uint64_t at = from;
+      int mismatches = 0;
+      while (at < n) {
+        hg_buf b = HG_BUF_INIT;
+        uint64_t next = at;
+        hg_buf_appendc(&b, '[');
+        CHECK_EQ_INT(hg_runlog_read_events(f.rl, at, n, 700, &b, &next, &err), 0);
+        hg_buf_appendc(&b, ']');
+        CHECK(next > at);
+        cJSON *part = cJSON_Parse(b.data);
+        CHECK_EQ_INT(cJSON_GetArraySize(part), next - at);
+        for (uint64_t i = at; i < next; i++)
+          if (!cJSON_Compare(cJSON_GetArrayItem(part, (int)(i - at)), cJSON_GetArrayItem(all, (int)i), 1))
+            mismatches++;
+        cJSON_Delete(part);
+        hg_buf_free(&b);
+        if (next <= at) break;
+        at = next;
+      }
+      CHECK_EQ_INT(mismatches, 0);
+    }
+    /* a read that ends early stops there */
+    hg_buf b = HG_BUF_INIT;
+    uint64_t next = 0;
+    CHECK_EQ_INT(hg_runlog_read_events(f.rl, 5, 9, SIZE_MAX, &b, &next, &err), 0);
+    CHECK_EQ_INT(next, 9);
+    CHECK_EQ_INT(hg_runlog_read_events(f.rl, n, n + 5, SIZE_MAX, &b, &next, &err), 0);
+    CHECK_EQ_INT(next, n);
+    hg_buf_free(&b);
+    cJSON_Delete(all);
+    CHECK_EQ_INT(hg_runlog_close(f.rl, &err), 0);
+    open_rl(&f, f.g, f.path, 0);
+    CHECK_EQ_INT(hg_runlog_count(f.rl), n);
+  }
+  teardown(&f);
+}
+
+/* A spool written before events were stored in blocks holds one event's JSON per record: it is
+ * replayed and read back as it is, and new events follow it. */
+static void old_spools_are_read(void) {
+  char path[600];
+  new_path(path, sizeof path);
+  const char *old[] = {
+      "{\"kind\":\"log\",\"ts\":\"2026-11-28T10:00:00.123Z\",\"stream\":\"stdout\",\"text\":\"before \\\"x\\\"\",\"partial\":false}",
+      "{\"kind\":\"output\",\"ts\":\"2026-11-28T10:00:00.123Z\",\"op\":\"set\",\"path\":\"a\",\"value\":1}",
+      "{\"kind\":\"log\",\"ts\":\"2026-11-28T10:00:00.124Z\",\"stream\":\"stderr\",\"text\":\"cut\",\"partial\":true}",
+  };
+  hg_err err = {0};
+  hg_spool *s;
+  CHECK_EQ_INT(hg_spool_open(&s, path, NULL, NULL, &err), 0);
+  for (int i = 0; i < 3; i++) CHECK_EQ_INT(hg_spool_append(s, old[i], strlen(old[i]), &err), 0);
+  CHECK_EQ_INT(hg_spool_close(s, &err), 0);
+  fixture f;
+  hg_runlog_group *g;
+  CHECK_EQ_INT(hg_runlog_group_new(&g, NULL, 0, &err), 0);
+  open_rl(&f, g, path, 0);
+  CHECK_EQ_INT(hg_runlog_count(f.rl), 3);
+  CHECK_EQ_INT(hg_runlog_uploadable(f.rl), 3);
+  CHECK_EQ_INT(hg_runlog_lines(f.rl, HG_RUNLOG_STDOUT), 1);
+  CHECK_EQ_INT(hg_runlog_lines(f.rl, HG_RUNLOG_STDERR), 0);
+  char *outputs = cJSON_PrintUnformatted(hg_runlog_outputs(f.rl));
+  CHECK_EQ_STR(outputs, "{\"a\":1}");
+  free(outputs);
+  put(&f, HG_RUNLOG_STDOUT, "after\n");
+  CHECK_EQ_INT(hg_runlog_count(f.rl), 4);
+  hg_buf b = HG_BUF_INIT;
+  uint64_t next = 0;
+  CHECK_EQ_INT(hg_runlog_read_events(f.rl, 0, 3, SIZE_MAX, &b, &next, &err), 0);
+  hg_buf want = HG_BUF_INIT;
+  hg_buf_printf(&want, "%s,%s,%s", old[0], old[1], old[2]);
+  CHECK_EQ_STR(b.data, want.data);
+  hg_buf_free(&b);
+  hg_buf_free(&want);
+  cJSON *all = events(f.rl);
+  expect_log(all, 0, "stdout", "before \"x\"", false);
+  expect_log(all, 3, "stdout", "after", false);
+  cJSON_Delete(all);
+  teardown(&f);
+}
+
 static void refuses_a_spool_in_use(void) {
   fixture f;
   setup(&f, 0);
@@ -603,4 +706,5 @@ TEST_MAIN(T(make_dir), T(lines_and_timestamps), T(long_lines_are_partial_pieces)
           T(short_secret_warns_by_name), T(system_lines), T(output_ops_and_errors),
           T(chunked_output_lines), T(long_chunked_line_is_split), T(truncation_at_the_limit),
           T(backpressure_and_resume), T(resume_from_the_loop), T(sync_timer_makes_events_durable),
-          T(reopen_replays_and_continues), T(refuses_a_spool_in_use), T(cleanup))
+          T(reopen_replays_and_continues), T(reads_from_any_event), T(old_spools_are_read),
+          T(refuses_a_spool_in_use), T(cleanup))

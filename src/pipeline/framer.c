@@ -3,6 +3,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "core/err.h"
 
@@ -88,8 +91,21 @@ static inline bool plain(unsigned char c) {
 }
 
 /* The end of the run of bytes that are characters by themselves (ASCII other than NUL, '\n'
- * and '\r'), eight at a time while it lasts. */
+ * and '\r'): sixteen at a time with SSE2 (every x86-64 has it; this loop was the framer's
+ * main cost), else eight at a time while it lasts. */
 static size_t plain_run(const unsigned char *p, size_t i, size_t n) {
+#ifdef __SSE2__
+  const __m128i vlf = _mm_set1_epi8('\n'), vcr = _mm_set1_epi8('\r'), nul = _mm_setzero_si128();
+  while (i + 16 <= n) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(p + i));
+    __m128i stop = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, vlf), _mm_cmpeq_epi8(v, vcr)),
+                                _mm_cmpeq_epi8(v, nul));
+    /* the sign bit of each byte is set for those of 0x80 and above */
+    unsigned mask = (unsigned)(_mm_movemask_epi8(stop) | _mm_movemask_epi8(v));
+    if (mask) return i + (size_t)__builtin_ctz(mask);
+    i += 16;
+  }
+#endif
   const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
   while (i + 8 <= n) {
     uint64_t w;

@@ -4,6 +4,9 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /*
  * How matching works.
@@ -734,6 +737,24 @@ static uint32_t live_depth(const hg_redact_scanner *sc) {
   return a && a->npats ? a->nodes[sc->state].depth : 0;
 }
 
+/* How many of the n bytes at p an emit call takes: up to and including the first '\n' or
+ * '\r', or all of them. One pass, sixteen bytes at a time with SSE2 (every x86-64 has it),
+ * instead of looking for each terminator apart: this runs once per line of output. */
+static size_t line_part(const uint8_t *p, size_t n) {
+  size_t i = 0;
+#ifdef __SSE2__
+  const __m128i lf = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r');
+  for (; i + 16 <= n; i += 16) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(p + i));
+    unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, lf), _mm_cmpeq_epi8(v, cr)));
+    if (m) return i + (size_t)__builtin_ctz(m) + 1;
+  }
+#endif
+  for (; i < n; i++)
+    if (p[i] == '\n' || p[i] == '\r') return i + 1;
+  return n;
+}
+
 /* Emits bytes [pos, lim) in calls that end at a line terminator, a write boundary, or lim. */
 static int emit_bytes(hg_redact_scanner *sc, uint64_t lim) {
   while (sc->pos < lim) {
@@ -753,11 +774,7 @@ static int emit_bytes(hg_redact_scanner *sc, uint64_t lim) {
       n = (size_t)(lim - sc->pos);
       ts = sc->dts;
     }
-    const uint8_t *nl = memchr(p, '\n', n);
-    size_t upto = nl ? (size_t)(nl - p) : n;
-    const uint8_t *cr = memchr(p, '\r', upto);
-    if (cr) n = (size_t)(cr - p) + 1;
-    else if (nl) n = upto + 1;
+    n = line_part(p, n);
     int rc = sc->emit(sc->ud, (const char *)p, n, ts);
     if (rc < 0) return sc->failed = rc;
     sc->pos += n;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -47,6 +48,14 @@ static char *make_data(size_t bytes, size_t *lines) {
   return d;
 }
 
+/* User and system CPU time of the process so far, in ns. */
+static void cpu_ns(int64_t *user, int64_t *sys) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  *user = (int64_t)ru.ru_utime.tv_sec * 1000000000 + (int64_t)ru.ru_utime.tv_usec * 1000;
+  *sys = (int64_t)ru.ru_stime.tv_sec * 1000000000 + (int64_t)ru.ru_stime.tv_usec * 1000;
+}
+
 int main(int argc, char **argv) {
   size_t mb = argc > 1 ? (size_t)atoi(argv[1]) : 256;
   const char *base = argc > 2 ? argv[2] : getenv("HANGAR_TEST_TMP");
@@ -74,6 +83,8 @@ int main(int argc, char **argv) {
   /* BENCH_SYNC_MS=0: no sync until the end, to see the CPU's share apart from the disk's */
   const char *sync_env = getenv("BENCH_SYNC_MS");
   int64_t sync_every_ns = (sync_env ? atoll(sync_env) : 100) * 1000000;
+  int64_t user0, sys0, user1, sys1;
+  cpu_ns(&user0, &sys0);
   int64_t t0 = hg_clock_mono_ns(), last_sync = t0;
   for (size_t off = 0; off < bytes; off += 65536) {
     size_t n = bytes - off < 65536 ? bytes - off : 65536;
@@ -90,13 +101,15 @@ int main(int argc, char **argv) {
     }
   }
   double taken = (double)(hg_clock_mono_ns() - t0) / 1e9;
+  cpu_ns(&user1, &sys1);
   hg_runlog_end(rl, &err);
   double dt = (double)(hg_clock_mono_ns() - t0) / 1e9;
   printf("%zu MB, %zu lines, 100 secrets: taken at %.0f MB/s (%.0f ns per line); durable at "
-         "%.0f MB/s; %llu events, %.0f MB of spool\n",
+         "%.0f MB/s; %llu events, %.0f MB of spool; CPU per line %.0f ns user, %.0f ns system\n",
          bytes / 1000000, lines, (double)bytes / taken / 1e6, taken * 1e9 / (double)lines,
          (double)bytes / dt / 1e6, (unsigned long long)hg_runlog_count(rl),
-         (double)hg_spool_size(hg_runlog_spool(rl)) / 1e6);
+         (double)hg_spool_size(hg_runlog_spool(rl)) / 1e6, (double)(user1 - user0) / (double)lines,
+         (double)(sys1 - sys0) / (double)lines);
   hg_runlog_delete(rl, &err);
   hg_runlog_group_free(g);
   free(data);

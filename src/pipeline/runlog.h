@@ -16,8 +16,9 @@
 /*
  * One hg_runlog per run. Bytes go, per stream, through the redactor (the run's secret set, one
  * scanner per stream), the line framer, and the output-line parser; what comes out is stored as
- * events, each the JSON text of one protocol event, as one spool record: an event's sequence
- * number is its record's index. Nothing is sent from here; the uploader reads the spool.
+ * protocol events, numbered from 0 in the order stored (an event's sequence number). The
+ * events one call stores make one spool record, compactly; hg_runlog_read_events gives them
+ * back as the JSON text of each event. Nothing is sent from here; the uploader reads them.
  *
  *   log line     {"kind":"log","ts","stream":"stdout|stderr|system","text","partial"}
  *   output op    {"kind":"output","ts","op":"set|append","path","value"}

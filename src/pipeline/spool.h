@@ -14,11 +14,12 @@
  *   header   "HGSPOOL\0"  u32 version = 1  u32 reserved = 0            (16 bytes)
  *   record   u32 length   u32 CRC-32 of the payload   payload[length]   (repeated)
  *
- * Record i (from 0) is the run's event with sequence number i. A record is written whole or
- * not at all as far as a reader can tell: on open, a tail that is too short for its header or
- * its payload, has a length above HG_SPOOL_MAX_RECORD or fails its CRC ends the spool there,
- * and the file is cut back to the last good record before anything is appended. A damaged
- * record in the middle therefore also drops every record after it; nothing is ever misread.
+ * Records are numbered from 0 in the order appended; what they hold is the run log's business
+ * (runlog.c). A record is written whole or not at all as far as a reader can tell: on open, a
+ * tail that is too short for its header or its payload, has a length above
+ * HG_SPOOL_MAX_RECORD or fails its CRC ends the spool there, and the file is cut back to the
+ * last good record before anything is appended. A damaged record in the middle therefore also
+ * drops every record after it; nothing is ever misread.
  *
  * Appends go to a memory buffer (written early once it passes 1 MiB); hg_spool_sync writes
  * them and calls fdatasync. The caller decides when (for example every 100 ms while

@@ -73,6 +73,7 @@ struct hg_http {
   hg_http_req *reqs; /* every request whose callback has not run yet */
   hg_http_req *qhead, *qtail;
   int in_curl; /* > 0 while libcurl is on the stack: its callbacks may be running */
+  bool in_timeout; /* handling curl's timeout (on_timeout) */
   bool freeing, torn_down;
   int open_handles; /* libuv handles not yet closed; h is freed when it reaches 0 */
 };
@@ -119,9 +120,14 @@ static void arm_timer(hg_http *h, long timeout_ms) {
   /* libuv measures from the time cached at the start of this loop turn, which may be well
    * in the past: refresh it, or the timer fires before curl thinks the timeout is due. */
   uv_update_time(&h->loop->uv);
-  /* A 0 ms timeout would have us call curl back from inside its callback; one loop turn
-   * later is as good and keeps libcurl off its own stack. */
-  uv_timer_start(&h->timer, on_timeout, timeout_ms == 0 ? 1 : (uint64_t)timeout_ms, 0);
+  /* 0 ms means "as soon as possible": a timer due now runs from the loop's next timer pass
+   * (never from inside this callback), without sleeping first. A new request asks for it,
+   * and a 1 ms rounding here cost each request a millisecond of sleep. A 0 asked for while
+   * handling curl's timeout waits 1 ms, so that libcurl asking again and again cannot keep
+   * the loop from polling sockets. */
+  uint64_t due = (uint64_t)timeout_ms;
+  if (timeout_ms == 0 && h->in_timeout) due = 1;
+  uv_timer_start(&h->timer, on_timeout, due, 0);
 }
 
 /* curl calls the timer callback only when its earliest timeout changes. Should our timer
@@ -144,7 +150,10 @@ static void on_poll(uv_poll_t *p, int status, int events) {
   hg_http_sock *s = p->data;
   int flags = 0;
   if (status < 0) {
-    flags = CURL_CSELECT_ERR;
+    /* libuv reports a socket error (POLLERR) without saying which: let curl read or write
+     * the socket and find it, so the message names it ("Connection refused", "reset by
+     * peer") rather than "select/poll returned error". */
+    flags = CURL_CSELECT_IN | CURL_CSELECT_OUT;
   } else {
     if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
     if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
@@ -185,7 +194,12 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
   return uv_poll_start(&s->poll, events, on_poll) == 0 ? 0 : -1;
 }
 
-static void on_timeout(uv_timer_t *t) { drive(t->data, CURL_SOCKET_TIMEOUT, 0); }
+static void on_timeout(uv_timer_t *t) {
+  hg_http *h = t->data;
+  h->in_timeout = true;
+  drive(h, CURL_SOCKET_TIMEOUT, 0);
+  h->in_timeout = false;
+}
 
 static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
   (void)multi;

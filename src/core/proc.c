@@ -682,11 +682,14 @@ int hg_proc_spawn(hg_loop *loop, const hg_proc_opts *o, hg_proc **out, hg_err *e
       .envp = (char *const *)o->env,
   };
   /* With every signal blocked, no handler of ours can run in the child before it resets
-   * them all. */
+   * them all. vfork: the child borrows our memory until exec instead of copying our page
+   * tables (fork cost the agent about as much as the exec, and every page it wrote afterwards
+   * took a copy-on-write fault); child_run only makes system calls and writes its own stack,
+   * and this thread waits for the exec anyway. */
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  pid_t pid = fork();
+  pid_t pid = vfork();
   if (pid == 0) child_run(&plan);
   int fork_errno = errno;
   pthread_sigmask(SIG_SETMASK, &old, NULL);

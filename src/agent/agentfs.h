@@ -8,8 +8,12 @@
  *   fs.mkdir_p(path)              -> true | nil, err   (missing parents too, mode 0700)
  *   fs.remove_tree(path)          -> true | nil, err   (a missing path is fine)
  *   fs.read(path)                 -> text | nil, err, "missing" when it does not exist
- *   fs.write_atomic(path, text)   -> true | nil, err   (mode 0600: temporary file, fsync,
- *                                                       rename, fsync of the directory)
+ *   fs.write_atomic(path, text [, durable])
+ *                                 -> true | nil, err   (mode 0600: temporary file, fsync,
+ *                                                       rename, fsync of the directory;
+ *                                                       durable = false skips both fsyncs:
+ *                                                       still atomic for a process crash,
+ *                                                       not waited for on the disk)
  *   fs.remove(path)               -> true | nil, err   (a missing file is fine)
  *   fs.list(dir)                  -> { names, sorted } | nil, err
  *   fs.exists(path)               -> boolean

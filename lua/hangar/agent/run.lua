@@ -129,8 +129,9 @@ function Run:stopped()
   return self.phase ~= "running" or self.watch_done == true
 end
 
-function Run:save()
-  local ok, err = self.agent.state:save_run(self.record)
+-- durable = false: a record a power cut could lose without harm (see hangar.agent.state).
+function Run:save(durable)
+  local ok, err = self.agent.state:save_run(self.record, durable)
   if not ok then
     log.error("cannot write the run's record; a restart will not find it", { run = self.id, error = err })
   end
@@ -439,7 +440,9 @@ function Run:launch(run_env)
   self.handle = handle
   self.record.handle = handle
   self.record.phase = "running"
-  self:save()
+  -- The handle matters after a power cut only when the run outlives the machine (a backend
+  -- that can reattach); a local process does not.
+  self:save(self.sched.backend.reattach ~= nil)
   local result = self:watch()
   self:cleanup()
   return result
@@ -550,7 +553,7 @@ function Run:execute()
   self.doc, self.accept_body = doc, body
   self.phase = "accepted"
   self.record = { run_id = self.id, lease_id = self.lease_id, run = doc, phase = "accepted", accepted_at = timer.now() }
-  self:save()
+  self:save(false)
   self.rl = self.agent.open_runlog(self.id)
   local run_env, result = self:prepare()
   if run_env then

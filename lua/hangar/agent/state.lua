@@ -6,7 +6,12 @@
 --                      sealed), lease, scheduler and handle, phase, and the result once known
 --   spool/<id>.spool   the run's events until the hub has them (the run log's)
 --   work/<id>/         the run's working directory (HOME), removed once the run is over
--- Records are written atomically (temporary file, fsync, rename) with mode 0600.
+-- Records are written atomically (temporary file, rename) with mode 0600. A record whose loss
+-- a power cut could not make worse is not waited for on the disk (no fsync): an accepted run
+-- not started yet, or a local process, dies with the machine anyway, and the hub still lists
+-- the run, so a restart finishes it failed either way. What exists nowhere else is synced: a
+-- result, and the handle of a run a backend can reattach to. An empty record is what such a
+-- write cut short leaves: it is removed and counts as no record.
 local json = require "hangar.json"
 
 local state = {}
@@ -66,10 +71,11 @@ function State:record_path(run_id)
   return self.dir .. "/runs/" .. run_id .. ".json"
 end
 
---- Writes a run's record (a table with at least run_id).
-function State:save_run(record)
+--- Writes a run's record (a table with at least run_id); durable = false does not wait for
+--- the disk (see above).
+function State:save_run(record, durable)
   assert(type(record.run_id) == "string" and record.run_id:match(ID), "a run record needs a run_id")
-  return self.fs.write_atomic(self:record_path(record.run_id), json.encode(record) .. "\n")
+  return self.fs.write_atomic(self:record_path(record.run_id), json.encode(record) .. "\n", durable ~= false)
 end
 
 function State:remove_run(run_id)
@@ -86,12 +92,15 @@ function State:load_runs()
   local records, bad = {}, {}
   for _, name in ipairs(names) do
     local id = name:match("^(.+)%.json$")
+    local path = self.dir .. "/runs/" .. name
     if id and id:match(ID) then
-      local rec, rerr = read_json(self.fs, self.dir .. "/runs/" .. name)
+      local rec, rerr = read_json(self.fs, path)
       if rec and rec.run_id == id then
         records[#records + 1] = rec
+      elseif self.fs.read(path) == "" then
+        self.fs.remove(path) -- a write that a power cut left empty: no record
       else
-        bad[#bad + 1] = { path = self.dir .. "/runs/" .. name, error = rerr or "run_id does not match the file name" }
+        bad[#bad + 1] = { path = path, error = rerr or "run_id does not match the file name" }
       end
     end
   end

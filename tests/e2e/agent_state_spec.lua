@@ -1,0 +1,37 @@
+-- The agent's state directory after a crash: a run record that a power cut left empty (the
+-- agent does not wait for the disk when it writes the record of a run it just accepted or
+-- started locally) counts as no record; the run is finished failed and nothing is left behind.
+local hubtest = require "hubtest"
+local agenttest = require "agenttest"
+
+local slurp = agenttest.slurp
+
+describe("an agent restarting on its state directory", function()
+  it("treats an empty run record as a lost one: removed, and the run finished failed", function()
+    local hub = hubtest.start { name = "agent-state", args = { "--lease-ttl", "5", "--heartbeat-interval", "1" } }
+    local agent
+    finally(function()
+      local ok, err = true, nil
+      if agent then ok, err = pcall(agent.cleanup, agent) end
+      hub:cleanup()
+      assert(ok, err)
+    end)
+    agent = agenttest.start(hub, {})
+    local slug = agenttest.sh_task(hub, "echo started; while :; do sleep 0.1; done")
+    local id = agenttest.run(hub, slug)
+    assert.equal("running", agenttest.wait_run(hub, id, 10000, "running").status)
+    local record = agent.state_dir .. "/runs/" .. id .. ".json"
+    assert.truthy(slurp(record), "the running run has a record")
+
+    agent:kill()
+    agenttest.write(record, "") -- what a power cut can leave of a write not waited for
+    agent:restart()
+
+    local doc = agenttest.wait_run(hub, id, 30000)
+    assert.equal("failed", doc.status)
+    assert.equal("agent restarted; the run's record was lost", doc.error)
+    assert(hubtest.wait_for(function() return slurp(record) == nil end, 5000), "the empty record is gone")
+    assert.equal(0, agent:count_log("unreadable run record"))
+    assert.equal(0, agent:stop())
+  end)
+end)

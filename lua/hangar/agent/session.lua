@@ -10,6 +10,7 @@ local json = require "hangar.json"
 local log = require "hangar.log"
 local timer = require "hangar.timer"
 local async = require "hangar.async"
+local task = require "hangar.task"
 local hubclient = require "hangar.agent.hubclient"
 local backoff = require "hangar.agent.backoff"
 
@@ -188,13 +189,15 @@ local function handle_work(self, doc)
   if type(doc) ~= "table" then
     return
   end
-  for _, a in ipairs(type(doc.assign) == "table" and doc.assign or {}) do
+  local assigned = type(doc.assign) == "table" and doc.assign or {}
+  for _, a in ipairs(assigned) do
     self.agent:offer(a)
   end
   for _, id in ipairs(type(doc.cancel) == "table" and doc.cancel or {}) do
     self.agent:cancel_run(id, "cancelled")
   end
   self.agent:hub_action(doc.action)
+  return #assigned > 0
 end
 
 -- One poll loop; a newer one (kick) replaces it, and the hub ends the older request.
@@ -214,7 +217,10 @@ function Session:poll_loop(gen)
     local kind = classify(res)
     if kind == "ok" then
       self.poll_backoff:reset()
-      handle_work(self, res.json)
+      if handle_work(self, res.json) then
+        -- The runs just offered send their accepts before the next poll goes out.
+        task.yield()
+      end
     elseif kind == "unauthorized" then
       -- A newer registration ends this session's poll with 401 too: only a 401 for the
       -- current token means the session lapsed.

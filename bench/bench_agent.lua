@@ -1,0 +1,312 @@
+-- System benchmarks: a real hub and a real agent on loopback, each figure beside its physical
+-- floor measured in the same run.
+--
+--   dispatch    POST /v1/runs of a no-op task -> the task's process running on the agent, and
+--               -> the run recorded as finished (the client's events long-poll answers done);
+--               one run at a time, p50 and p99. Floor: fork + exec + wait of the same program
+--               (floor_spawn).
+--   throughput  no-op runs per second through one agent of capacity 32, with a queue that never
+--               empties. Floor: the same program forked and reaped, 32 at a time.
+--   memory      the agent's RSS and private dirty memory (/proc/PID/smaps_rollup) idle and with
+--               100 runs sleeping at once. Floor: floor_agent (libcurl with OpenSSL, Lua, libuv
+--               loaded and initialised, nothing else).
+--   hubmem      the hub's RSS and private dirty memory idle and with 1,000 agents long-polling.
+--               Floor: floor_hub (the agent's libraries, SQLite and h2o).
+--
+--   HANGAR_BIN=build/hangar HANGAR_BENCH_BIN=build/bench build/hangar lua bench/bench_agent.lua [NAME ...]
+--
+-- Prints one "name value" line per figure (names end in their unit). Sizes come from the
+-- environment: DISPATCH_RUNS (200), THROUGHPUT_RUNS (2000), CONCURRENT_RUNS (100),
+-- POLL_AGENTS (1000). Reading another process's smaps_rollup needs the agent's user or root
+-- (the agent is not dumpable).
+local SRC = os.getenv("HANGAR_SOURCE_DIR") or "."
+package.path = SRC .. "/tests/helpers/?.lua;" .. package.path
+local hubtest = require "hubtest"
+local agenttest = require "agenttest"
+local async = require "hangar.async"
+local timer = require "hangar.timer"
+
+local BENCH_BIN = assert(os.getenv("HANGAR_BENCH_BIN"), "HANGAR_BENCH_BIN (the build's bench directory) is not set")
+if BENCH_BIN:sub(1, 1) ~= "/" then
+  -- Runs start in their own work directory: the task's command needs an absolute path.
+  BENCH_BIN = assert(os.getenv("PWD"), "PWD is not set") .. "/" .. BENCH_BIN
+end
+local NOOP = BENCH_BIN .. "/bench_noop"
+local q = agenttest.q
+local slurp = agenttest.slurp
+
+local function size(name, default)
+  return math.tointeger(tonumber(os.getenv(name) or "")) or default
+end
+
+local function put(name, value)
+  if math.type(value) == "integer" then
+    print(("%s %d"):format(name, value))
+  else
+    print(("%s %.1f"):format(name, value))
+  end
+  io.stdout:flush()
+end
+
+-- Nearest-rank percentile of a list of numbers.
+local function percentile(list, p)
+  local s = {}
+  for i, v in ipairs(list) do s[i] = v end
+  table.sort(s)
+  local k = math.max(1, math.ceil(p / 100 * #s))
+  return s[k]
+end
+
+-- The "name value" lines a program prints, as a table.
+local function run_program(cmd)
+  local p = assert(io.popen(cmd))
+  local out = {}
+  for line in p:lines() do
+    local k, v = line:match("^(%S+) (%S+)$")
+    if k then out[k] = tonumber(v) end
+  end
+  assert(p:close(), "failed: " .. cmd)
+  return out
+end
+
+-- KiB of resident and private dirty memory of a process.
+local function memory(pid)
+  local text = assert(slurp("/proc/" .. pid .. "/smaps_rollup"), "cannot read /proc/" .. pid .. "/smaps_rollup")
+  return { rss = tonumber(text:match("\nRss:%s+(%d+)")), private_dirty = tonumber(text:match("\nPrivate_Dirty:%s+(%d+)")) }
+end
+
+-- Seconds of CPU (user + system) a process used so far.
+local function cpu(pid)
+  local stat = slurp("/proc/" .. pid .. "/stat")
+  local fields = {}
+  for v in stat:match("%) (.*)$"):gmatch("%S+") do fields[#fields + 1] = v end
+  return (tonumber(fields[12]) + tonumber(fields[13])) / 100
+end
+
+local function metric(hub, name)
+  local body = hub:get("/metrics").body
+  return tonumber(body:match("\n" .. name:gsub("[%[%]%(%)%.%-%+%*%?%^%$]", "%%%0") .. " (%d+)")) or 0
+end
+
+local function children(pid)
+  local text = slurp(("/proc/%d/task/%d/children"):format(pid, pid)) or ""
+  local n = 0
+  for _ in text:gmatch("%d+") do n = n + 1 end
+  return n
+end
+
+-- What a benchmark started, to stop should it fail halfway.
+local started = {}
+
+local function new_hub(name)
+  local hub = hubtest.start { name = name, args = { "--lease-ttl", "120", "--log-level", "warn" } }
+  started[#started + 1] = hub
+  return hub
+end
+
+-- An agent as deployed: default log level, a local scheduler.
+local function new_agent(hub, capacity)
+  local agent = agenttest.start(hub, { capacity = capacity, log_level = "info", name = "bench-agent" })
+  table.insert(started, 1, agent) -- agents go before their hub
+  return agent
+end
+
+local function stamps_of(path)
+  local out = {}
+  for line in (slurp(path) or ""):gmatch("[^\n]+") do
+    local id, ns = line:match("^(%S+) (%d+)$")
+    if id then out[id] = tonumber(ns) end
+  end
+  return out
+end
+
+-- Waits until the run ended: the events long-poll answers done once the finish is recorded.
+local function wait_done(hub, id)
+  local after = nil
+  while true do
+    local res = assert(hub:get("/v1/runs/" .. id .. "/events?wait=30" .. (after and ("&after=" .. after) or "")))
+    assert(res.status == 200, res.body)
+    local doc = res.json
+    if #doc.events > 0 then after = doc.events[#doc.events].seq end
+    if doc.done then return doc.status end
+  end
+end
+
+local benches = {}
+
+function benches.dispatch()
+  local runs = size("DISPATCH_RUNS", 200)
+  local dir = agenttest.tmpdir("bench-dispatch")
+  local floor = run_program(("%s/floor_spawn %s %s %d 32"):format(q(BENCH_BIN), q(NOOP), q(dir .. "/floor"), runs))
+  put("floor.spawn_to_running.p50_us", floor.spawn_to_running_p50_us)
+  put("floor.spawn_to_running.p99_us", floor.spawn_to_running_p99_us)
+  put("floor.spawn_to_reaped.p50_us", floor.spawn_to_reaped_p50_us)
+  put("floor.spawn_to_reaped.p99_us", floor.spawn_to_reaped_p99_us)
+
+  local hub = new_hub("bench-dispatch")
+  local agent = new_agent(hub, 1)
+  local stamps = dir .. "/stamps"
+  local slug = agenttest.task(hub, { command = { NOOP, stamps } })
+  local function one()
+    local t0 = timer.monotonic_ns()
+    local res = assert(hub:post("/v1/runs", { task = slug }))
+    assert(res.status == 201, res.body)
+    local status = wait_done(hub, res.json.run_id)
+    assert(status == "succeeded", "a no-op run ended " .. tostring(status))
+    return res.json.run_id, t0, timer.monotonic_ns()
+  end
+  for _ = 1, math.max(5, runs // 10) do one() end -- warm up: connections, caches, Lua code
+  local t0s, to_start, to_done = {}, {}, {}
+  local cpu0, hub_cpu0 = cpu(agent.pid), cpu(hub.pid)
+  for i = 1, runs do
+    local id, t0, t1 = one()
+    t0s[id] = t0
+    to_done[i] = (t1 - t0) / 1e3
+  end
+  local agent_cpu, hub_cpu = cpu(agent.pid) - cpu0, cpu(hub.pid) - hub_cpu0
+  local started = stamps_of(stamps)
+  for id, t0 in pairs(t0s) do
+    to_start[#to_start + 1] = (assert(started[id], "no start time for run " .. id) - t0) / 1e3
+  end
+  put("dispatch.runs", runs)
+  put("dispatch.to_running.p50_us", percentile(to_start, 50))
+  put("dispatch.to_running.p99_us", percentile(to_start, 99))
+  put("dispatch.to_finished.p50_us", percentile(to_done, 50))
+  put("dispatch.to_finished.p99_us", percentile(to_done, 99))
+  put("dispatch.agent_cpu_per_run_us", agent_cpu / runs * 1e6)
+  put("dispatch.hub_cpu_per_run_us", hub_cpu / runs * 1e6)
+  agent:cleanup()
+  hub:cleanup()
+  os.execute("rm -rf " .. q(dir))
+end
+
+function benches.throughput()
+  local runs = size("THROUGHPUT_RUNS", 2000)
+  local capacity = 32
+  local dir = agenttest.tmpdir("bench-throughput")
+  local floor = run_program(("%s/floor_spawn %s %s %d %d"):format(q(BENCH_BIN), q(NOOP), q(dir .. "/floor"), math.min(runs, 500), capacity))
+  os.execute("rm -rf " .. q(dir))
+  put("floor.parallel_runs_per_s", floor.runs_per_s)
+
+  local hub = new_hub("bench-throughput")
+  local slug = agenttest.task(hub, { command = { NOOP } })
+  -- The queue is filled before the agent starts, so that it never runs dry and the client
+  -- creating runs does not compete with the agent for the CPU.
+  local list = {}
+  for i = 1, runs do list[i] = i end
+  async.map(list, function()
+    local res = assert(hub:post("/v1/runs", { task = slug }))
+    assert(res.status == 201, res.body)
+  end, 8)
+  local agent = new_agent(hub, capacity)
+  local cpu0, hub_cpu0 = cpu(agent.pid), cpu(hub.pid)
+  -- Runs finished over time, sampled; the rate is taken between 10% and 90% done, where the
+  -- agent is at full capacity (not starting up, not finishing the last few).
+  local samples = {}
+  local t_begin = timer.monotonic_ns()
+  while true do
+    local done = metric(hub, 'hangar_runs{status="succeeded"}')
+    local failed = metric(hub, 'hangar_runs{status="failed"}')
+    assert(failed == 0, "a no-op run failed")
+    samples[#samples + 1] = { t = timer.monotonic_ns(), n = done }
+    if done >= runs then break end
+    timer.sleep(20)
+  end
+  local agent_cpu, hub_cpu = cpu(agent.pid) - cpu0, cpu(hub.pid) - hub_cpu0
+  local function first_at(n)
+    for _, s in ipairs(samples) do
+      if s.n >= n then return s end
+    end
+  end
+  local a, b = first_at(runs // 10), first_at(runs * 9 // 10)
+  put("throughput.runs", runs)
+  put("throughput.capacity", capacity)
+  put("throughput.runs_per_s", (b.n - a.n) / ((b.t - a.t) / 1e9))
+  put("throughput.all_runs_per_s", runs / ((samples[#samples].t - t_begin) / 1e9))
+  put("throughput.agent_cpu_per_run_us", agent_cpu / runs * 1e6)
+  put("throughput.hub_cpu_per_run_us", hub_cpu / runs * 1e6)
+  agent:cleanup()
+  hub:cleanup()
+end
+
+function benches.memory()
+  local concurrent = size("CONCURRENT_RUNS", 100)
+  local floor = run_program(q(BENCH_BIN .. "/floor_agent"))
+  put("floor.agent.rss_kib", floor.rss_kib)
+  put("floor.agent.private_dirty_kib", floor.private_dirty_kib)
+
+  local hub = new_hub("bench-memory")
+  local agent = new_agent(hub, concurrent)
+  timer.sleep(1000)
+  local idle = memory(agent.pid)
+  put("agent.idle.rss_kib", idle.rss)
+  put("agent.idle.private_dirty_kib", idle.private_dirty)
+
+  -- Baseline: idle again after as many no-op runs at once, so that what the first runs
+  -- allocate once (code paths, buffers kept for reuse) is not counted per run.
+  local noop = agenttest.task(hub, { command = { NOOP } })
+  local ids = {}
+  for i = 1, concurrent do ids[i] = agenttest.run(hub, noop) end
+  for _, id in ipairs(ids) do wait_done(hub, id) end
+  timer.sleep(500)
+  local warm = memory(agent.pid)
+  put("agent.warm_idle.rss_kib", warm.rss)
+  put("agent.warm_idle.private_dirty_kib", warm.private_dirty)
+
+  local sleepy = agenttest.task(hub, { command = { "/bin/sleep", "120" } })
+  ids = {}
+  for i = 1, concurrent do ids[i] = agenttest.run(hub, sleepy) end
+  assert(hubtest.wait_for(function() return children(agent.pid) >= concurrent end, 60000, 50),
+    "the agent did not start every run")
+  timer.sleep(500)
+  local busy = memory(agent.pid)
+  put("agent.concurrent_runs", concurrent)
+  put("agent.concurrent.rss_kib", busy.rss)
+  put("agent.concurrent.private_dirty_kib", busy.private_dirty)
+  put("agent.per_run.rss_kib", (busy.rss - warm.rss) / concurrent)
+  put("agent.per_run.private_dirty_kib", (busy.private_dirty - warm.private_dirty) / concurrent)
+  for _, id in ipairs(ids) do hub:post("/v1/runs/" .. id .. "/cancel") end
+  for _, id in ipairs(ids) do wait_done(hub, id) end
+  agent:cleanup()
+  hub:cleanup()
+end
+
+function benches.hubmem()
+  local n = size("POLL_AGENTS", 1000)
+  local floor = run_program(q(BENCH_BIN .. "/floor_hub"))
+  put("floor.hub.rss_kib", floor.rss_kib)
+  put("floor.hub.private_dirty_kib", floor.private_dirty_kib)
+  local hub = new_hub("bench-hubmem")
+  timer.sleep(500)
+  local idle = memory(hub.pid)
+  put("hub.idle.rss_kib", idle.rss)
+  put("hub.idle.private_dirty_kib", idle.private_dirty)
+  local key = hub:make_key("agent")
+  local agents, polls = {}, {}
+  for i = 1, n do agents[i] = hub:agent { key = key, capacity = 1 } end
+  for i, a in ipairs(agents) do
+    polls[i] = hub:async("GET", a:path("/work?wait=60"), { key = a.token })
+  end
+  assert(hubtest.wait_for(function() return metric(hub, "hangar_long_polls_open") >= n end, 60000, 100),
+    "the polls did not all arrive")
+  timer.sleep(500)
+  local busy = memory(hub.pid)
+  put("hub.polling_agents", n)
+  put("hub.polling.rss_kib", busy.rss)
+  put("hub.polling.private_dirty_kib", busy.private_dirty)
+  put("hub.per_agent.private_dirty_kib", (busy.private_dirty - idle.private_dirty) / n)
+  hub:cleanup()
+  for _, p in ipairs(polls) do pcall(async.await, p) end
+end
+
+local which = { ... }
+if #which == 0 then which = { "dispatch", "throughput", "memory", "hubmem" } end
+for _, name in ipairs(which) do
+  assert(benches[name], "unknown benchmark " .. name)
+  local ok, err = xpcall(benches[name], debug.traceback)
+  if not ok then
+    for _, thing in ipairs(started) do pcall(thing.cleanup, thing) end
+    error(err, 0)
+  end
+  started = {}
+end

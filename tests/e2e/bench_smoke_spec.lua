@@ -1,0 +1,60 @@
+-- The benchmarks still run: bench/report.lua (what bench/run executes) on tiny sizes, writing a
+-- copy of the performance document. Checks that every benchmark ran and that the figures
+-- parse and land in the document with the hand-written text around them kept; never how fast
+-- anything was.
+local agenttest = require "agenttest"
+
+local SRC = assert(os.getenv("HANGAR_SOURCE_DIR"), "HANGAR_SOURCE_DIR is not set")
+local BIN = assert(os.getenv("HANGAR_BIN"), "HANGAR_BIN is not set")
+local q, slurp = agenttest.q, agenttest.slurp
+
+describe("bench/run's report", function()
+  local dir
+
+  teardown(function()
+    if dir then os.execute("rm -rf " .. q(dir)) end
+  end)
+
+  it("runs every benchmark on small sizes and rewrites only the generated parts", function()
+    dir = agenttest.tmpdir("bench-smoke")
+    local doc = dir .. "/performance.md"
+    agenttest.write(doc, "# Performance\n\nAn introduction.\n\n## Hub\n\nHand-written analysis of the hub.\n")
+    local bench_bin = BIN:match("^(.*)/[^/]+$") .. "/bench"
+    local cmd = ("cd %s && env HANGAR_BENCH_BIN=%s HANGAR_TEST_TMP=%s BENCH_DOC=%s BENCH_SMALL=1 %s lua bench/report.lua 2>%s"):format(
+      q(SRC), q(bench_bin), q(dir), q(doc), q(BIN), q(dir .. "/log"))
+    local ok = os.execute(cmd)
+    assert(ok, "bench/report.lua failed:\n" .. (slurp(dir .. "/log") or ""))
+
+    local text = slurp(doc)
+    -- The hand-written section is kept; the generated ones are there, once each.
+    assert.truthy(text:find("Hand-written analysis of the hub.", 1, true))
+    assert.falsy(text:find("An introduction.", 1, true))
+    for _, name in ipairs({ "header", "system", "raw" }) do
+      local _, n = text:gsub("<!%-%- bench/run:" .. name .. " %-%->", "")
+      assert.equal(1, n, name)
+    end
+    assert.truthy(text:find("bench/run [BUILD_DIR]", 1, true))
+    assert.truthy(text:match("Machine: %d+ × "))
+    -- Every row of the system table has a measured figure, none missing.
+    local system = text:match("<!%-%- bench/run:system %-%->(.-)<!%-%- /bench/run:system %-%->")
+    local rows = 0
+    for line in system:gmatch("[^\n]+") do
+      if line:match("^| ") and not line:match("^| figure") and not line:match("^| %-%-%-") then
+        rows = rows + 1
+        local measured = line:match("^| [^|]+ | ([^|]+) |")
+        assert.truthy(measured and measured:match("%d"), line)
+        assert.falsy(line:find("?", 1, true), line)
+      end
+    end
+    assert.is_true(rows >= 10)
+    -- The output of each benchmark is in the document.
+    for _, name in ipairs({ "bench_agent.lua", "bench_pipeline.lua", "bench_hub.lua" }) do
+      assert.truthy(text:find("### " .. name, 1, true), name)
+    end
+    assert.truthy(text:find("dispatch.to_running.p50_us", 1, true))
+    assert.truthy(text:find("ingest", 1, true))
+    assert.truthy(text:find("runs created per second", 1, true))
+    -- No absolute path of the machine the document was written on.
+    assert.falsy(text:find(SRC, 1, true))
+  end)
+end)

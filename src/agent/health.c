@@ -2,44 +2,23 @@
  * loop, loopback only unless allowed otherwise, one answer per connection. */
 #include "agent/health.h"
 
-#include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <h2o.h>
-#include <h2o/socket/uv-binding.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "core/buf.h"
+#include "core/httpd.h"
 #include "core/log.h"
 
 /* A connection that sends nothing is dropped after this long. */
 #define IDLE_TIMEOUT_MS 10000
 
-typedef struct health_handler {
-  h2o_handler_t super;
-  hg_health *health;
-} health_handler;
-
-typedef struct conn {
-  uv_tcp_t tcp; /* first: h2o's close callback gets the handle */
-  hg_health *health;
-  struct conn *prev, *next;
-} conn;
-
 struct hg_health {
-  hg_loop *loop;
   hg_health_opts opts;
-  h2o_globalconf_t globalconf;
-  h2o_context_t ctx;
-  h2o_accept_ctx_t accept_ctx;
-  uv_tcp_t listener;
-  bool listening;
-  bool ctx_ready;
-  conn *conns;
-  size_t n_conns;
+  hg_httpd *httpd;
   char url[128];
 };
 
@@ -196,8 +175,8 @@ static int path_is(h2o_req_t *req, const char *path) {
   return plen == strlen(path) && memcmp(req->path.base, path, plen) == 0;
 }
 
-static int on_req(h2o_handler_t *self, h2o_req_t *req) {
-  hg_health *h = ((health_handler *)self)->health;
+static int on_req(void *data, h2o_req_t *req) {
+  hg_health *h = data;
   int healthz = path_is(req, "/healthz"), metrics = path_is(req, "/metrics");
   if (!healthz && !metrics) {
     cJSON *doc = cJSON_CreateObject();
@@ -222,84 +201,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req) {
 
 /* ---- listening ---- */
 
-static void on_conn_closed(uv_handle_t *handle) {
-  conn *c = (conn *)handle;
-  hg_health *h = c->health;
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    h->conns = c->next;
-  if (c->next) c->next->prev = c->prev;
-  h->n_conns--;
-  free(c);
-}
-
-static void on_accept(uv_stream_t *listener, int status) {
-  hg_health *h = listener->data;
-  if (status != 0) return;
-  conn *c = calloc(1, sizeof *c);
-  if (!c) return;
-  uv_tcp_init(listener->loop, &c->tcp);
-  if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
-    uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
-    return;
-  }
-  c->health = h;
-  c->next = h->conns;
-  if (c->next) c->next->prev = c;
-  h->conns = c;
-  h->n_conns++;
-  h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_closed);
-  h2o_accept(&h->accept_ctx, sock);
-}
-
-typedef struct listen_addr {
-  struct sockaddr_storage sa;
-  char host[80];
-  bool loopback;
-  bool v6;
-} listen_addr;
-
-static int parse_listen(const char *text, listen_addr *out, hg_err *err) {
-  memset(out, 0, sizeof *out);
-  const char *colon = strrchr(text, ':');
-  if (!colon) return hg_err_set(err, HG_EINVAL, "health.listen: '%s' is not HOST:PORT", text);
-  char *end;
-  long port = strtol(colon + 1, &end, 10);
-  if (*end || colon[1] == '\0' || port < 0 || port > 65535)
-    return hg_err_set(err, HG_EINVAL, "health.listen: '%s' has no valid port", text);
-  size_t hlen = (size_t)(colon - text);
-  if (hlen >= 2 && text[0] == '[' && text[hlen - 1] == ']') {
-    text++;
-    hlen -= 2;
-  }
-  if (hlen == 0 || hlen >= sizeof out->host)
-    return hg_err_set(err, HG_EINVAL, "health.listen: '%s' names no host (use 127.0.0.1:PORT)",
-                      text);
-  memcpy(out->host, text, hlen);
-  out->host[hlen] = '\0';
-  if (!strcmp(out->host, "localhost")) snprintf(out->host, sizeof out->host, "127.0.0.1");
-  struct sockaddr_in *v4 = (struct sockaddr_in *)&out->sa;
-  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&out->sa;
-  if (uv_ip4_addr(out->host, (int)port, v4) == 0) {
-    out->loopback = (ntohl(v4->sin_addr.s_addr) >> 24) == 127;
-  } else if (uv_ip6_addr(out->host, (int)port, v6) == 0) {
-    out->v6 = true;
-    out->loopback = IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr);
-  } else {
-    return hg_err_set(err, HG_EINVAL, "health.listen: '%s' is not an IP address (or localhost)",
-                      out->host);
-  }
-  return 0;
-}
-
-static void noop_close(uv_handle_t *handle) { (void)handle; }
-
 int hg_health_start(hg_loop *loop, const hg_health_opts *opts, hg_health **out, hg_err *err) {
   *out = NULL;
   if (!opts->listen) return hg_err_set(err, HG_EINVAL, "health.listen: no address given");
-  listen_addr addr;
-  int rc = parse_listen(opts->listen, &addr, err);
+  hg_httpd_addr addr;
+  int rc = hg_httpd_parse_listen(opts->listen, "health.listen", false, &addr, err);
   if (rc) return rc;
   if (!addr.loopback && !opts->allow_remote)
     return hg_err_set(err, HG_EINVAL,
@@ -309,41 +215,24 @@ int hg_health_start(hg_loop *loop, const hg_health_opts *opts, hg_health **out, 
                       opts->listen);
   hg_health *h = calloc(1, sizeof *h);
   if (!h) return hg_err_set(err, HG_ENOMEM, "out of memory");
-  h->loop = loop;
   h->opts = *opts;
   h->opts.listen = NULL; /* not kept: the caller's string */
-  h2o_config_init(&h->globalconf);
-  h->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("hangar-agent"));
-  h->globalconf.max_request_entity_size = 4096;
-  h->globalconf.http1.req_timeout = IDLE_TIMEOUT_MS;
-  h->globalconf.http1.upgrade_to_http2 = 0;
-  h2o_hostconf_t *host =
-      h2o_config_register_host(&h->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-  h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
-  health_handler *handler = (health_handler *)h2o_create_handler(path, sizeof *handler);
-  handler->super.on_req = on_req;
-  handler->health = h;
-  h2o_context_init(&h->ctx, &loop->uv, &h->globalconf);
-  h->ctx_ready = true;
-  h->accept_ctx.ctx = &h->ctx;
-  h->accept_ctx.hosts = h->globalconf.hosts;
-
-  uv_tcp_init(&loop->uv, &h->listener);
-  h->listener.data = h;
-  h->listening = true;
-  rc = uv_tcp_bind(&h->listener, (struct sockaddr *)&addr.sa, 0);
-  if (!rc) rc = uv_listen((uv_stream_t *)&h->listener, 64, on_accept);
-  if (rc) {
-    hg_err_set(err, rc, "health.listen: cannot listen on %s: %s", opts->listen, uv_strerror(rc));
-    hg_health_free(h);
+  hg_httpd_opts ho = {
+      .listen = opts->listen,
+      .server_name = "hangar-agent",
+      .max_request_entity_size = 4096,
+      .req_timeout_ms = IDLE_TIMEOUT_MS,
+      .backlog = 64,
+      .on_req = on_req,
+      .data = h,
+  };
+  if ((rc = hg_httpd_start(loop, &addr, &ho, &h->httpd, err))) {
+    hg_err_prefix(err, "health.listen");
+    free(h);
     return rc;
   }
-  struct sockaddr_storage bound;
-  int len = sizeof bound;
-  uv_tcp_getsockname(&h->listener, (struct sockaddr *)&bound, &len);
-  int port = bound.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&bound)->sin6_port)
-                                          : ntohs(((struct sockaddr_in *)&bound)->sin_port);
-  snprintf(h->url, sizeof h->url, addr.v6 ? "http://[%s]:%d" : "http://%s:%d", addr.host, port);
+  snprintf(h->url, sizeof h->url, addr.v6 ? "http://[%s]:%d" : "http://%s:%d", addr.host,
+           hg_httpd_port(h->httpd));
   *out = h;
   return 0;
 }
@@ -351,32 +240,18 @@ int hg_health_start(hg_loop *loop, const hg_health_opts *opts, hg_health **out, 
 const char *hg_health_url(const hg_health *h) { return h->url; }
 
 void hg_health_shutdown(hg_health *h) {
-  if (!h) return;
-  if (h->listening) {
-    uv_close((uv_handle_t *)&h->listener, noop_close);
-    h->listening = false;
-  }
   /* Both directions: h2o sees the peer gone at once and closes the socket itself. */
-  for (conn *c = h->conns; c; c = c->next) {
-    uv_os_fd_t fd;
-    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) shutdown(fd, SHUT_RDWR);
-  }
+  if (h) hg_httpd_shutdown(h->httpd, false);
 }
 
 void hg_health_free(hg_health *h) {
   if (!h) return;
   hg_health_shutdown(h);
-  /* Let the listener's and the connections' close callbacks run. Each pass handles the EOF
-   * h2o reads or the close it started; a bounded number of passes covers both. */
-  for (int i = 0; i < 200 && (h->n_conns || i == 0); i++) uv_run(&h->loop->uv, UV_RUN_NOWAIT);
-  if (h->n_conns) {
+  /* A bounded number of loop passes lets the connections close. */
+  if (!hg_httpd_free(h->httpd, 200)) {
     /* h2o cannot dispose of a context still in use, and the process is about to exit. */
     hg_log(HG_LOG_WARN, "health listener: connections still open at exit", NULL);
     return;
-  }
-  if (h->ctx_ready) {
-    h2o_context_dispose(&h->ctx);
-    h2o_config_dispose(&h->globalconf);
   }
   free(h);
 }

@@ -2,17 +2,15 @@
  * long-polls, and the protocol header and error format on every response, h2o's own included. */
 #include "hub/server.h"
 
-#include <arpa/inet.h>
 #include <h2o.h>
-#include <h2o/socket/uv-binding.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "core/clock.h"
+#include "core/httpd.h"
 #include "core/log.h"
 #include "hub/api.h"
 
@@ -21,30 +19,10 @@
  * would otherwise see a reset instead of the answer); larger ones get h2o's own 413 at once. */
 #define ENTITY_READ_LIMIT (16u << 20)
 
-typedef struct hub_handler {
-  h2o_handler_t super;
-  hg_server *server;
-} hub_handler;
-
-/* An accepted connection; tracked so that shutting down can close idle keep-alive ones. */
-typedef struct conn {
-  uv_tcp_t tcp; /* first: h2o's close callback gets the handle */
-  hg_server *server;
-  struct conn *prev, *next;
-} conn;
-
 struct hg_server {
-  hg_loop *loop;
-  conn *conns;
-  size_t n_conns;
   hg_hub *hub;
-  h2o_globalconf_t globalconf;
-  h2o_context_t ctx;
-  h2o_accept_ctx_t accept_ctx;
+  hg_httpd *httpd;
   SSL_CTX *ssl;
-  uv_tcp_t listener;
-  bool listening;
-  bool ctx_ready;
   char url[128];
 };
 
@@ -124,8 +102,8 @@ static char *pool_str(h2o_mem_pool_t *pool, const char *s, size_t n) {
   return p;
 }
 
-static int on_req(h2o_handler_t *self, h2o_req_t *req) {
-  hg_server *s = ((hub_handler *)self)->server;
+static int on_req(void *data, h2o_req_t *req) {
+  hg_server *s = data;
   inflight *f = h2o_mem_alloc_shared(&req->pool, sizeof *f, on_inflight_dispose);
   memset(f, 0, sizeof *f);
   f->server = s;
@@ -206,77 +184,6 @@ static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t *
 
 /* ---- listening ---- */
 
-static void on_conn_closed(uv_handle_t *h) {
-  conn *c = (conn *)h;
-  hg_server *s = c->server;
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    s->conns = c->next;
-  if (c->next) c->next->prev = c->prev;
-  s->n_conns--;
-  free(c);
-}
-
-static void on_accept(uv_stream_t *listener, int status) {
-  hg_server *s = listener->data;
-  if (status != 0) return;
-  conn *c = calloc(1, sizeof *c);
-  if (!c) return;
-  uv_tcp_init(listener->loop, &c->tcp);
-  if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
-    uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
-    return;
-  }
-  uv_tcp_nodelay(&c->tcp, 1);
-  c->server = s;
-  c->next = s->conns;
-  if (c->next) c->next->prev = c;
-  s->conns = c;
-  s->n_conns++;
-  h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_closed);
-  h2o_accept(&s->accept_ctx, sock);
-}
-
-typedef struct listen_addr {
-  struct sockaddr_storage sa;
-  char host[80];
-  bool loopback;
-  bool v6;
-} listen_addr;
-
-static int parse_listen(const char *text, listen_addr *out, hg_err *err) {
-  memset(out, 0, sizeof *out);
-  const char *colon = strrchr(text, ':');
-  if (!colon) return hg_err_set(err, HG_EINVAL, "listen: '%s' is not HOST:PORT", text);
-  char *end;
-  long port = strtol(colon + 1, &end, 10);
-  if (*end || colon[1] == '\0' || port < 0 || port > 65535)
-    return hg_err_set(err, HG_EINVAL, "listen: '%s' has no valid port", text);
-  size_t hlen = (size_t)(colon - text);
-  if (hlen >= 2 && text[0] == '[' && text[hlen - 1] == ']') {
-    text++;
-    hlen -= 2;
-  }
-  if (hlen >= sizeof out->host) return hg_err_set(err, HG_EINVAL, "listen: host too long");
-  memcpy(out->host, text, hlen);
-  out->host[hlen] = '\0';
-  if (hlen == 0 || !strcmp(out->host, "*")) snprintf(out->host, sizeof out->host, "0.0.0.0");
-  if (!strcmp(out->host, "localhost")) snprintf(out->host, sizeof out->host, "127.0.0.1");
-  struct sockaddr_in *v4 = (struct sockaddr_in *)&out->sa;
-  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&out->sa;
-  if (uv_ip4_addr(out->host, (int)port, v4) == 0) {
-    out->loopback = (ntohl(v4->sin_addr.s_addr) >> 24) == 127;
-  } else if (uv_ip6_addr(out->host, (int)port, v6) == 0) {
-    out->v6 = true;
-    out->loopback = IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr);
-  } else {
-    return hg_err_set(err, HG_EINVAL, "listen: '%s' is not an IP address (or localhost)",
-                      out->host);
-  }
-  return 0;
-}
-
 static int setup_tls(hg_server *s, const hg_server_config *cfg, hg_err *err) {
   s->ssl = SSL_CTX_new(TLS_server_method());
   if (!s->ssl) return hg_err_set(err, HG_ENOMEM, "TLS: cannot create a context");
@@ -301,8 +208,9 @@ static int setup_tls(hg_server *s, const hg_server_config *cfg, hg_err *err) {
 int hg_server_start(hg_loop *loop, hg_hub *hub, const hg_server_config *cfg, hg_server **out,
                     hg_err *err) {
   *out = NULL;
-  listen_addr addr;
-  int rc = parse_listen(cfg->listen ? cfg->listen : "127.0.0.1:8080", &addr, err);
+  hg_httpd_addr addr;
+  int rc = hg_httpd_parse_listen(cfg->listen ? cfg->listen : "127.0.0.1:8080", "listen", true,
+                                 &addr, err);
   if (rc) return rc;
   bool tls = cfg->tls_cert || cfg->tls_key;
   if (tls && !(cfg->tls_cert && cfg->tls_key))
@@ -314,90 +222,44 @@ int hg_server_start(hg_loop *loop, hg_hub *hub, const hg_server_config *cfg, hg_
                       cfg->listen);
   hg_server *s = calloc(1, sizeof *s);
   if (!s) return hg_err_set(err, HG_ENOMEM, "out of memory");
-  s->loop = loop;
   s->hub = hub;
   if (tls && (rc = setup_tls(s, cfg, err))) {
     hg_server_free(s);
     return rc;
   }
-  h2o_config_init(&s->globalconf);
-  s->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("hangar-hub"));
-  s->globalconf.max_request_entity_size = ENTITY_READ_LIMIT;
-  s->globalconf.http1.upgrade_to_http2 = 0;
-  h2o_hostconf_t *host =
-      h2o_config_register_host(&s->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-  h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
-  hub_handler *handler = (hub_handler *)h2o_create_handler(path, sizeof *handler);
-  handler->super.on_req = on_req;
-  handler->server = s;
-  h2o_filter_t *f = h2o_create_filter(path, sizeof *f);
-  f->on_setup_ostream = on_setup_ostream;
-  f = h2o_create_filter(&host->fallback_path, sizeof *f);
-  f->on_setup_ostream = on_setup_ostream;
-  h2o_context_init(&s->ctx, &loop->uv, &s->globalconf);
-  s->ctx_ready = true;
-  s->accept_ctx.ctx = &s->ctx;
-  s->accept_ctx.hosts = s->globalconf.hosts;
-  s->accept_ctx.ssl_ctx = s->ssl;
-
-  uv_tcp_init(&loop->uv, &s->listener);
-  s->listener.data = s;
-  s->listening = true;
-  rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr.sa, 0);
-  if (!rc) rc = uv_listen((uv_stream_t *)&s->listener, 1024, on_accept);
-  if (rc) {
-    hg_err_set(err, rc, "cannot listen on %s: %s", cfg->listen, uv_strerror(rc));
+  hg_httpd_opts ho = {
+      .listen = cfg->listen,
+      .server_name = "hangar-hub",
+      .max_request_entity_size = ENTITY_READ_LIMIT,
+      .backlog = 1024,
+      .nodelay = true,
+      .ssl = s->ssl,
+      .on_req = on_req,
+      .data = s,
+      .on_setup_ostream = on_setup_ostream,
+  };
+  if ((rc = hg_httpd_start(loop, &addr, &ho, &s->httpd, err))) {
     hg_server_free(s);
     return rc;
   }
-  struct sockaddr_storage bound;
-  int len = sizeof bound;
-  uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &len);
-  int port = bound.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&bound)->sin6_port)
-                                          : ntohs(((struct sockaddr_in *)&bound)->sin_port);
   const char *shown = addr.host;
   if (!strcmp(shown, "0.0.0.0")) shown = "127.0.0.1";
   if (!strcmp(shown, "::")) shown = "::1";
   snprintf(s->url, sizeof s->url, addr.v6 ? "%s://[%s]:%d" : "%s://%s:%d", tls ? "https" : "http",
-           shown, port);
+           shown, hg_httpd_port(s->httpd));
   *out = s;
   return 0;
 }
 
 const char *hg_server_url(const hg_server *s) { return s->url; }
 
-static void noop_close(uv_handle_t *h) { (void)h; }
+void hg_server_shutdown(hg_server *s) { hg_httpd_shutdown(s->httpd, true); }
 
-void hg_server_shutdown(hg_server *s) {
-  if (s->listening) {
-    uv_close((uv_handle_t *)&s->listener, noop_close);
-    s->listening = false;
-  }
-  if (s->ctx_ready) h2o_context_request_shutdown(&s->ctx);
-  /* h2o 2.2 leaves idle HTTP/1 keep-alive connections open until their timeout: ending the
-   * read side makes h2o see the client leave and close each one after its current answer. */
-  for (conn *c = s->conns; c; c = c->next) {
-    uv_os_fd_t fd;
-    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) shutdown(fd, SHUT_RD);
-  }
-}
-
-bool hg_server_idle(const hg_server *s) { return s->n_conns == 0; }
+bool hg_server_idle(const hg_server *s) { return hg_httpd_conns(s->httpd) == 0; }
 
 void hg_server_free(hg_server *s) {
   if (!s) return;
-  if (s->listening) {
-    uv_close((uv_handle_t *)&s->listener, noop_close);
-    s->listening = false;
-    uv_run(&s->loop->uv, UV_RUN_NOWAIT);
-  }
-  if (s->ctx_ready && s->n_conns == 0) {
-    /* Requesting shutdown armed a one-second timer for HTTP/2 GOAWAYs we have no use for. */
-    if (h2o_timeout_is_linked(&s->ctx.http2._graceful_shutdown_timeout))
-      h2o_timeout_unlink(&s->ctx.http2._graceful_shutdown_timeout);
-    h2o_context_dispose(&s->ctx);
-    h2o_config_dispose(&s->globalconf);
-  } else if (s->ctx_ready) {
+  if (!hg_httpd_free(s->httpd, 0)) {
     /* A connection that would not close: h2o cannot dispose of a context still in use, and
      * the process is exiting anyway. */
     hg_log(HG_LOG_WARN, "connections still open at exit", NULL);

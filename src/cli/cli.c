@@ -114,6 +114,61 @@ void hg_cli_close(hg_cli *cli) {
   hg_settings_free(&cli->settings);
 }
 
+int hg_cli_open_none(hg_cli *cli, hg_args *a, const char *cmd) {
+  int code = a->npos ? hg_cli_usage(cmd, "unexpected argument '%s'", a->pos[0]) : 0;
+  if (!code) code = hg_cli_open(cli, a, 1);
+  if (code) hg_args_free(a);
+  return code;
+}
+
+int hg_cli_open_one(hg_cli *cli, hg_args *a, const char *cmd, const char *missing,
+                    const char *extra) {
+  int code = a->npos != 1 ? hg_cli_usage(cmd, "%s", a->npos ? extra : missing) : 0;
+  if (!code) code = hg_cli_open(cli, a, 1);
+  if (code) hg_args_free(a);
+  return code;
+}
+
+int hg_cli_call_named(hg_cli *cli, const char *method, const char *prefix, const char *name,
+                      const char *suffix, const cJSON *body, hg_client_res *res, hg_err *err) {
+  hg_buf path = HG_BUF_INIT;
+  int rc = hg_buf_appends(&path, prefix);
+  if (rc == 0) rc = hg_client_escape(&path, name);
+  if (rc == 0 && suffix) rc = hg_buf_appends(&path, suffix);
+  if (rc < 0) {
+    /* res is filled whatever happens, as hg_client_call does. */
+    res->status = 0;
+    res->json = NULL;
+    rc = hg_err_set(err, HG_ENOMEM, "out of memory");
+  } else {
+    rc = hg_client_call(&cli->client, method, path.data, body, 0, res, err);
+  }
+  hg_buf_free(&path);
+  return rc;
+}
+
+int hg_cli_list(hg_cli *cli, const hg_args *a, const char *path, const char *member,
+                size_t ncols, const char *const *head,
+                void (*row)(hg_table *t, const cJSON *item)) {
+  int code = HG_CLI_OK;
+  hg_client_res res;
+  hg_err err = {0};
+  if (hg_client_call(&cli->client, "GET", path, NULL, 0, &res, &err) < 0) {
+    code = hg_cli_fail(&err);
+  } else if (hg_args_has(a, "json")) {
+    hg_cli_print_json(res.json);
+  } else {
+    hg_table t;
+    hg_table_init(&t, ncols, head);
+    const cJSON *item;
+    cJSON_ArrayForEach(item, hg_cli_array(res.json, member)) row(&t, item);
+    hg_cli_print_table(&t);
+    hg_table_free(&t);
+  }
+  hg_client_res_free(&res);
+  return code;
+}
+
 int hg_cli_print_json(const cJSON *v) {
   char *text = cJSON_Print(v);
   if (!text) return HG_ENOMEM;

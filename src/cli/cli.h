@@ -48,6 +48,24 @@ int hg_cli_parse(hg_args *a, const hg_args_opt *opts, int argc, char **argv, con
  * file, and prints any warning. Returns 0, or the exit code after printing the error. */
 int hg_cli_open(hg_cli *cli, const hg_args *a, int need_token);
 void hg_cli_close(hg_cli *cli);
+/* hg_cli_open for a command that takes no positional argument: one is a usage error. On
+ * failure a is freed and the exit code returned; on success both stay the caller's. */
+int hg_cli_open_none(hg_cli *cli, hg_args *a, const char *cmd);
+/* The same for a command that takes exactly one: missing is the usage error when there is
+ * none ("which run? give its id"), extra when there are more ("give exactly one run id"). */
+int hg_cli_open_one(hg_cli *cli, hg_args *a, const char *cmd, const char *missing,
+                    const char *extra);
+
+/* hg_client_call on prefix + name (escaped as one path segment) + suffix (NULL: none):
+ * "/v1/runs/" ID "/cancel". */
+int hg_cli_call_named(hg_cli *cli, const char *method, const char *prefix, const char *name,
+                      const char *suffix, const cJSON *body, hg_client_res *res, hg_err *err);
+/* GETs path and prints the list in the answer (hg_cli_array(answer, member)): the whole
+ * answer as JSON with --json in a, else a table with ncols columns headed head, each
+ * element's row added by row. Returns the exit code. */
+int hg_cli_list(hg_cli *cli, const hg_args *a, const char *path, const char *member,
+                size_t ncols, const char *const *head,
+                void (*row)(hg_table *t, const cJSON *item));
 
 /* "hangar CMD: message" plus "(see 'hangar CMD --help')" on stderr; returns 2. */
 int hg_cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -117,11 +117,8 @@ static int config_set(int argc, char **argv) {
     cJSON *body = cJSON_CreateObject();
     cJSON_AddStringToObject(body, "value", value.data ? value.data : "");
     cJSON_AddBoolToObject(body, "secret", secret);
-    hg_buf path = HG_BUF_INIT;
-    hg_buf_appends(&path, "/v1/config-vars/");
-    hg_client_escape(&path, name);
     hg_client_res res;
-    if (hg_client_call(&cli.client, "PUT", path.data, body, 0, &res, &err) < 0)
+    if (hg_cli_call_named(&cli, "PUT", "/v1/config-vars/", name, NULL, body, &res, &err) < 0)
       code = hg_cli_fail(&err);
     else
       printf("set %s%s\n", name, secret ? " (secret)" : "");
@@ -130,7 +127,6 @@ static int config_set(int argc, char **argv) {
     if (cJSON_IsString(v)) memset(v->valuestring, 0, strlen(v->valuestring));
     cJSON_Delete(body);
     hg_client_res_free(&res);
-    hg_buf_free(&path);
     hg_cli_close(&cli);
   }
   hg_buf_wipe(&value);
@@ -138,40 +134,24 @@ static int config_set(int argc, char **argv) {
   return code;
 }
 
+static void config_row(hg_table *t, const cJSON *v) {
+  char s[3][256];
+  int is_secret = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "secret"));
+  const char *row[] = {hg_cli_text(v, "name", s[0], 256), is_secret ? "yes" : "no",
+                       is_secret ? "(hidden)" : hg_cli_text(v, "value", s[1], 256),
+                       hg_cli_text(v, "updated_at", s[2], 256)};
+  hg_table_add(t, row);
+}
+
 static int config_list(int argc, char **argv) {
   static const hg_args_opt opts[] = {HG_CLI_JSON_OPT, HG_CLI_CONN_OPTS, {NULL, 0, 0}};
+  static const char *const head[] = {"NAME", "SECRET", "VALUE", "UPDATED"};
   hg_args a;
+  hg_cli cli;
   int code;
   if (hg_cli_parse(&a, opts, argc, argv, "config list", list_help, 1, &code)) return code;
-  hg_cli cli;
-  if (a.npos) code = hg_cli_usage("config list", "unexpected argument '%s'", a.pos[0]);
-  if (code || (code = hg_cli_open(&cli, &a, 1)) != 0) {
-    hg_args_free(&a);
-    return code;
-  }
-  hg_client_res res;
-  hg_err err = {0};
-  if (hg_client_call(&cli.client, "GET", "/v1/config-vars", NULL, 0, &res, &err) < 0) {
-    code = hg_cli_fail(&err);
-  } else if (hg_args_has(&a, "json")) {
-    hg_cli_print_json(res.json);
-  } else {
-    static const char *const head[] = {"NAME", "SECRET", "VALUE", "UPDATED"};
-    hg_table t;
-    hg_table_init(&t, 4, head);
-    const cJSON *v;
-    cJSON_ArrayForEach(v, hg_cli_array(res.json, "config_vars")) {
-      char s[3][256];
-      int is_secret = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "secret"));
-      const char *row[] = {hg_cli_text(v, "name", s[0], 256), is_secret ? "yes" : "no",
-                           is_secret ? "(hidden)" : hg_cli_text(v, "value", s[1], 256),
-                           hg_cli_text(v, "updated_at", s[2], 256)};
-      hg_table_add(&t, row);
-    }
-    hg_cli_print_table(&t);
-    hg_table_free(&t);
-  }
-  hg_client_res_free(&res);
+  if ((code = hg_cli_open_none(&cli, &a, "config list")) != 0) return code;
+  code = hg_cli_list(&cli, &a, "/v1/config-vars", "config_vars", 4, head, config_row);
   hg_cli_close(&cli);
   hg_args_free(&a);
   return code;
@@ -180,26 +160,19 @@ static int config_list(int argc, char **argv) {
 static int config_delete(int argc, char **argv) {
   static const hg_args_opt opts[] = {HG_CLI_CONN_OPTS, {NULL, 0, 0}};
   hg_args a;
+  hg_cli cli;
   int code;
   if (hg_cli_parse(&a, opts, argc, argv, "config delete", delete_help, 1, &code)) return code;
-  hg_cli cli;
-  if (a.npos != 1)
-    code = hg_cli_usage("config delete", "%s", a.npos ? "give exactly one name" : "which variable? give its name");
-  if (code || (code = hg_cli_open(&cli, &a, 1)) != 0) {
-    hg_args_free(&a);
+  if ((code = hg_cli_open_one(&cli, &a, "config delete", "which variable? give its name",
+                              "give exactly one name")) != 0)
     return code;
-  }
-  hg_buf path = HG_BUF_INIT;
-  hg_buf_appends(&path, "/v1/config-vars/");
-  hg_client_escape(&path, a.pos[0]);
   hg_client_res res;
   hg_err err = {0};
-  if (hg_client_call(&cli.client, "DELETE", path.data, NULL, 0, &res, &err) < 0)
+  if (hg_cli_call_named(&cli, "DELETE", "/v1/config-vars/", a.pos[0], NULL, NULL, &res, &err) < 0)
     code = hg_cli_fail(&err);
   else
     printf("deleted %s\n", a.pos[0]);
   hg_client_res_free(&res);
-  hg_buf_free(&path);
   hg_cli_close(&cli);
   hg_args_free(&a);
   return code;

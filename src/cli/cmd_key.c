@@ -116,45 +116,28 @@ static void labels_text(const cJSON *labels, char *out, size_t cap) {
   if (!out[0]) snprintf(out, cap, "-");
 }
 
+static void key_row(hg_table *t, const cJSON *k) {
+  char s[7][256], labels[256];
+  labels_text(cJSON_GetObjectItemCaseSensitive(k, "labels"), labels, sizeof labels);
+  const cJSON *revoked = cJSON_GetObjectItemCaseSensitive(k, "revoked");
+  const char *row[] = {
+      hg_cli_text(k, "id", s[0], 256),         hg_cli_text(k, "role", s[1], 256),
+      hg_cli_text(k, "name", s[2], 256),       labels,
+      hg_cli_text(k, "created_at", s[4], 256), hg_cli_text(k, "last_used_at", s[5], 256),
+      cJSON_IsTrue(revoked) ? "yes" : "no"};
+  hg_table_add(t, row);
+}
+
 static int key_list(int argc, char **argv) {
   static const hg_args_opt opts[] = {HG_CLI_JSON_OPT, HG_CLI_CONN_OPTS, {NULL, 0, 0}};
+  static const char *const head[] = {"ID", "ROLE", "NAME", "LABELS", "CREATED", "LAST USED", "REVOKED"};
   hg_args a;
+  hg_cli cli;
   int code;
   if (hg_cli_parse(&a, opts, argc, argv, "key list", list_help, 1, &code)) return code;
-  if (a.npos) {
-    hg_args_free(&a);
-    return hg_cli_usage("key list", "unexpected argument '%s'", a.pos[0]);
-  }
-  hg_cli cli;
-  if ((code = hg_cli_open(&cli, &a, 1)) == 0) {
-    hg_client_res res;
-    hg_err err = {0};
-    if (hg_client_call(&cli.client, "GET", "/v1/keys", NULL, 0, &res, &err) < 0) {
-      code = hg_cli_fail(&err);
-    } else if (hg_args_has(&a, "json")) {
-      hg_cli_print_json(res.json);
-    } else {
-      static const char *const head[] = {"ID", "ROLE", "NAME", "LABELS", "CREATED", "LAST USED", "REVOKED"};
-      hg_table t;
-      hg_table_init(&t, 7, head);
-      const cJSON *k;
-      cJSON_ArrayForEach(k, hg_cli_array(res.json, "keys")) {
-        char s[7][256], labels[256];
-        labels_text(cJSON_GetObjectItemCaseSensitive(k, "labels"), labels, sizeof labels);
-        const cJSON *revoked = cJSON_GetObjectItemCaseSensitive(k, "revoked");
-        const char *row[] = {
-            hg_cli_text(k, "id", s[0], 256),         hg_cli_text(k, "role", s[1], 256),
-            hg_cli_text(k, "name", s[2], 256),       labels,
-            hg_cli_text(k, "created_at", s[4], 256), hg_cli_text(k, "last_used_at", s[5], 256),
-            cJSON_IsTrue(revoked) ? "yes" : "no"};
-        hg_table_add(&t, row);
-      }
-      hg_cli_print_table(&t);
-      hg_table_free(&t);
-    }
-    hg_client_res_free(&res);
-    hg_cli_close(&cli);
-  }
+  if ((code = hg_cli_open_none(&cli, &a, "key list")) != 0) return code;
+  code = hg_cli_list(&cli, &a, "/v1/keys", "keys", 7, head, key_row);
+  hg_cli_close(&cli);
   hg_args_free(&a);
   return code;
 }
@@ -162,28 +145,20 @@ static int key_list(int argc, char **argv) {
 static int key_revoke(int argc, char **argv) {
   static const hg_args_opt opts[] = {HG_CLI_CONN_OPTS, {NULL, 0, 0}};
   hg_args a;
+  hg_cli cli;
   int code;
   if (hg_cli_parse(&a, opts, argc, argv, "key revoke", revoke_help, 1, &code)) return code;
-  if (a.npos != 1) {
-    code = hg_cli_usage("key revoke", "%s", a.npos ? "give exactly one key id" : "which key? give its id");
-    hg_args_free(&a);
+  if ((code = hg_cli_open_one(&cli, &a, "key revoke", "which key? give its id",
+                              "give exactly one key id")) != 0)
     return code;
-  }
-  hg_cli cli;
-  if ((code = hg_cli_open(&cli, &a, 1)) == 0) {
-    hg_buf path = HG_BUF_INIT;
-    hg_buf_appends(&path, "/v1/keys/");
-    hg_client_escape(&path, a.pos[0]);
-    hg_client_res res;
-    hg_err err = {0};
-    if (hg_client_call(&cli.client, "DELETE", path.data, NULL, 0, &res, &err) < 0)
-      code = hg_cli_fail(&err);
-    else
-      printf("revoked key %s\n", a.pos[0]);
-    hg_client_res_free(&res);
-    hg_buf_free(&path);
-    hg_cli_close(&cli);
-  }
+  hg_client_res res;
+  hg_err err = {0};
+  if (hg_cli_call_named(&cli, "DELETE", "/v1/keys/", a.pos[0], NULL, NULL, &res, &err) < 0)
+    code = hg_cli_fail(&err);
+  else
+    printf("revoked key %s\n", a.pos[0]);
+  hg_client_res_free(&res);
+  hg_cli_close(&cli);
   hg_args_free(&a);
   return code;
 }

@@ -42,14 +42,10 @@ static const char run_help[] =
 /* The task's declared parameters, so that --param values can be typed. NULL when the hub
  * will not show the task to this key (a run token may start runs without reading tasks):
  * then values go as strings and the hub judges them. */
-static int fetch_parameters(hg_client *c, const char *slug, cJSON **declared, hg_err *err) {
+static int fetch_parameters(hg_cli *cli, const char *slug, cJSON **declared, hg_err *err) {
   *declared = NULL;
-  hg_buf path = HG_BUF_INIT;
-  hg_buf_appends(&path, "/v1/tasks/");
-  hg_client_escape(&path, slug);
   hg_client_res res;
-  int rc = hg_client_call(c, "GET", path.data, NULL, 0, &res, err);
-  hg_buf_free(&path);
+  int rc = hg_cli_call_named(cli, "GET", "/v1/tasks/", slug, NULL, NULL, &res, err);
   if (rc == HG_EPROTO && res.status == 403) {
     rc = 0;
   } else if (rc == 0) {
@@ -100,7 +96,7 @@ int cmd_run(int argc, char **argv) {
   const char *task = a.pos[0];
   cJSON *declared = NULL, *body = NULL;
   hg_client_res res = {0, NULL};
-  if (ntexts && fetch_parameters(&cli.client, task, &declared, &err) < 0) {
+  if (ntexts && fetch_parameters(&cli, task, &declared, &err) < 0) {
     code = hg_cli_fail(&err);
     goto out;
   }

@@ -59,11 +59,14 @@ static const char cancel_help[] =
     "example:\n"
     "  hangar runs cancel r8f2k1x9q0aa\n";
 
-static int run_path(hg_buf *b, const char *id, const char *rest) {
-  int rc = hg_buf_appends(b, "/v1/runs/");
-  if (rc == 0) rc = hg_client_escape(b, id);
-  if (rc == 0 && rest) rc = hg_buf_appends(b, rest);
-  return rc;
+static void run_row(hg_table *t, const cJSON *r) {
+  char s[7][128];
+  const cJSON *agent = cJSON_GetObjectItemCaseSensitive(r, "agent");
+  const char *row[] = {hg_cli_text(r, "id", s[0], 128),          hg_cli_text(r, "task", s[1], 128),
+                       hg_cli_text(r, "status", s[2], 128),      hg_cli_text(r, "exit_code", s[3], 128),
+                       hg_cli_text(r, "created_at", s[4], 128), hg_cli_text(r, "finished_at", s[5], 128),
+                       cJSON_IsObject(agent) ? hg_cli_text(agent, "name", s[6], 128) : "-"};
+  hg_table_add(t, row);
 }
 
 static int runs_list(int argc, char **argv) {
@@ -104,30 +107,8 @@ static int runs_list(int argc, char **argv) {
     hg_client_escape(&path, values[i]);
     sep = '&';
   }
-  hg_client_res res;
-  hg_err err = {0};
-  if (hg_client_call(&cli.client, "GET", path.data, NULL, 0, &res, &err) < 0) {
-    code = hg_cli_fail(&err);
-  } else if (hg_args_has(&a, "json")) {
-    hg_cli_print_json(res.json);
-  } else {
-    static const char *const head[] = {"ID", "TASK", "STATUS", "EXIT", "CREATED", "FINISHED", "AGENT"};
-    hg_table t;
-    hg_table_init(&t, 7, head);
-    const cJSON *r;
-    cJSON_ArrayForEach(r, hg_cli_array(res.json, "runs")) {
-      char s[7][128];
-      const cJSON *agent = cJSON_GetObjectItemCaseSensitive(r, "agent");
-      const char *row[] = {hg_cli_text(r, "id", s[0], 128),          hg_cli_text(r, "task", s[1], 128),
-                           hg_cli_text(r, "status", s[2], 128),      hg_cli_text(r, "exit_code", s[3], 128),
-                           hg_cli_text(r, "created_at", s[4], 128), hg_cli_text(r, "finished_at", s[5], 128),
-                           cJSON_IsObject(agent) ? hg_cli_text(agent, "name", s[6], 128) : "-"};
-      hg_table_add(&t, row);
-    }
-    hg_cli_print_table(&t);
-    hg_table_free(&t);
-  }
-  hg_client_res_free(&res);
+  static const char *const head[] = {"ID", "TASK", "STATUS", "EXIT", "CREATED", "FINISHED", "AGENT"};
+  code = hg_cli_list(&cli, &a, path.data, "runs", 7, head, run_row);
   hg_buf_free(&path);
   hg_cli_close(&cli);
   hg_args_free(&a);
@@ -136,12 +117,7 @@ static int runs_list(int argc, char **argv) {
 
 /* Opens the connection for a command that takes exactly one run id. */
 static int one_id(hg_args *a, const char *cmd, hg_cli *cli) {
-  int code = 0;
-  if (a->npos != 1)
-    code = hg_cli_usage(cmd, "%s", a->npos ? "give exactly one run id" : "which run? give its id");
-  if (!code) code = hg_cli_open(cli, a, 1);
-  if (code) hg_args_free(a);
-  return code;
+  return hg_cli_open_one(cli, a, cmd, "which run? give its id", "give exactly one run id");
 }
 
 static void print_field(const char *label, const char *value) { printf("%-12s %s\n", label, value); }
@@ -189,18 +165,15 @@ static int runs_show(int argc, char **argv) {
   int code;
   if (hg_cli_parse(&a, opts, argc, argv, "runs show", show_help, 1, &code)) return code;
   if ((code = one_id(&a, "runs show", &cli)) != 0) return code;
-  hg_buf path = HG_BUF_INIT;
-  run_path(&path, a.pos[0], NULL);
   hg_client_res res;
   hg_err err = {0};
-  if (hg_client_call(&cli.client, "GET", path.data, NULL, 0, &res, &err) < 0)
+  if (hg_cli_call_named(&cli, "GET", "/v1/runs/", a.pos[0], NULL, NULL, &res, &err) < 0)
     code = hg_cli_fail(&err);
   else if (hg_args_has(&a, "json"))
     hg_cli_print_json(res.json);
   else
     print_run(res.json);
   hg_client_res_free(&res);
-  hg_buf_free(&path);
   hg_cli_close(&cli);
   hg_args_free(&a);
   return code;
@@ -236,11 +209,9 @@ static int runs_cancel(int argc, char **argv) {
   int code;
   if (hg_cli_parse(&a, opts, argc, argv, "runs cancel", cancel_help, 1, &code)) return code;
   if ((code = one_id(&a, "runs cancel", &cli)) != 0) return code;
-  hg_buf path = HG_BUF_INIT;
-  run_path(&path, a.pos[0], "/cancel");
   hg_client_res res;
   hg_err err = {0};
-  if (hg_client_call(&cli.client, "POST", path.data, NULL, 0, &res, &err) < 0) {
+  if (hg_cli_call_named(&cli, "POST", "/v1/runs/", a.pos[0], "/cancel", NULL, &res, &err) < 0) {
     code = hg_cli_fail(&err);
   } else {
     const cJSON *status = cJSON_GetObjectItemCaseSensitive(res.json, "status");
@@ -252,7 +223,6 @@ static int runs_cancel(int argc, char **argv) {
       printf("asked the hub to cancel run %s\n", a.pos[0]);
   }
   hg_client_res_free(&res);
-  hg_buf_free(&path);
   hg_cli_close(&cli);
   hg_args_free(&a);
   return code;

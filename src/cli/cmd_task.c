@@ -81,38 +81,22 @@ static int task_deploy(int argc, char **argv) {
   return code;
 }
 
+static void task_row(hg_table *t, const cJSON *task) {
+  char s[4][256];
+  const char *row[] = {hg_cli_text(task, "slug", s[0], 256), hg_cli_text(task, "revision", s[1], 256),
+                       hg_cli_text(task, "name", s[2], 256), hg_cli_text(task, "description", s[3], 256)};
+  hg_table_add(t, row);
+}
+
 static int task_list(int argc, char **argv) {
   static const hg_args_opt opts[] = {HG_CLI_JSON_OPT, HG_CLI_CONN_OPTS, {NULL, 0, 0}};
+  static const char *const head[] = {"SLUG", "REVISION", "NAME", "DESCRIPTION"};
   hg_args a;
+  hg_cli cli;
   int code;
   if (hg_cli_parse(&a, opts, argc, argv, "task list", list_help, 1, &code)) return code;
-  hg_cli cli;
-  if (a.npos) code = hg_cli_usage("task list", "unexpected argument '%s'", a.pos[0]);
-  if (code || (code = hg_cli_open(&cli, &a, 1)) != 0) {
-    hg_args_free(&a);
-    return code;
-  }
-  hg_client_res res;
-  hg_err err = {0};
-  if (hg_client_call(&cli.client, "GET", "/v1/tasks", NULL, 0, &res, &err) < 0) {
-    code = hg_cli_fail(&err);
-  } else if (hg_args_has(&a, "json")) {
-    hg_cli_print_json(res.json);
-  } else {
-    static const char *const head[] = {"SLUG", "REVISION", "NAME", "DESCRIPTION"};
-    hg_table t;
-    hg_table_init(&t, 4, head);
-    const cJSON *task;
-    cJSON_ArrayForEach(task, hg_cli_array(res.json, "tasks")) {
-      char s[4][256];
-      const char *row[] = {hg_cli_text(task, "slug", s[0], 256), hg_cli_text(task, "revision", s[1], 256),
-                           hg_cli_text(task, "name", s[2], 256), hg_cli_text(task, "description", s[3], 256)};
-      hg_table_add(&t, row);
-    }
-    hg_cli_print_table(&t);
-    hg_table_free(&t);
-  }
-  hg_client_res_free(&res);
+  if ((code = hg_cli_open_none(&cli, &a, "task list")) != 0) return code;
+  code = hg_cli_list(&cli, &a, "/v1/tasks", "tasks", 4, head, task_row);
   hg_cli_close(&cli);
   hg_args_free(&a);
   return code;
@@ -162,28 +146,21 @@ static void print_task(const cJSON *task) {
 static int task_show(int argc, char **argv) {
   static const hg_args_opt opts[] = {HG_CLI_JSON_OPT, HG_CLI_CONN_OPTS, {NULL, 0, 0}};
   hg_args a;
+  hg_cli cli;
   int code;
   if (hg_cli_parse(&a, opts, argc, argv, "task show", show_help, 1, &code)) return code;
-  hg_cli cli;
-  if (a.npos != 1)
-    code = hg_cli_usage("task show", "%s", a.npos ? "give exactly one task" : "which task? give its slug");
-  if (code || (code = hg_cli_open(&cli, &a, 1)) != 0) {
-    hg_args_free(&a);
+  if ((code = hg_cli_open_one(&cli, &a, "task show", "which task? give its slug",
+                              "give exactly one task")) != 0)
     return code;
-  }
-  hg_buf path = HG_BUF_INIT;
-  hg_buf_appends(&path, "/v1/tasks/");
-  hg_client_escape(&path, a.pos[0]);
   hg_client_res res;
   hg_err err = {0};
-  if (hg_client_call(&cli.client, "GET", path.data, NULL, 0, &res, &err) < 0)
+  if (hg_cli_call_named(&cli, "GET", "/v1/tasks/", a.pos[0], NULL, NULL, &res, &err) < 0)
     code = hg_cli_fail(&err);
   else if (hg_args_has(&a, "json"))
     hg_cli_print_json(res.json);
   else
     print_task(res.json);
   hg_client_res_free(&res);
-  hg_buf_free(&path);
   hg_cli_close(&cli);
   hg_args_free(&a);
   return code;

@@ -68,7 +68,6 @@ struct hg_proc {
   int handles; /* initialized handles whose close callback has not run yet */
   int sink_error;
   hg_proc_exit status;
-  char buf[READ_CHUNK]; /* reads are delivered synchronously, so one buffer serves both pipes */
 };
 
 /* ---- handles and teardown ---- */
@@ -189,10 +188,13 @@ static void deliver(hg_proc_stream *s, const char *bytes, size_t len) {
   }
 }
 
+/* A read buffer lives only for one read: reads are delivered synchronously, and a process
+ * that waits (most of them, most of the time) should hold no 64 KiB buffer while it does. */
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  hg_proc *p = h->data;
+  (void)h;
   (void)suggested;
-  *buf = uv_buf_init(p->buf, sizeof p->buf);
+  char *b = malloc(READ_CHUNK);
+  *buf = uv_buf_init(b, b ? READ_CHUNK : 0); /* none: libuv reports UV_ENOBUFS */
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
@@ -203,6 +205,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   } else if (nread < 0) {
     stream_done(s); /* EOF, or an error after which nothing more can be read */
   }
+  free(buf->base);
 }
 
 /* Past the deadline: hand over what the pipe already holds, then close it. */
@@ -210,16 +213,21 @@ static void final_drain(hg_proc_stream *s) {
   hg_proc *p = s->proc;
   uv_os_fd_t fd;
   uv_read_stop((uv_stream_t *)&s->pipe);
-  if (uv_fileno((uv_handle_t *)&s->pipe, &fd) == 0) {
+  char *buf = malloc(READ_CHUNK);
+  if (buf && uv_fileno((uv_handle_t *)&s->pipe, &fd) == 0) {
     while (s->drained < FINAL_DRAIN_MAX) {
-      ssize_t n = read(fd, p->buf, sizeof p->buf);
+      ssize_t n = read(fd, buf, READ_CHUNK);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break; /* EOF, or nothing more buffered (the fd is non-blocking) */
       s->drained += (size_t)n;
-      deliver(s, p->buf, (size_t)n);
-      if (p->freed || !s->open || s->paused) return;
+      deliver(s, buf, (size_t)n);
+      if (p->freed || !s->open || s->paused) {
+        free(buf);
+        return;
+      }
     }
   }
+  free(buf);
   stream_done(s);
 }
 

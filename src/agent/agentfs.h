@@ -14,6 +14,10 @@
  *                                                       durable = false skips both fsyncs:
  *                                                       still atomic for a process crash,
  *                                                       not waited for on the disk)
+ *   fs.write_durable(path, text)  -> true | nil, err   (write_atomic's durable write, done in
+ *                                                       the thread pool while the calling task
+ *                                                       waits: the loop never waits for the
+ *                                                       disk)
  *   fs.remove(path)               -> true | nil, err   (a missing file is fine)
  *   fs.list(dir)                  -> { names, sorted } | nil, err
  *   fs.exists(path)               -> boolean

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/loop.h"
+#include "lua/runtime.h"
 
 #define READ_MAX ((size_t)64 << 20) /* state files are small; refuse to slurp anything huge */
 
@@ -30,14 +32,20 @@ static int ok(lua_State *L) {
 static int mkdir_p(char *path) {
   size_t len = strlen(path);
   while (len > 1 && path[len - 1] == '/') path[--len] = '\0';
-  for (char *p = path + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = '\0';
-    int rc = mkdir(path, 0700);
-    *p = '/';
-    if (rc && errno != EEXIST) return -1;
+  /* Usually only the last component is missing (a run's work directory): one call. */
+  if (mkdir(path, 0700) == 0) return 0;
+  if (errno == ENOENT) {
+    for (char *p = path + 1; *p; p++) {
+      if (*p != '/') continue;
+      *p = '\0';
+      int rc = mkdir(path, 0700);
+      *p = '/';
+      if (rc && errno != EEXIST) return -1;
+    }
+    if (mkdir(path, 0700) && errno != EEXIST) return -1;
+  } else if (errno != EEXIST) {
+    return -1;
   }
-  if (mkdir(path, 0700) && errno != EEXIST) return -1;
   struct stat st;
   if (stat(path, &st)) return -1;
   if (!S_ISDIR(st.st_mode)) {
@@ -71,6 +79,8 @@ static int remove_one(const char *path, const struct stat *st, int flag, struct 
 static int l_remove_tree(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   luaL_argcheck(L, *path && strcmp(path, "/") != 0, 1, "refusing to remove this path");
+  /* Usually an empty directory (a run's work directory that nothing wrote to): one call. */
+  if (rmdir(path) == 0 || errno == ENOENT) return ok(L);
   struct stat st;
   if (lstat(path, &st)) return errno == ENOENT ? ok(L) : fail(L, "cannot remove", path, errno);
   if (nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS)) return fail(L, "cannot remove", path, errno);
@@ -131,16 +141,13 @@ static void parent_of(const char *path, char *out, size_t cap) {
   }
 }
 
-static int l_write_atomic(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  size_t len;
-  const char *data = luaL_checklstring(L, 2, &len);
-  /* Without durable, the file is replaced as atomically (a crash of the process leaves the
-   * old or the new text) but not waited for: after a power loss it may be missing, or empty
-   * where there was none before. */
-  int durable = lua_isnoneornil(L, 3) || lua_toboolean(L, 3);
+/* Replaces path with data through a temporary file and a rename; 0 or an errno. Durable: the
+ * file and the rename are on the disk when it returns (fsync of both). Without, the file is
+ * replaced as atomically (a crash of the process leaves the old or the new text) but not
+ * waited for: after a power loss it may be missing, or empty where there was none before. */
+static int write_file(const char *path, const char *data, size_t len, int durable) {
   hg_buf tmp = HG_BUF_INIT;
-  if (hg_buf_printf(&tmp, "%s.tmp%ld", path, (long)getpid())) return luaL_error(L, "out of memory");
+  if (hg_buf_printf(&tmp, "%s.tmp%ld", path, (long)getpid())) return ENOMEM;
   int fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   int e = 0;
   if (fd < 0) {
@@ -152,8 +159,7 @@ static int l_write_atomic(lua_State *L) {
     if (e) unlink(tmp.data);
   }
   hg_buf_free(&tmp);
-  if (e) return fail(L, "cannot write", path, e);
-  if (!durable) return ok(L);
+  if (e || !durable) return e;
   char dir[4096];
   parent_of(path, dir, sizeof dir);
   int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -161,7 +167,92 @@ static int l_write_atomic(lua_State *L) {
     fsync(dfd);
     close(dfd);
   }
+  return 0;
+}
+
+static int l_write_atomic(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  int durable = lua_isnoneornil(L, 3) || lua_toboolean(L, 3);
+  int e = write_file(path, data, len, durable);
+  if (e) return fail(L, "cannot write", path, e);
   return ok(L);
+}
+
+/* fs.write_durable: write_atomic's durable write, done in libuv's thread pool while the calling
+ * task waits, so that the loop (every other run, the polls, the uploads) never waits for the
+ * disk. */
+typedef struct durable_op {
+  uv_work_t req;
+  hg_lua_wait *w;
+  char *path, *data;
+  size_t len;
+  int error;
+  int abandoned;
+} durable_op;
+
+static void durable_free(void *data) {
+  durable_op *op = data;
+  free(op->path);
+  free(op->data);
+  free(op);
+}
+
+static void durable_in_pool(uv_work_t *req) {
+  durable_op *op = req->data;
+  op->error = write_file(op->path, op->data, op->len, 1);
+}
+
+static void durable_done(uv_work_t *req, int status) {
+  durable_op *op = req->data;
+  if (status == UV_ECANCELED && !op->error) op->error = ECANCELED;
+  if (op->abandoned) {
+    durable_free(op);
+    return;
+  }
+  hg_lua_wait_done(op->w);
+}
+
+static int durable_push(lua_State *L, void *data) {
+  durable_op *op = data;
+  if (op->error) return fail(L, "cannot write", op->path, op->error);
+  return ok(L);
+}
+
+static void durable_abandon(void *data) {
+  durable_op *op = data;
+  op->abandoned = 1; /* the write goes on; durable_done frees */
+}
+
+static const hg_lua_wait_ops durable_ops = {durable_push, durable_abandon, durable_free};
+
+static int l_write_durable(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  hg_lua_wait *w = hg_lua_wait_new(L, "fs.write_durable");
+  durable_op *op = calloc(1, sizeof *op);
+  if (op) {
+    op->path = strdup(path);
+    op->data = malloc(len ? len : 1);
+  }
+  if (!op || !op->path || !op->data) {
+    if (op) durable_free(op);
+    hg_lua_wait_discard(w);
+    return luaL_error(L, "fs.write_durable: out of memory");
+  }
+  memcpy(op->data, data, len);
+  op->len = len;
+  op->w = w;
+  op->req.data = op;
+  int rc = uv_queue_work(&hg_lua_loop(hg_lua_from(L))->uv, &op->req, durable_in_pool, durable_done);
+  if (rc) {
+    durable_free(op);
+    hg_lua_wait_discard(w);
+    return fail(L, "cannot write", path, -rc);
+  }
+  return hg_lua_wait_yield(L, w, &durable_ops, op);
 }
 
 static int l_remove(lua_State *L) {
@@ -212,6 +303,7 @@ static int l_exists(lua_State *L) {
 void hg_agentfs_push(lua_State *L) {
   static const luaL_Reg funcs[] = {{"mkdir_p", l_mkdir_p},   {"remove_tree", l_remove_tree},
                                    {"read", l_read},         {"write_atomic", l_write_atomic},
+                                   {"write_durable", l_write_durable},
                                    {"remove", l_remove},     {"list", l_list},
                                    {"exists", l_exists},     {NULL, NULL}};
   luaL_newlib(L, funcs);

@@ -75,7 +75,11 @@ end
 --- the disk (see above).
 function State:save_run(record, durable)
   assert(type(record.run_id) == "string" and record.run_id:match(ID), "a run record needs a run_id")
-  return self.fs.write_atomic(self:record_path(record.run_id), json.encode(record) .. "\n", durable ~= false)
+  local path, text = self:record_path(record.run_id), json.encode(record) .. "\n"
+  if durable == false then
+    return self.fs.write_atomic(path, text, false)
+  end
+  return self.fs.write_durable(path, text) -- the disk's wait does not hold up other runs
 end
 
 function State:remove_run(run_id)

@@ -20,6 +20,8 @@
  *   core.hostname()               -> the host's name
  *   core.metrics_set(name, number)
  *   core.set_log_level("debug"|"info"|"warn"|"error")
+ *   core.release_memory()         a full Lua collection, then free C heap pages go back to the
+ *                                    system (when the agent falls idle)
  *   core.cond()                   (src/agent/agentcond.h)
  *   core.fs                       (src/agent/agentfs.h)
  *   core.state_dir, core.version, core.hub_url, core.config_path */

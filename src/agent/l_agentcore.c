@@ -6,6 +6,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lauxlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -607,6 +610,18 @@ static int l_set_log_level(lua_State *L) {
   return 0;
 }
 
+/* core.release_memory(): a full collection of the Lua heap, then the C heap's free pages go
+ * back to the system. For when the agent falls idle after a burst of runs: what they used is
+ * free by then, but glibc keeps it (scattered between live blocks, out of reach of its own
+ * trimming at the top of the heap). */
+static int l_release_memory(lua_State *L) {
+  lua_gc(L, LUA_GCCOLLECT);
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+  return 0;
+}
+
 static int l_metrics_set(lua_State *L) {
   hg_agentcore *c = upcore(L);
   const char *name = luaL_checkstring(L, 1);
@@ -632,6 +647,7 @@ void hg_agentcore_push(hg_agentcore *c, lua_State *L) {
       {"params_json", l_params_json}, {"where", l_where},
       {"getenv", l_getenv},           {"hostname", l_hostname},
       {"metrics_set", l_metrics_set}, {"set_log_level", l_set_log_level},
+      {"release_memory", l_release_memory},
       {NULL, NULL}};
   lua_newtable(L);
   lua_pushlightuserdata(L, c);

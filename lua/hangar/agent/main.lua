@@ -305,7 +305,33 @@ function Agent:run_ended(r)
   if self.mode == "serving" then
     self.session:slot_freed()
   end
+  if self.held == 0 then
+    self:fell_idle()
+  end
   self.wake:notify()
+end
+
+-- Once the agent has held no run for a while, what the last runs used goes back to the system
+-- (a full collection costs about a millisecond: not after every run of a steady trickle).
+local SETTLE_MS = 2000
+
+function Agent:fell_idle()
+  self.idle_since = timer.monotonic()
+  if self.settling or not self.core.release_memory then
+    return
+  end
+  self.settling = true
+  async.run(function()
+    local wait = SETTLE_MS
+    while wait > 0 and self:alive() do
+      timer.sleep(wait)
+      wait = self.idle_since + SETTLE_MS - timer.monotonic()
+    end
+    self.settling = false
+    if self.held == 0 and self:alive() then
+      self.core.release_memory()
+    end
+  end)
 end
 
 function Agent:cancel_run(run_id, reason)
@@ -541,6 +567,9 @@ function main.run(config, core)
     async.run(finish_drain, self)
   end
   log.info("agent ready", { name = self.name, capacity = config.capacity, labels = json.encode(json.object(self.labels)) })
+  if self.held == 0 then
+    self:fell_idle() -- what starting up used (compiling, the configuration) goes too
+  end
 
   while self.exit_code == nil do
     self.wake:wait()

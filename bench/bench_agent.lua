@@ -7,9 +7,10 @@
 --               (floor_spawn).
 --   throughput  no-op runs per second through one agent of capacity 32, with a queue that never
 --               empties. Floor: the same program forked and reaped, 32 at a time.
---   memory      the agent's RSS and private dirty memory (/proc/PID/smaps_rollup) idle and with
---               100 runs sleeping at once. Floor: floor_agent (libcurl with OpenSSL, Lua, libuv
---               loaded and initialised, nothing else).
+--   memory      the agent's RSS and private dirty memory (/proc/PID/smaps_rollup) idle, with
+--               100 runs sleeping at once (per run: what the second 50 added to the first
+--               50), and idle again once they ended. Floor: floor_agent (libcurl with OpenSSL,
+--               Lua, libuv loaded and initialised, nothing else).
 --   hubmem      the hub's RSS and private dirty memory idle and with 1,000 agents long-polling.
 --               Floor: floor_hub (the agent's libraries, SQLite and h2o).
 --
@@ -231,42 +232,43 @@ end
 
 function benches.memory()
   local concurrent = size("CONCURRENT_RUNS", 100)
+  local half = concurrent // 2
   local floor = run_program(q(BENCH_BIN .. "/floor_agent"))
   put("floor.agent.rss_kib", floor.rss_kib)
   put("floor.agent.private_dirty_kib", floor.private_dirty_kib)
 
   local hub = new_hub("bench-memory")
   local agent = new_agent(hub, concurrent)
-  timer.sleep(1000)
+  timer.sleep(3000) -- an agent settles its memory two seconds after it fell idle
   local idle = memory(agent.pid)
   put("agent.idle.rss_kib", idle.rss)
   put("agent.idle.private_dirty_kib", idle.private_dirty)
 
-  -- Baseline: idle again after as many no-op runs at once, so that what the first runs
-  -- allocate once (code paths, buffers kept for reuse) is not counted per run.
-  local noop = agenttest.task(hub, { command = { NOOP } })
-  local ids = {}
-  for i = 1, concurrent do ids[i] = agenttest.run(hub, noop) end
-  for _, id in ipairs(ids) do wait_done(hub, id) end
-  timer.sleep(500)
-  local warm = memory(agent.pid)
-  put("agent.warm_idle.rss_kib", warm.rss)
-  put("agent.warm_idle.private_dirty_kib", warm.private_dirty)
-
+  -- Per run: what the second half of the sleeping runs adds to the first half, so that what
+  -- the first runs allocate once (code paths, connections, buffers kept for reuse) is not
+  -- counted per run.
   local sleepy = agenttest.task(hub, { command = { "/bin/sleep", "120" } })
-  ids = {}
-  for i = 1, concurrent do ids[i] = agenttest.run(hub, sleepy) end
-  assert(hubtest.wait_for(function() return children(agent.pid) >= concurrent end, 60000, 50),
-    "the agent did not start every run")
-  timer.sleep(500)
-  local busy = memory(agent.pid)
+  local ids = {}
+  local function start_runs(n)
+    for _ = 1, n do ids[#ids + 1] = agenttest.run(hub, sleepy) end
+    assert(hubtest.wait_for(function() return children(agent.pid) >= #ids end, 60000, 50),
+      "the agent did not start every run")
+    timer.sleep(500)
+    return memory(agent.pid)
+  end
+  local first = start_runs(half)
+  local busy = start_runs(concurrent - half)
   put("agent.concurrent_runs", concurrent)
   put("agent.concurrent.rss_kib", busy.rss)
   put("agent.concurrent.private_dirty_kib", busy.private_dirty)
-  put("agent.per_run.rss_kib", (busy.rss - warm.rss) / concurrent)
-  put("agent.per_run.private_dirty_kib", (busy.private_dirty - warm.private_dirty) / concurrent)
+  put("agent.per_run.rss_kib", (busy.rss - first.rss) / (concurrent - half))
+  put("agent.per_run.private_dirty_kib", (busy.private_dirty - first.private_dirty) / (concurrent - half))
   for _, id in ipairs(ids) do hub:post("/v1/runs/" .. id .. "/cancel") end
   for _, id in ipairs(ids) do wait_done(hub, id) end
+  timer.sleep(3000)
+  local after = memory(agent.pid)
+  put("agent.idle_after.rss_kib", after.rss)
+  put("agent.idle_after.private_dirty_kib", after.private_dirty)
   agent:cleanup()
   hub:cleanup()
 end

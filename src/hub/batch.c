@@ -2,10 +2,12 @@
  * and event parsed by cJSON on its own, each event's bytes kept as sent. */
 #include "hub/batch.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/jsoncheck.h"
 #include "hub/fields.h"
 #include "hub/hub.h"
 
@@ -80,9 +82,101 @@ static int quick_kind(const cJSON *e, bool *nested) {
   return KIND_LOG;
 }
 
+/* ---- the usual log event, read by its shape ----
+ *
+ * Agents print a log event with cJSON, always the same way: {"kind":"log","ts":T,"stream":S,
+ * "text":X,"partial":P}. An event whose bytes are exactly that, around two strings, is a valid
+ * log event as soon as cJSON reads T and X as strings (and X is within the limit): its five
+ * members need not become a tree of fifteen allocations to be checked one by one. The constant
+ * parts are what cJSON prints for such an event; any other event, or the same one spelt
+ * differently (spaces, another member order, escapes in a name), goes the general way. */
+
+#define TS_MARK "@@hg-ts@@"
+#define TEXT_MARK "@@hg-text@@"
+
+typedef struct log_shape {
+  char head[64], mid[3][64], tail[2][32];
+  size_t head_len, mid_len[3], tail_len[2];
+  bool ok;
+} log_shape;
+
+static log_shape shape;
+static pthread_once_t shape_once = PTHREAD_ONCE_INIT;
+
+static bool copy_part(char *dst, size_t cap, size_t *len, const char *from, const char *to) {
+  if (!from || !to || to < from || (size_t)(to - from) >= cap) return false;
+  memcpy(dst, from, (size_t)(to - from));
+  *len = (size_t)(to - from);
+  return true;
+}
+
+/* Splits what cJSON prints for each stream and partial value around the two markers. */
+static void make_shape(void) {
+  static const char *const streams[3] = {"stdout", "stderr", "system"};
+  bool ok = true;
+  for (int st = 0; st < 3 && ok; st++) {
+    for (int p = 0; p < 2 && ok; p++) {
+      cJSON *o = cJSON_CreateObject();
+      char *text = NULL;
+      if (o && cJSON_AddStringToObject(o, "kind", "log") && cJSON_AddStringToObject(o, "ts", TS_MARK) &&
+          cJSON_AddStringToObject(o, "stream", streams[st]) &&
+          cJSON_AddStringToObject(o, "text", TEXT_MARK) && cJSON_AddBoolToObject(o, "partial", p))
+        text = cJSON_PrintUnformatted(o);
+      cJSON_Delete(o);
+      const char *ts = text ? strstr(text, "\"" TS_MARK "\"") : NULL;
+      const char *tx = text ? strstr(text, "\"" TEXT_MARK "\"") : NULL;
+      const char *after_ts = ts ? ts + strlen(TS_MARK) + 2 : NULL;
+      const char *after_tx = tx ? tx + strlen(TEXT_MARK) + 2 : NULL;
+      ok = copy_part(shape.head, sizeof shape.head, &shape.head_len, text, ts) &&
+           copy_part(shape.mid[st], sizeof shape.mid[st], &shape.mid_len[st], after_ts, tx) &&
+           copy_part(shape.tail[p], sizeof shape.tail[p], &shape.tail_len[p], after_tx,
+                     after_tx ? after_tx + strlen(after_tx) : NULL);
+      free(text);
+    }
+  }
+  shape.ok = ok; /* else (out of memory at the first batch) every event goes the general way */
+}
+
+static bool match(const char *s, size_t n, size_t *i, const char *part, size_t len) {
+  if (n - *i < len || memcmp(s + *i, part, len) != 0) return false;
+  *i += len;
+  return true;
+}
+
+/* The JSON string at s[*i..n), read by cJSON: its decoded length, or -1 (not a string). */
+static long string_at(const char *s, size_t n, size_t *i) {
+  if (*i >= n || s[*i] != '"') return -1;
+  const char *end = NULL;
+  cJSON *v = cJSON_ParseWithLengthOpts(s + *i, n - *i, &end, 0);
+  long len = cJSON_IsString(v) ? (long)strlen(v->valuestring) : -1;
+  cJSON_Delete(v);
+  if (len >= 0) *i = (size_t)(end - s);
+  return len;
+}
+
+/* A log event in the usual shape at s[i]: true with *end past it. */
+static bool usual_log(const char *s, size_t n, size_t i, size_t *end) {
+  if (!shape.ok || !match(s, n, &i, shape.head, shape.head_len) || string_at(s, n, &i) < 0)
+    return false;
+  int st = 0;
+  while (st < 3 && !match(s, n, &i, shape.mid[st], shape.mid_len[st])) st++;
+  if (st == 3) return false;
+  long text = string_at(s, n, &i);
+  if (text < 0 || (size_t)text > HG_HUB_EVENT_TEXT_LIMIT) return false;
+  if (!match(s, n, &i, shape.tail[0], shape.tail_len[0]) &&
+      !match(s, n, &i, shape.tail[1], shape.tail_len[1]))
+    return false;
+  *end = i;
+  return true;
+}
+
 /* ---- building the chunk ---- */
 
-static int add_event(hg_batch *b, const char *json, size_t len) {
+/* Adds the event json[0..len). While each event of the body follows the one before it after
+ * exactly one comma, the batch's text is that stretch of the body (in_body): no copy. Anything
+ * else between two events, or an event that is not in the body, makes it a copy in own from
+ * there on. Batches are at most 8 MiB (16 MiB read), far inside 32-bit offsets. */
+static int add_event(hg_batch *b, const char *json, size_t len, bool in_body, size_t body_len) {
   if (b->count == b->starts_cap) {
     size_t ncap = b->starts_cap ? b->starts_cap * 2 : 64;
     uint32_t *p = realloc(b->starts, ncap * sizeof *p);
@@ -90,11 +184,25 @@ static int add_event(hg_batch *b, const char *json, size_t len) {
     b->starts = p;
     b->starts_cap = ncap;
   }
-  if (b->count && hg_buf_appendc(&b->text, ',')) return HG_ENOMEM;
-  /* Batches are at most 8 MiB (16 MiB read), far inside 32-bit offsets. */
-  b->starts[b->count] = (uint32_t)b->text.len;
-  if (hg_buf_append(&b->text, json, len)) return HG_ENOMEM;
+  bool copying = b->own.data != NULL;
+  if (in_body && !copying && (b->count == 0 || (b->text + b->len + 1 == json && json[-1] == ','))) {
+    if (b->count == 0) b->text = json;
+    b->starts[b->count++] = (uint32_t)(json - b->text);
+    b->len = (size_t)(json + len - b->text);
+    return 0;
+  }
+  if (!copying) {
+    /* The events take about the body's size. */
+    if (hg_buf_reserve(&b->own, (body_len > b->len ? body_len : b->len) + 1) ||
+        hg_buf_append(&b->own, b->count ? b->text : "", b->count ? b->len : 0))
+      return HG_ENOMEM;
+  }
+  if (b->count && hg_buf_appendc(&b->own, ',')) return HG_ENOMEM;
+  b->starts[b->count] = (uint32_t)b->own.len;
+  if (hg_buf_append(&b->own, json, len)) return HG_ENOMEM;
   b->count++;
+  b->text = b->own.data;
+  b->len = b->own.len;
   return 0;
 }
 
@@ -168,9 +276,23 @@ static walk_result walk_events(hg_batch *b, walk_state *w, const char *s, size_t
     *pi = i + 1;
     return WALK_OK;
   }
+  pthread_once(&shape_once, make_shape);
   for (size_t k = 0;; k++) {
     if (i >= n || s[i] != '{') return WALK_OTHER;
-    size_t from = i;
+    size_t from = i, end;
+    if (!w->event_rc && usual_log(s, n, i, &end)) {
+      if (add_event(b, s + from, end - from, true, n)) return WALK_NOMEM;
+      i = skip_ws(s, n, end);
+      if (i < n && s[i] == ',') {
+        i = skip_ws(s, n, i + 1);
+        continue;
+      }
+      if (i < n && s[i] == ']') {
+        *pi = i + 1;
+        return WALK_OK;
+      }
+      return WALK_OTHER;
+    }
     cJSON *ev = value_at(s, n, &i);
     if (!ev) return WALK_OTHER;
     bool nested = false;
@@ -188,7 +310,7 @@ static walk_result walk_events(hg_batch *b, walk_state *w, const char *s, size_t
         kind = KIND_LOG;
       }
     }
-    if (!w->event_rc && add_event(b, s + from, i - from)) {
+    if (!w->event_rc && add_event(b, s + from, i - from, true, n)) {
       cJSON_Delete(ev);
       return WALK_NOMEM;
     }
@@ -284,7 +406,7 @@ int hg_batch_read_document(hg_batch *b, const char *s, size_t n, hg_err *err) {
   k = 0;
   for (cJSON *e = events->child; e; e = e->next, k++) {
     char *json = hg_fields_print(e);
-    rc = json ? add_event(b, json, strlen(json)) : HG_ENOMEM;
+    rc = json ? add_event(b, json, strlen(json), false, n) : HG_ENOMEM;
     free(json);
     const char *kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "kind"));
     if (!rc && !strcmp(kind, "output")) rc = add_output(b, k, e);
@@ -296,12 +418,8 @@ int hg_batch_read_document(hg_batch *b, const char *s, size_t n, hg_err *err) {
 
 int hg_batch_read(hg_batch *b, const char *s, size_t n, hg_err *err) {
   memset(b, 0, sizeof *b);
-  /* The events take about the body's size. */
   walk_state w = {.top = cJSON_CreateObject()};
-  if (!w.top || hg_buf_reserve(&b->text, n + 1)) {
-    cJSON_Delete(w.top);
-    return hg_err_set(err, HG_ENOMEM, "reading an event batch: out of memory");
-  }
+  if (!w.top) return hg_err_set(err, HG_ENOMEM, "reading an event batch: out of memory");
   walk_result r = walk(b, &w, s, n);
   if (r == WALK_NOMEM) {
     cJSON_Delete(w.top);
@@ -312,7 +430,13 @@ int hg_batch_read(hg_batch *b, const char *s, size_t n, hg_err *err) {
     hg_batch_free(b);
     return hg_batch_read_document(b, s, n, err);
   }
-  /* The checks in the order a whole-document read makes them. */
+  /* The checks in the order a whole-document read makes them: the rules of JSON cJSON leaves
+   * unchecked, then the fields. */
+  if (hg_jsoncheck(s, n, NULL, err)) {
+    hg_err_prefix(err, "body");
+    cJSON_Delete(w.top);
+    return HG_EINVAL;
+  }
   int64_t first = 0;
   const cJSON *none = NULL;
   int rc = hg_fields_int(w.top, "first_seq", "", true, &first, err);
@@ -335,8 +459,8 @@ void hg_batch_chunk(hg_batch *b, size_t skip, hg_store_chunk *out) {
   uint32_t base = b->starts[skip];
   for (size_t i = skip; i < b->count; i++) b->starts[i] -= base;
   out->count = b->count - skip;
-  out->text = b->text.data + base;
-  out->len = b->text.len - base;
+  out->text = (char *)b->text + base; /* the store only reads it */
+  out->len = b->len - base;
   out->starts = b->starts + skip;
 }
 
@@ -345,7 +469,7 @@ void hg_batch_free(hg_batch *b) {
   if (!b->document)
     for (size_t i = 0; i < b->n_outputs; i++) cJSON_Delete(b->outputs[i].event);
   cJSON_Delete(b->document);
-  hg_buf_free(&b->text);
+  hg_buf_free(&b->own);
   free(b->starts);
   free(b->outputs);
   memset(b, 0, sizeof *b);

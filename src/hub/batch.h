@@ -18,7 +18,12 @@ typedef struct hg_batch_output {
 typedef struct hg_batch {
   int64_t first_seq;
   size_t count;
-  hg_buf text;              /* the events' JSON objects joined by commas */
+  /* The events' JSON objects joined by commas: where the body already has them so (nothing
+   * but a comma between them, as agents send them) a part of the body itself, which must then
+   * outlive the batch; else a copy in own. */
+  const char *text;
+  size_t len;
+  hg_buf own;
   uint32_t *starts;         /* where each one starts in text */
   size_t starts_cap;
   /* The output events, in order: the hub applies them to the run's outputs. Log events, nearly
@@ -31,7 +36,8 @@ typedef struct hg_batch {
 
 /* Reads and checks a batch. 0; HG_EINVAL (400) or HG_ETOOBIG (413: an event's text over 64 KiB)
  * with err naming the field, exactly as for a body parsed whole; HG_ENOMEM. b needs
- * hg_batch_free either way. The body must already be known to be UTF-8. */
+ * hg_batch_free either way, and may point into body until then. The body must already be
+ * known to be UTF-8. */
 int hg_batch_read(hg_batch *b, const char *body, size_t len, hg_err *err);
 /* Reads the body as one document, the way hg_batch_read does when its walk meets anything
  * unusual: the reference the fast way is held to (same result, same refusals). */

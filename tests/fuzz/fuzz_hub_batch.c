@@ -12,7 +12,7 @@
 /* Events [0, count) as the hub would read them back: parsed, printed compactly. */
 static char *read_back(const hg_batch *b) {
   hg_buf t = HG_BUF_INIT;
-  if (hg_buf_appendc(&t, '[') || hg_buf_append(&t, b->text.data, b->text.len) ||
+  if (hg_buf_appendc(&t, '[') || hg_buf_append(&t, b->count ? b->text : "", b->len) ||
       hg_buf_appendc(&t, ']'))
     abort();
   cJSON *arr = cJSON_ParseWithLength(t.data, t.len);

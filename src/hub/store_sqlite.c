@@ -1,5 +1,6 @@
 /* The SQLite store: WAL journal, versioned schema, one cached prepared statement per query. */
 #include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -196,6 +197,28 @@ static const char *const sql[Q_COUNT] = {
     [Q_CONFIG_DELETE] = "DELETE FROM config_vars WHERE name = ?1",
 };
 
+/* Checkpoints run on a thread of their own, through a connection of their own: copying the
+ * WAL's pages into the database and the two fdatasyncs that go with it were a third of storing
+ * a batch of events, all of it on the loop's thread (every other request waited). A commit
+ * that leaves CKPT_FRAMES or more frames in the WAL wakes the thread, which copies what it can
+ * without waiting for anyone. The WAL starts over only at a write that finds it wholly copied,
+ * which a thread always a commit behind never leaves it: once it holds CKPT_LIMIT frames
+ * (64 MiB), the thread also copies the rest while holding writers off (they wait, for about
+ * one batch's copy), so that the next write starts the WAL afresh. Should the thread not keep
+ * up at all, the committing connection checkpoints itself past twice that, as SQLite would by
+ * default. None of it changes what a commit guarantees: a committed transaction is in the WAL
+ * either way. */
+#define CKPT_FRAMES 1000
+#define CKPT_LIMIT 16384
+
+typedef struct checkpointer {
+  pthread_t thread;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool started, wanted, stop;
+  sqlite3 *db;
+} checkpointer;
+
 typedef struct sqlite_store {
   hg_store base;
   sqlite3 *db;
@@ -203,6 +226,7 @@ typedef struct sqlite_store {
   int lock_fd;
   int version;
   bool in_tx;
+  checkpointer ckpt;
 } sqlite_store;
 
 static sqlite_store *S(hg_store *s) { return (sqlite_store *)s; }
@@ -377,8 +401,87 @@ static int migrate(sqlite_store *s, const char *path, hg_err *err) {
   return 0;
 }
 
+static void *checkpoint_loop(void *arg) {
+  checkpointer *c = arg;
+  pthread_mutex_lock(&c->mu);
+  for (;;) {
+    while (!c->wanted && !c->stop) pthread_cond_wait(&c->cv, &c->mu);
+    if (c->stop) break;
+    c->wanted = false;
+    pthread_mutex_unlock(&c->mu);
+    int frames = 0;
+    sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &frames, NULL);
+    if (frames >= CKPT_LIMIT)
+      sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+    pthread_mutex_lock(&c->mu);
+  }
+  pthread_mutex_unlock(&c->mu);
+  return NULL;
+}
+
+/* After every commit, with the WAL's size in frames (SQLite's own auto-checkpoint is this hook,
+ * replaced). */
+static int on_wal_commit(void *ud, sqlite3 *db, const char *name, int frames) {
+  sqlite_store *s = ud;
+  checkpointer *c = &s->ckpt;
+  if (frames >= 2 * CKPT_LIMIT || (!c->started && frames >= CKPT_FRAMES)) {
+    sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+  } else if (frames >= CKPT_FRAMES) {
+    pthread_mutex_lock(&c->mu);
+    c->wanted = true;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+  }
+  return SQLITE_OK;
+}
+
+/* Starts the checkpoint thread; without it (no memory, no thread) the committing connection
+ * checkpoints, as before. */
+static void checkpointer_start(sqlite_store *s, const char *path, const char *sync) {
+  checkpointer *c = &s->ckpt;
+  sqlite3_wal_hook(s->db, on_wal_commit, s);
+  if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
+      sqlite3_exec(c->db, sync, NULL, NULL, NULL) != SQLITE_OK ||
+      sqlite3_exec(c->db, "PRAGMA wal_autocheckpoint=0;", NULL, NULL, NULL) != SQLITE_OK)
+    goto fail;
+  sqlite3_busy_timeout(c->db, 5000);
+  if (pthread_mutex_init(&c->mu, NULL)) goto fail;
+  if (pthread_cond_init(&c->cv, NULL)) {
+    pthread_mutex_destroy(&c->mu);
+    goto fail;
+  }
+  if (pthread_create(&c->thread, NULL, checkpoint_loop, c)) {
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    goto fail;
+  }
+  c->started = true;
+  return;
+fail:
+  sqlite3_close(c->db);
+  c->db = NULL;
+}
+
+static void checkpointer_stop(checkpointer *c) {
+  if (c->started) {
+    pthread_mutex_lock(&c->mu);
+    c->stop = true;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    pthread_join(c->thread, NULL);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    c->started = false;
+  }
+  /* First: the store's own connection, closed last, checkpoints everything and removes the
+   * WAL, as it always did. */
+  if (c->db) sqlite3_close(c->db);
+  c->db = NULL;
+}
+
 static void sq_close(hg_store *base) {
   sqlite_store *s = S(base);
+  checkpointer_stop(&s->ckpt);
   for (int i = 0; i < Q_COUNT; i++) sqlite3_finalize(s->st[i]);
   if (s->db) sqlite3_close(s->db);
   /* Closed last: closing any descriptor of the file drops the process's POSIX locks, which
@@ -438,6 +541,7 @@ int hg_store_sqlite_open(const char *path, const hg_store_options *opts, hg_stor
       return HG_EIO;
     }
   }
+  checkpointer_start(s, path, sync);
   *out = &s->base;
   return 0;
 }

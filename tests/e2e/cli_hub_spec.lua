@@ -2,30 +2,19 @@
 -- following a run live to its exit code (a scripted agent plays the agent's part over the
 -- protocol), runs list/show/logs/cancel, config variables and keys.
 local hubtest = require "hubtest"
+local testutil = require "testutil"
 local process = require "hangar.process"
 local json = require "hangar.json"
 
-local BIN = assert(os.getenv("HANGAR_BIN"), "HANGAR_BIN is not set")
-local SRC = assert(os.getenv("HANGAR_SOURCE_DIR"), "HANGAR_SOURCE_DIR is not set")
-local TMP = (os.getenv("HANGAR_TEST_TMP") or "/tmp") .. "/cli-hub"
+local BIN = assert(testutil.BIN, "HANGAR_BIN is not set")
+local SRC = testutil.SRC
+local TMP = testutil.TMP .. "/cli-hub"
 os.execute("mkdir -p '" .. TMP .. "'")
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local q, write = testutil.q, testutil.write
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-  return path
-end
+-- A file not written yet reads as empty.
+local function slurp(path) return testutil.slurp(path) or "" end
 
 local function escape(s) return (s:gsub("%p", "%%%0")) end
 

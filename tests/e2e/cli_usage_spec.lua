@@ -1,19 +1,16 @@
 -- The CLI without a hub: --help for every command, usage errors (exit 2), and the errors a
 -- user sees before any request succeeds (no hub URL, no key, unreachable hub, bad YAML).
-local BIN = assert(os.getenv("HANGAR_BIN"), "HANGAR_BIN is not set")
-local SRC = assert(os.getenv("HANGAR_SOURCE_DIR"), "HANGAR_SOURCE_DIR is not set")
-local TMP = (os.getenv("HANGAR_TEST_TMP") or "/tmp") .. "/cli-usage"
+local testutil = require "testutil"
+
+local BIN = assert(testutil.BIN, "HANGAR_BIN is not set")
+local SRC = testutil.SRC
+local TMP = testutil.TMP .. "/cli-usage"
 os.execute("mkdir -p '" .. TMP .. "'")
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local q = testutil.q
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+-- A file not written yet reads as empty.
+local function slurp(path) return testutil.slurp(path) or "" end
 
 -- Runs `hangar ARGS...` with only the environment given (plus PATH), so that the developer's
 -- own HANGAR_* variables or config file cannot leak in. Returns code, stdout, stderr.

@@ -2,7 +2,7 @@
 -- /metrics (Prometheus text) on loopback, a non-loopback address refused unless allowed, gone
 -- when the agent exits.
 local hubtest = require "hubtest"
-local pluginagent = require "pluginagent"
+local agenttest = require "agenttest"
 local http = require "hangar.http"
 local json = require "hangar.json"
 
@@ -20,8 +20,8 @@ end)
 
 -- Starts an agent with the given health section; returns it and the listener's URL.
 local function agent_with(health, labels)
-  local agent = pluginagent.start(hub, { labels = labels, extra = "health = " .. health })
-  local ok, url = pcall(agent.wait_log, agent, '"msg":"health listener"[^\n]-"url":"([^"]+)"')
+  local agent = agenttest.start(hub, { labels = labels, extra = "health = " .. health })
+  local ok, url = pcall(agent.wait_match, agent, '"msg":"health listener"[^\n]-"url":"([^"]+)"')
   if not ok then
     agent:cleanup()
     error(url, 0)
@@ -76,14 +76,14 @@ describe("the health listener", function()
   end)
 
   it("is off unless configured", function()
-    local agent = pluginagent.start(hub, { labels = { case = "health-off" } })
+    local agent = agenttest.start(hub, { labels = { case = "health-off" } })
     local log = agent:log()
     agent:cleanup()
     assert.is_nil(log:find('"msg":"health listener"', 1, true), log)
   end)
 
   it("refuses an address that is not loopback, unless explicitly allowed", function()
-    local agent = pluginagent.start(hub, {
+    local agent = agenttest.start(hub, {
       labels = { case = "health-remote" },
       extra = 'health = { listen = "0.0.0.0:0" }',
       wait = false,
@@ -106,7 +106,7 @@ describe("the health listener", function()
   it("closes with the agent", function()
     local agent, url = agent_with('{ listen = "127.0.0.1:0" }', { case = "health-stop" })
     assert.equal(200, assert(get(url .. "/healthz")).status)
-    assert.is_true(agent:stop())
+    assert.equal(0, agent:stop())
     local res, err = get(url .. "/healthz")
     agent:cleanup()
     assert.is_nil(res)

@@ -2,40 +2,25 @@
 -- implementation of the sealed box), never in plain text in any answer, in the store's files
 -- or in the hub's log, and never readable back with a user key.
 local hubtest = require "hubtest"
+local testutil = require "testutil"
 local json = require "hangar.json"
 local crypto = require "hangar.crypto"
 
-local SRC = assert(os.getenv("HANGAR_SOURCE_DIR"), "HANGAR_SOURCE_DIR is not set")
-local SEALBOX = SRC .. "/tests/interop/sealbox.py"
+local SEALBOX = testutil.SRC .. "/tests/interop/sealbox.py"
 
 local hub
 -- A value no other test would produce, and long enough to be unmistakable.
 local SECRET = "s3cr3t-" .. crypto.hex_encode(crypto.random(12))
 
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local q = testutil.q
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return ""
-  end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+-- A file that is gone reads as empty.
+local function slurp(path) return testutil.slurp(path) or "" end
 
 -- Runs sealbox.py with args, stdin from text; returns exit code and stdout.
 local function sealbox(args, input)
-  local inpath = hub.dir .. "/sealbox.in"
-  local f = assert(io.open(inpath, "wb"))
-  f:write(input or "")
-  f:close()
-  local p = assert(io.popen("python3 " .. q(SEALBOX) .. " " .. args .. " <" .. q(inpath) .. " 2>&1"))
-  local out = p:read("a")
-  local _, _, code = p:close()
-  return code, out
+  local inpath = testutil.write(hub.dir .. "/sealbox.in", input or "")
+  return testutil.sh("python3 " .. q(SEALBOX) .. " " .. args .. " <" .. q(inpath))
 end
 
 setup(function()

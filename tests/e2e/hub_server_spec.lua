@@ -1,22 +1,15 @@
 -- Running the hub: `hangar hub init`, TLS, the plain-HTTP rule, the config file and its
 -- overrides, one hub per store, file modes, and a clean stop that answers waiting polls.
 local hubtest = require "hubtest"
+local testutil = require "testutil"
 local http = require "hangar.http"
 local crypto = require "hangar.crypto"
 
-local BIN = assert(os.getenv("HANGAR_BIN"), "HANGAR_BIN is not set")
-local SRC = assert(os.getenv("HANGAR_SOURCE_DIR"), "HANGAR_SOURCE_DIR is not set")
-local TMP = (os.getenv("HANGAR_TEST_TMP") or "/tmp") .. "/hub-server-" .. crypto.hex_encode(crypto.random(4))
+local BIN = assert(testutil.BIN, "HANGAR_BIN is not set")
+local SRC = testutil.SRC
+local TMP = testutil.TMP .. "/hub-server-" .. crypto.hex_encode(crypto.random(4))
 
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local q, write = testutil.q, testutil.write
 
 -- Runs `hangar ARGS` to completion (with a time limit); returns exit code and all output.
 local function hangar(args, seconds)

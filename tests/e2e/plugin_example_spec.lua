@@ -3,10 +3,11 @@
 -- without the ABI descriptor, outside the plugin directory or writable by anyone are refused
 -- with a message naming the plugin and the file; a broken plugin stops the agent at start.
 local hubtest = require "hubtest"
-local pluginagent = require "pluginagent"
+local agenttest = require "agenttest"
+local testutil = require "testutil"
 
-local q, write = pluginagent.q, pluginagent.write
-local SRC = pluginagent.source_dir()
+local q, write = testutil.q, testutil.write
+local SRC = testutil.SRC
 local hub, scratch
 
 local function sh(cmd)
@@ -15,7 +16,7 @@ end
 
 -- Runs `hangar agent --check` on a configuration using plugin_dirs; returns ok, output.
 local function check_config(plugin_dir)
-  local dir = pluginagent.tmpdir("check")
+  local dir = testutil.tmpdir("check")
   local key = dir .. "/agent.key"
   write(key, "hgr_aaaaaaaaaaaa_" .. ("A"):rep(43) .. "\n", "600")
   local cfg = dir .. "/agent.lua"
@@ -47,7 +48,7 @@ end
 
 -- A plugin directory holding one plugin named name whose plugin.lua is text.
 local function plugin_dir(name, text)
-  local dir = pluginagent.tmpdir("plugins")
+  local dir = testutil.tmpdir("plugins")
   sh("mkdir -p " .. q(dir .. "/" .. name))
   write(dir .. "/" .. name .. "/plugin.lua", text)
   return dir, dir .. "/" .. name
@@ -55,7 +56,7 @@ end
 
 setup(function()
   hub = hubtest.start { name = "hub-plugins" }
-  scratch = pluginagent.tmpdir("plugin-scratch")
+  scratch = testutil.tmpdir("plugin-scratch")
 end)
 
 teardown(function()
@@ -69,13 +70,13 @@ end)
 
 describe("the example plugin (hostinfo)", function()
   it("loads its C module in a real agent, and its environment hook reaches the run", function()
-    local built = pluginagent.build_dir() .. "/examples/plugins/hostinfo/hostinfo.so"
+    local built = testutil.build_dir() .. "/examples/plugins/hostinfo/hostinfo.so"
     assert(io.open(built), "the example module was not built: " .. built)
-    local dir = pluginagent.tmpdir("plugins")
+    local dir = testutil.tmpdir("plugins")
     sh("mkdir -p " .. q(dir .. "/hostinfo"))
     sh(("cp %s %s && cp %s %s"):format(q(SRC .. "/examples/plugins/hostinfo/plugin.lua"), q(dir .. "/hostinfo/"),
       q(built), q(dir .. "/hostinfo/")))
-    local agent = pluginagent.start(hub, {
+    local agent = agenttest.start(hub, {
       labels = { case = "hostinfo" },
       extra = ("plugin_dirs = { %q }"):format(dir),
     })
@@ -145,14 +146,14 @@ HANGAR_EXPORT const hangar_module hangar_plugin_abi = {HANGAR_ABI_VERSION + 1, s
   end)
 
   it("outside the plugin directories is refused", function()
-    local outside = pluginagent.build_dir() .. "/examples/plugins/hostinfo/hostinfo.so"
+    local outside = testutil.build_dir() .. "/examples/plugins/hostinfo/hostinfo.so"
     local dir = plugin_dir("escape", ('local plugin = ...\nplugin.load_c(%q)\nreturn { name = "escape", version = "1" }\n'):format(outside))
     refused_with(dir, "escape", outside, "C module " .. outside .. " is not inside a plugin directory")
   end)
 
   it("that every user may write is refused", function()
     local dir, pdir = plugin_dir("loose", 'local plugin = ...\nplugin.load_c("hostinfo.so")\nreturn { name = "loose", version = "1" }\n')
-    sh(("cp %s %s && chmod 0666 %s"):format(q(pluginagent.build_dir() .. "/examples/plugins/hostinfo/hostinfo.so"),
+    sh(("cp %s %s && chmod 0666 %s"):format(q(testutil.build_dir() .. "/examples/plugins/hostinfo/hostinfo.so"),
       q(pdir .. "/hostinfo.so"), q(pdir .. "/hostinfo.so")))
     refused_with(dir, "loose", pdir, "C module " .. pdir .. "/hostinfo.so is writable by every user; refusing to load it")
   end)
@@ -161,7 +162,7 @@ end)
 describe("a broken plugin", function()
   it("stops the agent at start with a message naming the plugin, its file and the field", function()
     local dir = plugin_dir("typo", 'return { name = "typo", version = "1", hooks = { before_rnu = function() end } }\n')
-    local agent = pluginagent.start(hub, {
+    local agent = agenttest.start(hub, {
       labels = { case = "typo" },
       extra = ("plugin_dirs = { %q }"):format(dir),
       wait = false,
@@ -177,7 +178,7 @@ describe("a broken plugin", function()
   end)
 
   it("is reported by --check, and two plugins offering one scheduler too", function()
-    local dir = pluginagent.tmpdir("plugins")
+    local dir = testutil.tmpdir("plugins")
     for _, name in ipairs({ "one", "two" }) do
       sh("mkdir -p " .. q(dir .. "/" .. name))
       write(dir .. "/" .. name .. "/plugin.lua", ([[

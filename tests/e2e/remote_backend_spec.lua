@@ -4,7 +4,8 @@
 -- through the service, cleanup deletes the job, and an agent SIGKILLed mid-run and restarted
 -- reattaches and finishes the run with every line exactly once.
 local hubtest = require "hubtest"
-local pluginagent = require "pluginagent"
+local agenttest = require "agenttest"
+local testutil = require "testutil"
 local process = require "hangar.process"
 local sink = require "hangar.sink"
 local http = require "hangar.http"
@@ -16,7 +17,7 @@ local hub, agent, service
 local function start_service()
   local out = sink.buffer()
   local proc = assert(process.spawn {
-    argv = { "python3", "-u", pluginagent.source_dir() .. "/tests/helpers/fakeservice.py" },
+    argv = { "python3", "-u", testutil.SRC .. "/tests/helpers/fakeservice.py" },
     env = { PATH = os.getenv("PATH") or "/usr/bin:/bin" },
     stdout = out,
     stderr = out,
@@ -92,12 +93,12 @@ end
 setup(function()
   service = start_service()
   hub = hubtest.start { name = "hub-remote" }
-  agent = pluginagent.start(hub, {
+  agent = agenttest.start(hub, {
     labels = { case = "remote" },
     extra = ([[
 plugin_dirs = { %q }
 schedulers = { remote = { url = %q, poll_ms = 100 } }
-]]):format(pluginagent.source_dir() .. "/tests/e2e/backends", service.url),
+]]):format(testutil.SRC .. "/tests/e2e/backends", service.url),
   })
   agent:deploy(TASK)
 end)

@@ -4,11 +4,12 @@
 -- asks and the agent allows it, gets exactly its own environment (never on a command line), and
 -- a cancel's polite signal reaches it.
 local hubtest = require "hubtest"
-local pluginagent = require "pluginagent"
+local agenttest = require "agenttest"
+local testutil = require "testutil"
 local process = require "hangar.process"
 local sink = require "hangar.sink"
 
-local q, write = pluginagent.q, pluginagent.write
+local q, write = testutil.q, testutil.write
 local hub, agent, listener, shared
 local usable, why_not
 
@@ -94,13 +95,13 @@ setup(function()
     return
   end
   listener = start_listener()
-  shared = pluginagent.tmpdir("sandbox-shared")
+  shared = testutil.tmpdir("sandbox-shared")
   assert(os.execute("mkdir -p " .. q(shared .. "/private")))
   write(shared .. "/public.txt", "public\n")
   write(shared .. "/private/secret.txt", "private\n")
   write(shared .. "/key.txt", "hgr_not_for_runs\n")
   hub = hubtest.start { name = "hub-sandbox" }
-  agent = pluginagent.start(hub, {
+  agent = agenttest.start(hub, {
     labels = { case = "sandbox" },
     env = { SANDBOX_AGENT_ONLY = "agent-environment-value" },
     extra = ([[
@@ -291,7 +292,7 @@ describe("a sandbox that never allows the network", function()
     if not usable then
       return pending(why_not)
     end
-    local strict = pluginagent.start(hub, {
+    local strict = agenttest.start(hub, {
       name = "strict",
       labels = { case = "sandbox-strict" },
       extra = 'schedulers = { sandbox = { network = "off" } }',
@@ -312,7 +313,7 @@ describe("the sandbox settings", function()
     if not usable then
       return pending(why_not)
     end
-    local bad = pluginagent.start(hub, {
+    local bad = agenttest.start(hub, {
       name = "badsettings",
       labels = { case = "sandbox-bad" },
       extra = 'schedulers = { sandbox = { network = "sometimes", ro_binds = { "usr" } } }',

@@ -1,7 +1,7 @@
 -- Real agents for tests: `hangar agent` started on a generated configuration against a hub
 -- from hubtest, with its own key and state directory; waiting for what it logs, signals,
--- SIGKILL and restart on the same state; helpers for tasks and runs. Runs inside `hangar
--- lua` (busted specs).
+-- SIGKILL and restart on the same state; tasks and runs, through the hub or constrained to
+-- one agent's labels. Runs inside `hangar lua` (busted specs).
 --
 --   local hub = hubtest.start { args = { "--lease-ttl", "5", "--heartbeat-interval", "1" } }
 --   local agent = agenttest.start(hub, { labels = { env = "staging" }, capacity = 2 })
@@ -9,9 +9,12 @@
 --   local run = agenttest.run(hub, slug)             -- run id
 --   local doc = agenttest.wait_run(hub, run)         -- its document once it ended
 --   print(agenttest.log_text(hub, run))              -- its stdout/stderr/system lines
+--   local r = agent:run_task { slug = "t", command = { "echo", "hi" } }  -- on this agent
+--   r.status, r.lines                                -- { "hi" }: stdout and stderr, in order
 --   agent:signal("TERM"); assert.equal(0, agent:wait_exit())
 --   agent:cleanup()
 local hubtest = require "hubtest"
+local testutil = require "testutil"
 local process = require "hangar.process"
 local json = require "hangar.json"
 local timer = require "hangar.timer"
@@ -19,32 +22,7 @@ local crypto = require "hangar.crypto"
 
 local agenttest = {}
 
-local BIN = os.getenv("HANGAR_BIN")
-local TMP = os.getenv("HANGAR_TEST_TMP") or "/tmp"
-
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return nil
-  end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write(path, text, mode)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-  if mode then
-    os.execute("chmod " .. mode .. " " .. q(path))
-  end
-  return path
-end
+local q, slurp, write = testutil.q, testutil.slurp, testutil.write
 
 agenttest.slurp = slurp
 agenttest.write = write
@@ -52,9 +30,7 @@ agenttest.q = q
 
 --- A fresh directory under HANGAR_TEST_TMP.
 function agenttest.tmpdir(name)
-  local dir = ("%s/%s-%d-%s"):format(TMP, name or "agent", os.time(), crypto.hex_encode(crypto.random(4)))
-  assert(os.execute("mkdir -p " .. q(dir)))
-  return dir
+  return testutil.tmpdir(name or "agent")
 end
 
 -- A Lua literal for a value (strings, numbers, booleans, tables of them).
@@ -91,15 +67,19 @@ Agent.__index = Agent
 ---   key          the agent key (default: a new one, bound to key_labels)
 ---   key_labels   labels the new key is bound to
 ---   key_source   "file" (default), "env" (HANGAR_AGENT_KEY) or "fd"
----   labels, capacity, name, pass_env, secret_env, kill_grace_s   as in the configuration
+---   labels, capacity, name, pass_env, secret_env, kill_grace_s, log_level   as in the
+---                configuration
 ---   hub_url      default hub.url; ca_file, cert_file, cert_key_file
 ---   extra        Lua text appended to the configuration (hooks, schedulers, ...)
 ---   env          extra environment variables of the agent process
+---   uid          when the tests run as root: run the agent (and so its runs) as this user,
+---                through setpriv, its directory handed to it
 ---   dir          reuse this directory (state and all), e.g. after a kill
 ---   wait         false: do not wait for the agent to register
+--- When waiting fails, the agent is killed before the error is raised.
 function agenttest.start(hub, opts)
   opts = opts or {}
-  local self = setmetatable({ hub = hub, opts = opts }, Agent)
+  local self = setmetatable({ hub = hub, opts = opts, labels = opts.labels or {} }, Agent)
   self.dir = opts.dir or agenttest.tmpdir("agent")
   self.state_dir = self.dir .. "/state"
   self.log_path = self.dir .. "/agent.log"
@@ -110,9 +90,26 @@ function agenttest.start(hub, opts)
     self.key, self.key_id = hub:make_key("agent", opts.key_labels)
   end
   self:write_config()
+  self.prefix = ""
+  if opts.uid then
+    local _, me = testutil.sh("id -u")
+    self.uid = tonumber(me:match("%d+"))
+    if self.uid == 0 then
+      self.uid = opts.uid
+      -- The agent's own files belong to its user; the directories above are world-searchable.
+      assert(os.execute("chown -R " .. self.uid .. ":" .. self.uid .. " " .. q(self.dir)))
+      assert(os.execute("chmod 755 " .. q(self.dir)))
+      self.prefix = "setpriv --reuid=" .. self.uid .. " --regid=" .. self.uid .. " --clear-groups -- "
+    end
+  end
   self:launch()
   if opts.wait ~= false then
-    self:wait_log('"msg":"agent ready"', 20000)
+    local ok, err = pcall(self.wait_log, self, '"msg":"agent ready"', 20000)
+    if not ok then
+      -- A failing spec must not leave the agent running.
+      self:kill()
+      error(err, 0)
+    end
   end
   return self
 end
@@ -130,7 +127,8 @@ function Agent:write_config(overrides)
   local hub_section = { url = o.hub_url or self.hub.url, ca_file = o.ca_file, cert_file = o.cert_file,
                         cert_key_file = o.cert_key_file }
   if self.key_source == "file" then
-    hub_section.key_file = write(self.dir .. "/agent.key", self.key .. "\n", "600")
+    self.key_path = write(self.dir .. "/agent.key", self.key .. "\n", "600")
+    hub_section.key_file = self.key_path
   elseif self.key_source == "env" then
     hub_section.key_env = "HANGAR_AGENT_KEY"
   else
@@ -165,7 +163,9 @@ function Agent:launch()
   elseif self.key_source == "fd" then
     redirect = " 3<" .. q(write(self.dir .. "/fd.key", self.key .. "\n", "600"))
   end
-  local line = "exec " .. q(BIN) .. " agent --config " .. q(self.config_path) .. redirect .. " >>" .. q(self.log_path) .. " 2>&1"
+  local line = "exec " .. (self.prefix or "") .. q(testutil.BIN) .. " agent --config " .. q(self.config_path)
+    .. redirect .. " >>" .. q(self.log_path) .. " 2>&1"
+  self.launched_at = #self:log()
   self.proc = assert(process.spawn { argv = { "/bin/sh", "-c", line }, env = env })
   self.pid = self.proc:pid()
   self.exit_code = nil
@@ -205,6 +205,25 @@ function Agent:wait_log(text, timeout_ms, from)
   end
 end
 
+--- Waits until the agent logged something matching pattern since it was last launched;
+--- returns the captures (or the match). Raises with the log when it exits first or time runs
+--- out.
+function Agent:wait_match(pattern, timeout_ms)
+  local found = hubtest.wait_for(function()
+    local m = { self:log():sub(self.launched_at + 1):match(pattern) }
+    if #m > 0 then
+      return m
+    end
+    if self.proc:done() then
+      error("the agent exited while waiting for " .. pattern .. ":\n" .. self:log(), 0)
+    end
+  end, timeout_ms or 15000, 50)
+  if not found then
+    error("the agent's log does not show " .. pattern .. ":\n" .. self:log(), 0)
+  end
+  return table.unpack(found)
+end
+
 --- How many times text occurs in the log.
 function Agent:count_log(text)
   local n, at = 0, 1
@@ -220,6 +239,11 @@ end
 
 function Agent:signal(name)
   os.execute("kill -" .. name .. " " .. self.pid .. " 2>/dev/null")
+end
+
+--- Whether the agent process still runs.
+function Agent:alive()
+  return not self.proc:done()
 end
 
 --- Waits for the agent process to exit; returns its exit code (nil when it did not in time).
@@ -268,29 +292,14 @@ end
 
 --- Raises when the agent's log holds a sanitizer report.
 function Agent:check_sanitizers()
-  local log = self:log()
-  for _, mark in ipairs({ "ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:" }) do
-    local at = log:find(mark, 1, true)
-    if at then
-      error("the agent's log has a sanitizer report:\n" .. log:sub(math.max(1, at - 200), at + 3000), 0)
-    end
-  end
+  testutil.check_sanitizers(self:log(), "the agent")
 end
 
 --- Stops the agent (SIGKILL if need be), checks its log, removes its directory (kept when
 --- HANGAR_TEST_KEEP is set, to look at afterwards).
 function Agent:cleanup()
-  if not self.proc:done() then
-    self.proc:signal("KILL")
-  end
-  self:wait_exit(10000)
-  local ok, err = pcall(self.check_sanitizers, self)
-  if not os.getenv("HANGAR_TEST_KEEP") then
-    os.execute("rm -rf " .. q(self.dir))
-  end
-  if not ok then
-    error(err, 0)
-  end
+  self:kill()
+  testutil.finish(self.dir, self:log(), "the agent")
 end
 
 -- ---- tasks and runs ----
@@ -369,6 +378,54 @@ function agenttest.log_text(hub, id, stream)
     end
   end
   return table.concat(lines, "\n")
+end
+
+-- ---- tasks and runs on one agent ----
+
+--- Deploys a task constrained to this agent's labels (def.constraints default to them).
+--- Returns the slug.
+function Agent:deploy(def)
+  def.constraints = def.constraints or self.labels
+  return agenttest.task(self.hub, def)
+end
+
+--- Starts a run of slug; returns its id.
+function Agent:start_run(slug, params)
+  return agenttest.run(self.hub, slug, params)
+end
+
+--- The run as the hub shows it.
+function Agent:get_run(id)
+  return agenttest.get_run(self.hub, id)
+end
+
+--- Waits until the run ended (default 60 s); returns it. The error shows the agent's log.
+function Agent:wait_run(id, timeout_ms)
+  local ok, doc = pcall(agenttest.wait_run, self.hub, id, timeout_ms or 60000)
+  assert(ok, tostring(doc) .. "\n" .. json.encode(self:get_run(id)) .. "\n" .. self:log())
+  return doc
+end
+
+--- The texts of a run's log lines of the given streams (a set; default stdout and stderr).
+function Agent:lines(id, streams)
+  streams = streams or { stdout = true, stderr = true }
+  local out = {}
+  for _, e in ipairs(agenttest.events(self.hub, id)) do
+    if e.kind == "log" and streams[e.stream] then
+      out[#out + 1] = e.text
+    end
+  end
+  return out
+end
+
+--- Deploys def, runs it and waits for the end. Returns the run (from the hub) with `lines`
+--- (stdout and stderr) and `system` (the system lines) added.
+function Agent:run_task(def, params, timeout_ms)
+  local id = self:start_run(self:deploy(def), params)
+  local run = self:wait_run(id, timeout_ms)
+  run.lines = self:lines(id)
+  run.system = self:lines(id, { system = true })
+  return run
 end
 
 --- Waits until path exists.

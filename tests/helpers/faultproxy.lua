@@ -18,12 +18,11 @@
 local process = require "hangar.process"
 local timer = require "hangar.timer"
 local json = require "hangar.json"
+local testutil = require "testutil"
 
 local faultproxy = {}
 
-local SRC = os.getenv("HANGAR_SOURCE_DIR") or "."
-local TMP = os.getenv("HANGAR_TEST_TMP") or "/tmp"
-faultproxy.script = SRC .. "/tests/helpers/faultproxy.py"
+faultproxy.script = testutil.SRC .. "/tests/helpers/faultproxy.py"
 
 local FLAGS = {
   seed = "--seed", window = "--window", reset = "--reset", stall = "--stall", delay = "--delay",
@@ -32,22 +31,11 @@ local FLAGS = {
   refuse_ms = "--refuse-ms",
 }
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return nil
-  end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local slurp = testutil.slurp
 
+-- Whole or not at all: the proxy reads the file while it may be being written.
 local function write(path, text)
-  local tmp = path .. ".tmp"
-  local f = assert(io.open(tmp, "wb"))
-  f:write(text)
-  f:close()
-  assert(os.rename(tmp, path))
+  assert(os.rename(testutil.write(path .. ".tmp", text), path))
 end
 
 local Proxy = {}
@@ -79,8 +67,7 @@ end
 
 --- Starts a proxy; returns it once it listens. Raises when it cannot start.
 function faultproxy.start(opts)
-  local dir = ("%s/faultproxy-%d-%d"):format(TMP, os.time(), math.random(1 << 30))
-  assert(os.execute("mkdir -p '" .. dir .. "'"))
+  local dir = testutil.tmpdir("faultproxy")
   local self = setmetatable({ dir = dir, ready = dir .. "/ready", stats_path = dir .. "/stats.json",
                               log_path = dir .. "/log.jsonl", control = dir .. "/control",
                               out = dir .. "/out" }, Proxy)
@@ -189,7 +176,7 @@ function Proxy:stop(keep)
     self.proc = nil
   end
   if not keep then
-    os.execute("rm -rf '" .. self.dir .. "'")
+    testutil.remove(self.dir)
   end
   return r
 end

@@ -15,63 +15,20 @@
 -- Environment: HANGAR_BIN (the binary), HANGAR_TEST_TMP (where stores go; default /tmp).
 local http = require "hangar.http"
 local json = require "hangar.json"
-local timer = require "hangar.timer"
 local crypto = require "hangar.crypto"
 local async = require "hangar.async"
+local testutil = require "testutil"
 
 local hubtest = {}
 
-local BIN = os.getenv("HANGAR_BIN")
-local TMP = os.getenv("HANGAR_TEST_TMP") or "/tmp"
-
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return nil
-  end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-
--- A process that exited but was not reaped yet (the hub is not our child: whoever reaps it
--- may take its time) counts as gone.
-local function alive(pid)
-  local stat = slurp("/proc/" .. pid .. "/stat")
-  if not stat then
-    return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true
-  end
-  return stat:match("%) (%a)") ~= "Z"
-end
+local q, slurp = testutil.q, testutil.slurp
 
 --- Sleeps ms milliseconds; other tasks (pending requests) run meanwhile.
-function hubtest.sleep(ms)
-  timer.sleep(ms)
-end
+hubtest.sleep = testutil.sleep
 
 --- Waits until fn() returns a true value, polling every step ms for at most timeout ms; returns
 --- that value, or nil when the time ran out.
-function hubtest.wait_for(fn, timeout, step)
-  local deadline = os.time() + math.ceil((timeout or 10000) / 1000)
-  repeat
-    local v = fn()
-    if v then
-      return v
-    end
-    timer.sleep(step or 50)
-  until os.time() > deadline
-  return fn()
-end
+hubtest.wait_for = testutil.wait_for
 
 --- The result of an hub:async request (raises if it failed).
 function hubtest.await(t)
@@ -90,11 +47,10 @@ Hub.__index = Hub
 --- (extra environment for the hub), bin, name (part of the directory's name).
 function hubtest.start(opts)
   opts = opts or {}
-  local bin = opts.bin or BIN
+  local bin = opts.bin or testutil.BIN
   assert(bin, "HANGAR_BIN is not set")
   local name = (opts.name or "hub"):gsub("[^%w_-]", "_")
-  local dir = ("%s/%s-%d-%s"):format(TMP, name, os.time(), crypto.hex_encode(crypto.random(4)))
-  assert(os.execute("mkdir -p " .. q(dir)))
+  local dir = testutil.tmpdir(name)
   local self = setmetatable({
     bin = bin,
     dir = dir,
@@ -116,27 +72,17 @@ end
 function Hub:serve(port)
   local ready = self.dir .. "/ready"
   os.remove(ready)
-  local parts = { "env" }
-  for k, v in pairs(self.env) do
-    parts[#parts + 1] = k .. "=" .. q(v)
-  end
-  parts[#parts + 1] = q(self.bin)
-  for _, a in ipairs({ "hub", "serve", "--db", self.db, "--listen", "127.0.0.1:" .. port, "--ready-file", ready }) do
-    parts[#parts + 1] = q(a)
-  end
+  local argv = { self.bin, "hub", "serve", "--db", self.db, "--listen", "127.0.0.1:" .. port, "--ready-file", ready }
   for _, a in ipairs(self.args) do
-    parts[#parts + 1] = q(a)
+    argv[#argv + 1] = a
   end
-  local cmd = table.concat(parts, " ") .. " >>" .. q(self.log_path) .. " 2>&1 </dev/null & echo $!"
-  local p = assert(io.popen(cmd))
-  self.pid = assert(tonumber(p:read("l")), "could not start the hub")
-  p:close()
+  self.pid = testutil.spawn_bg(argv, self.log_path, self.env)
   local url = hubtest.wait_for(function()
     local text = slurp(ready)
     if text and text:match("\n$") then
       return text:match("^(%S+)")
     end
-    if not alive(self.pid) then
+    if not testutil.alive(self.pid) then
       error("the hub exited at start:\n" .. (slurp(self.log_path) or ""), 0)
     end
   end, 15000, 20)
@@ -151,26 +97,15 @@ function Hub:serve(port)
   return self
 end
 
-local function wait_gone(pid, ms)
-  return hubtest.wait_for(function()
-    return not alive(pid)
-  end, ms or 10000, 20)
-end
-
 --- SIGTERM, then waits for the process to exit (SIGKILL after 10 s). True when it exited
 --- by itself.
 function Hub:stop()
   if not self.pid then
     return true
   end
-  os.execute("kill -TERM " .. self.pid .. " 2>/dev/null")
-  local clean = wait_gone(self.pid, 10000)
-  if not clean then
-    os.execute("kill -KILL " .. self.pid .. " 2>/dev/null")
-    wait_gone(self.pid, 5000)
-  end
+  local clean = testutil.stop_pid(self.pid, 10000)
   self.pid = nil
-  return clean and true or false
+  return clean
 end
 
 --- SIGKILL: the hub dies at once, mid-request if need be.
@@ -178,8 +113,7 @@ function Hub:kill()
   if not self.pid then
     return
   end
-  os.execute("kill -KILL " .. self.pid .. " 2>/dev/null")
-  wait_gone(self.pid, 5000)
+  testutil.kill_pid(self.pid)
   self.pid = nil
 end
 
@@ -198,23 +132,13 @@ end
 
 --- Raises when the hub's log holds a sanitizer report (builds with HANGAR_SANITIZE).
 function Hub:check_sanitizers()
-  local log = self:log()
-  for _, mark in ipairs({ "ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:" }) do
-    local at = log:find(mark, 1, true)
-    if at then
-      error("the hub's log has a sanitizer report:\n" .. log:sub(math.max(1, at - 200), at + 3000), 0)
-    end
-  end
+  testutil.check_sanitizers(self:log(), "the hub")
 end
 
 --- Stops the hub, checks its log for sanitizer reports, and removes its directory.
 function Hub:cleanup()
   self:stop()
-  local ok, err = pcall(self.check_sanitizers, self)
-  os.execute("rm -rf " .. q(self.dir))
-  if not ok then
-    error(err, 0)
-  end
+  testutil.finish(self.dir, self:log(), "the hub")
 end
 
 --- One request. opts: key (default the admin key; false for none), body (a table is sent as

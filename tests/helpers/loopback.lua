@@ -4,6 +4,7 @@
 local process = require "hangar.process"
 local timer = require "hangar.timer"
 local sink = require "hangar.sink"
+local testutil = require "testutil"
 
 local loopback = {}
 
@@ -28,16 +29,8 @@ local function wait_for_output(out, proc, pattern, what)
 end
 
 --- A fresh directory under HANGAR_TEST_TMP (removed by loopback.remove).
-function loopback.tmpdir(name)
-  local base = os.getenv("HANGAR_TEST_TMP") or "/tmp"
-  local dir = string.format("%s/%s-%d-%d", base, name, os.time(), math.random(1 << 30))
-  assert(os.execute("mkdir -p '" .. dir .. "'"))
-  return dir
-end
-
-function loopback.remove(dir)
-  os.execute("rm -rf '" .. dir .. "'")
-end
+loopback.tmpdir = testutil.tmpdir
+loopback.remove = testutil.remove
 
 --- Serves dir with python3 -m http.server. Returns { url = "http://127.0.0.1:P", stop = fn }.
 function loopback.file_server(dir)
@@ -62,10 +55,9 @@ end
 --- Starts tests/helpers/testhttpd.py (echo, status, headers, bytes, chunked, gated, stall).
 --- It exits when its stdin closes, which stop() does.
 function loopback.test_server()
-  local src = os.getenv("HANGAR_SOURCE_DIR") or "."
   local out = sink.buffer()
   local proc = assert(process.spawn {
-    argv = { "python3", "-u", src .. "/tests/helpers/testhttpd.py" },
+    argv = { "python3", "-u", testutil.SRC .. "/tests/helpers/testhttpd.py" },
     env = env(),
     stdout = out,
     stderr = out,

@@ -259,7 +259,11 @@ bool hg_server_idle(const hg_server *s) { return hg_httpd_conns(s->httpd) == 0; 
 
 void hg_server_free(hg_server *s) {
   if (!s) return;
-  if (!hg_httpd_free(s->httpd, 0)) {
+  /* A connection still open here outlived the grace: its client kept sending on it (on Linux
+   * a socket shut for reading still takes new data). It is cut, or closing the loop would go
+   * on serving it. */
+  hg_httpd_shutdown(s->httpd, false);
+  if (!hg_httpd_free(s->httpd, 200)) {
     /* A connection that would not close: h2o cannot dispose of a context still in use, and
      * the process is exiting anyway. */
     hg_log(HG_LOG_WARN, "connections still open at exit", NULL);

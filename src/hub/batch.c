@@ -2,7 +2,6 @@
  * and event parsed by cJSON on its own, each event's bytes kept as sent. */
 #include "hub/batch.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +9,7 @@
 #include "core/jsoncheck.h"
 #include "hub/fields.h"
 #include "hub/hub.h"
+#include "hub/logshape.h"
 
 enum { KIND_LOG, KIND_OUTPUT };
 
@@ -91,52 +91,6 @@ static int quick_kind(const cJSON *e, bool *nested) {
  * parts are what cJSON prints for such an event; any other event, or the same one spelt
  * differently (spaces, another member order, escapes in a name), goes the general way. */
 
-#define TS_MARK "@@hg-ts@@"
-#define TEXT_MARK "@@hg-text@@"
-
-typedef struct log_shape {
-  char head[64], mid[3][64], tail[2][32];
-  size_t head_len, mid_len[3], tail_len[2];
-  bool ok;
-} log_shape;
-
-static log_shape shape;
-static pthread_once_t shape_once = PTHREAD_ONCE_INIT;
-
-static bool copy_part(char *dst, size_t cap, size_t *len, const char *from, const char *to) {
-  if (!from || !to || to < from || (size_t)(to - from) >= cap) return false;
-  memcpy(dst, from, (size_t)(to - from));
-  *len = (size_t)(to - from);
-  return true;
-}
-
-/* Splits what cJSON prints for each stream and partial value around the two markers. */
-static void make_shape(void) {
-  static const char *const streams[3] = {"stdout", "stderr", "system"};
-  bool ok = true;
-  for (int st = 0; st < 3 && ok; st++) {
-    for (int p = 0; p < 2 && ok; p++) {
-      cJSON *o = cJSON_CreateObject();
-      char *text = NULL;
-      if (o && cJSON_AddStringToObject(o, "kind", "log") && cJSON_AddStringToObject(o, "ts", TS_MARK) &&
-          cJSON_AddStringToObject(o, "stream", streams[st]) &&
-          cJSON_AddStringToObject(o, "text", TEXT_MARK) && cJSON_AddBoolToObject(o, "partial", p))
-        text = cJSON_PrintUnformatted(o);
-      cJSON_Delete(o);
-      const char *ts = text ? strstr(text, "\"" TS_MARK "\"") : NULL;
-      const char *tx = text ? strstr(text, "\"" TEXT_MARK "\"") : NULL;
-      const char *after_ts = ts ? ts + strlen(TS_MARK) + 2 : NULL;
-      const char *after_tx = tx ? tx + strlen(TEXT_MARK) + 2 : NULL;
-      ok = copy_part(shape.head, sizeof shape.head, &shape.head_len, text, ts) &&
-           copy_part(shape.mid[st], sizeof shape.mid[st], &shape.mid_len[st], after_ts, tx) &&
-           copy_part(shape.tail[p], sizeof shape.tail[p], &shape.tail_len[p], after_tx,
-                     after_tx ? after_tx + strlen(after_tx) : NULL);
-      free(text);
-    }
-  }
-  shape.ok = ok; /* else (out of memory at the first batch) every event goes the general way */
-}
-
 static bool match(const char *s, size_t n, size_t *i, const char *part, size_t len) {
   if (n - *i < len || memcmp(s + *i, part, len) != 0) return false;
   *i += len;
@@ -154,19 +108,25 @@ static long string_at(const char *s, size_t n, size_t *i) {
   return len;
 }
 
-/* A log event in the usual shape at s[i]: true with *end past it. */
-static bool usual_log(const char *s, size_t n, size_t i, size_t *end) {
-  if (!shape.ok || !match(s, n, &i, shape.head, shape.head_len) || string_at(s, n, &i) < 0)
-    return false;
+/* A log event in the usual shape at s[i]: true with *end past it and *ref saying its parts. */
+static bool usual_log(const hg_logshape *sh, const char *s, size_t n, size_t i, size_t *end,
+                      hg_store_logref *ref) {
+  size_t from = i;
+  if (!sh || !match(s, n, &i, sh->head, sh->head_len)) return false;
+  size_t ts = i;
+  if (string_at(s, n, &i) < 0) return false;
+  size_t ts_len = i - ts;
   int st = 0;
-  while (st < 3 && !match(s, n, &i, shape.mid[st], shape.mid_len[st])) st++;
+  while (st < 3 && !match(s, n, &i, sh->mid[st], sh->mid_len[st])) st++;
   if (st == 3) return false;
   long text = string_at(s, n, &i);
   if (text < 0 || (size_t)text > HG_HUB_EVENT_TEXT_LIMIT) return false;
-  if (!match(s, n, &i, shape.tail[0], shape.tail_len[0]) &&
-      !match(s, n, &i, shape.tail[1], shape.tail_len[1]))
-    return false;
+  int p = 0;
+  while (p < 2 && !match(s, n, &i, sh->tail[p], sh->tail_len[p])) p++;
+  if (p == 2 || ts_len > UINT32_MAX || i - from > UINT32_MAX) return false;
   *end = i;
+  *ref = (hg_store_logref){.usual = 1, .stream = (uint8_t)st, .partial = (uint8_t)p,
+                           .ts_len = (uint32_t)ts_len};
   return true;
 }
 
@@ -176,14 +136,19 @@ static bool usual_log(const char *s, size_t n, size_t i, size_t *end) {
  * exactly one comma, the batch's text is that stretch of the body (in_body): no copy. Anything
  * else between two events, or an event that is not in the body, makes it a copy in own from
  * there on. Batches are at most 8 MiB (16 MiB read), far inside 32-bit offsets. */
-static int add_event(hg_batch *b, const char *json, size_t len, bool in_body, size_t body_len) {
+static int add_event(hg_batch *b, const char *json, size_t len, bool in_body, size_t body_len,
+                     const hg_store_logref *ref) {
   if (b->count == b->starts_cap) {
     size_t ncap = b->starts_cap ? b->starts_cap * 2 : 64;
     uint32_t *p = realloc(b->starts, ncap * sizeof *p);
     if (!p) return HG_ENOMEM;
     b->starts = p;
+    hg_store_logref *l = realloc(b->logs, ncap * sizeof *l);
+    if (!l) return HG_ENOMEM;
+    b->logs = l;
     b->starts_cap = ncap;
   }
+  b->logs[b->count] = ref ? *ref : (hg_store_logref){0};
   bool copying = b->own.data != NULL;
   if (in_body && !copying && (b->count == 0 || (b->text + b->len + 1 == json && json[-1] == ','))) {
     if (b->count == 0) b->text = json;
@@ -276,12 +241,13 @@ static walk_result walk_events(hg_batch *b, walk_state *w, const char *s, size_t
     *pi = i + 1;
     return WALK_OK;
   }
-  pthread_once(&shape_once, make_shape);
+  const hg_logshape *sh = hg_logshape_get();
   for (size_t k = 0;; k++) {
     if (i >= n || s[i] != '{') return WALK_OTHER;
     size_t from = i, end;
-    if (!w->event_rc && usual_log(s, n, i, &end)) {
-      if (add_event(b, s + from, end - from, true, n)) return WALK_NOMEM;
+    hg_store_logref ref;
+    if (!w->event_rc && usual_log(sh, s, n, i, &end, &ref)) {
+      if (add_event(b, s + from, end - from, true, n, &ref)) return WALK_NOMEM;
       i = skip_ws(s, n, end);
       if (i < n && s[i] == ',') {
         i = skip_ws(s, n, i + 1);
@@ -310,7 +276,7 @@ static walk_result walk_events(hg_batch *b, walk_state *w, const char *s, size_t
         kind = KIND_LOG;
       }
     }
-    if (!w->event_rc && add_event(b, s + from, i - from, true, n)) {
+    if (!w->event_rc && add_event(b, s + from, i - from, true, n, NULL)) {
       cJSON_Delete(ev);
       return WALK_NOMEM;
     }
@@ -406,7 +372,7 @@ int hg_batch_read_document(hg_batch *b, const char *s, size_t n, hg_err *err) {
   k = 0;
   for (cJSON *e = events->child; e; e = e->next, k++) {
     char *json = hg_fields_print(e);
-    rc = json ? add_event(b, json, strlen(json), false, n) : HG_ENOMEM;
+    rc = json ? add_event(b, json, strlen(json), false, n, NULL) : HG_ENOMEM;
     free(json);
     const char *kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "kind"));
     if (!rc && !strcmp(kind, "output")) rc = add_output(b, k, e);
@@ -462,6 +428,7 @@ void hg_batch_chunk(hg_batch *b, size_t skip, hg_store_chunk *out) {
   out->text = (char *)b->text + base; /* the store only reads it */
   out->len = b->len - base;
   out->starts = b->starts + skip;
+  out->logs = b->logs + skip;
 }
 
 void hg_batch_free(hg_batch *b) {
@@ -471,6 +438,7 @@ void hg_batch_free(hg_batch *b) {
   cJSON_Delete(b->document);
   hg_buf_free(&b->own);
   free(b->starts);
+  free(b->logs);
   free(b->outputs);
   memset(b, 0, sizeof *b);
 }

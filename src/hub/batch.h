@@ -25,6 +25,7 @@ typedef struct hg_batch {
   size_t len;
   hg_buf own;
   uint32_t *starts;         /* where each one starts in text */
+  hg_store_logref *logs;    /* what is known of each one's shape */
   size_t starts_cap;
   /* The output events, in order: the hub applies them to the run's outputs. Log events, nearly
    * all of a batch, are not kept parsed. */

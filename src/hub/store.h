@@ -98,6 +98,16 @@ typedef struct hg_store_run {
   char *output_errors; /* JSON array of {"seq","error"}; NULL is [] */
 } hg_store_run;
 
+/* An event of a chunk that is a log event in the usual shape (hub/logshape.h): its stream and
+ * partial, and the length of its ts string (quotes included), from which its parts follow.
+ * The store may keep such an event as what varies in it only. */
+typedef struct hg_store_logref {
+  uint8_t usual; /* 0: any other event */
+  uint8_t stream; /* 0 stdout, 1 stderr, 2 system */
+  uint8_t partial;
+  uint32_t ts_len;
+} hg_store_logref;
+
 /* A run's events are kept in chunks: count consecutive events from first_seq, their JSON objects
  * joined by commas (so "[" text "]" is a JSON array), and where each one starts in text. Storing
  * a batch as one chunk costs one write however many lines it carries. */
@@ -107,6 +117,9 @@ typedef struct hg_store_chunk {
   char *text;
   size_t len;
   uint32_t *starts;    /* count offsets into text; starts[0] is 0 */
+  /* Appending: what the caller knows of each event's shape (count entries), or NULL. Reads
+   * leave it NULL. */
+  const hg_store_logref *logs;
 } hg_store_chunk;
 
 typedef struct hg_store_config {

@@ -8,6 +8,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "hub/logshape.h"
 #include "hub/store_backend.h"
 
 /* ---- schema: migrations[i] takes the store from version i to i + 1 ---- */
@@ -227,6 +228,7 @@ typedef struct sqlite_store {
   int version;
   bool in_tx;
   checkpointer ckpt;
+  hg_buf row; /* a compact row being built */
 } sqlite_store;
 
 static sqlite_store *S(hg_store *s) { return (sqlite_store *)s; }
@@ -482,6 +484,7 @@ static void checkpointer_stop(checkpointer *c) {
 static void sq_close(hg_store *base) {
   sqlite_store *s = S(base);
   checkpointer_stop(&s->ckpt);
+  hg_buf_free(&s->row);
   for (int i = 0; i < Q_COUNT; i++) sqlite3_finalize(s->st[i]);
   if (s->db) sqlite3_close(s->db);
   /* Closed last: closing any descriptor of the file drops the process's POSIX locks, which
@@ -967,6 +970,27 @@ static int sq_run_extend_leases(hg_store *base, int64_t until_ms, hg_err *err) {
  * copies whole rows, so an 8 MiB batch of short lines is not copied again for every page. */
 #define CHUNK_ROW_BYTES (1u << 20)
 
+/*
+ * Compact rows. Where the caller knows a chunk's log events to be in the usual shape
+ * (hub/logshape.h: every one an agent sends), a row keeps of each only what varies, and reading
+ * writes its JSON again around that: the same bytes, in about half the space. The WAL, the
+ * checkpoint and the disk then carry ~105 bytes for a 100-byte line instead of ~200 (and on a
+ * machine where fresh page cache is dear, writing the database's new pages was the largest
+ * cost of storing events). Such a row's events column is a BLOB, where a row of JSON is TEXT,
+ * and its starts column is NULL (events are found by reading the row from its start):
+ *
+ *   row     u8 ROW_COMPACT, then count events
+ *   event   u8 flags: & EV_STREAM stream, EV_PARTIAL, EV_OTHER: any other event (varint length,
+ *           its JSON); else, unless EV_SAME_TS (the ts of the row's previous log event),
+ *           varint length and the inside of the ts string; then varint length and the inside
+ *           of the text string (both as sent, escapes and all)
+ */
+#define ROW_COMPACT 1
+#define EV_STREAM 0x03
+#define EV_PARTIAL 0x04
+#define EV_SAME_TS 0x08
+#define EV_OTHER 0x10
+
 /* Stores events [from, to) of c as one row. */
 static int append_row(sqlite_store *s, int64_t run_seqno, const hg_store_chunk *c, size_t from,
                       size_t to, unsigned char *starts, hg_err *err) {
@@ -988,10 +1012,108 @@ static int append_row(sqlite_store *s, int64_t run_seqno, const hg_store_chunk *
   return exec_step(s, st, err, "storing events");
 }
 
+static unsigned char *put_varint(unsigned char *p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = (unsigned char)(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = (unsigned char)v;
+  return p;
+}
+
+/* Where the usual log event json[0..len) keeps its two strings' insides, if its bytes are
+ * what ref says (else it is stored as any other event). */
+static bool split_log(const hg_logshape *sh, const hg_store_logref *ref, const char *json,
+                      size_t len, const char **ts, size_t *ts_len, const char **text,
+                      size_t *text_len) {
+  if (!sh || !ref->usual || ref->stream > 2 || ref->partial > 1 || ref->ts_len < 2) return false;
+  size_t mid = sh->head_len + ref->ts_len, tx = mid + sh->mid_len[ref->stream];
+  size_t tail = sh->tail_len[ref->partial];
+  if (tx + 2 + tail > len || memcmp(json, sh->head, sh->head_len) ||
+      memcmp(json + mid, sh->mid[ref->stream], sh->mid_len[ref->stream]) ||
+      memcmp(json + len - tail, sh->tail[ref->partial], tail) || json[sh->head_len] != '"' ||
+      json[mid - 1] != '"' || json[tx] != '"' || json[len - tail - 1] != '"')
+    return false;
+  *ts = json + sh->head_len + 1;
+  *ts_len = ref->ts_len - 2;
+  *text = json + tx + 1;
+  *text_len = len - tail - 1 - (tx + 1);
+  return true;
+}
+
+static int insert_compact(sqlite_store *s, int64_t run_seqno, int64_t first, size_t count,
+                          hg_err *err) {
+  sqlite3_stmt *st = q(s, Q_EVENT_APPEND);
+  sqlite3_bind_int64(st, 1, run_seqno);
+  sqlite3_bind_int64(st, 2, first);
+  sqlite3_bind_int64(st, 3, (sqlite3_int64)count);
+  sqlite3_bind_null(st, 4);
+  sqlite3_bind_blob64(st, 5, s->row.data, s->row.len, SQLITE_STATIC);
+  return exec_step(s, st, err, "storing events");
+}
+
+/* The chunk as compact rows of about CHUNK_ROW_BYTES each. */
+static int append_compact(sqlite_store *s, int64_t run_seqno, const hg_store_chunk *c,
+                          const hg_logshape *sh, hg_err *err) {
+  hg_buf *row = &s->row;
+  size_t row_first = 0, n = 0;
+  const char *prev_ts = NULL;
+  size_t prev_ts_len = 0;
+  int rc = 0;
+  for (size_t i = 0; i < c->count && !rc; i++) {
+    const char *json = c->text + c->starts[i];
+    size_t len = (i + 1 < c->count ? c->starts[i + 1] - 1 : c->len) - c->starts[i];
+    const char *ts, *text;
+    size_t ts_len, text_len;
+    bool log = split_log(sh, &c->logs[i], json, len, &ts, &ts_len, &text, &text_len);
+    if (n == 0) {
+      hg_buf_reset(row);
+      if (hg_buf_appendc(row, ROW_COMPACT)) goto oom;
+      prev_ts = NULL;
+      row_first = i;
+    }
+    if (hg_buf_reserve(row, 1 + 10 + 10 + len)) goto oom;
+    unsigned char *p = (unsigned char *)row->data + row->len;
+    if (log) {
+      bool same = prev_ts && prev_ts_len == ts_len && !memcmp(prev_ts, ts, ts_len);
+      *p++ = (unsigned char)(c->logs[i].stream | (c->logs[i].partial ? EV_PARTIAL : 0) |
+                             (same ? EV_SAME_TS : 0));
+      if (!same) {
+        p = put_varint(p, ts_len);
+        memcpy(p, ts, ts_len);
+        p += ts_len;
+        prev_ts = ts;
+        prev_ts_len = ts_len;
+      }
+      p = put_varint(p, text_len);
+      memcpy(p, text, text_len);
+      p += text_len;
+    } else {
+      *p++ = EV_OTHER;
+      p = put_varint(p, len);
+      memcpy(p, json, len);
+      p += len;
+    }
+    row->len = (size_t)((char *)p - row->data);
+    n++;
+    if (row->len >= CHUNK_ROW_BYTES || i + 1 == c->count) {
+      rc = insert_compact(s, run_seqno, c->first_seq + (int64_t)row_first, n, err);
+      n = 0;
+    }
+  }
+  /* A burst's buffer is not kept past a row's size. */
+  if (row->cap > 2 * CHUNK_ROW_BYTES) hg_buf_free(row);
+  return rc;
+oom:
+  return hg_err_set(err, HG_ENOMEM, "store: storing events: out of memory");
+}
+
 static int sq_event_append(hg_store *base, int64_t run_seqno, const hg_store_chunk *c,
                            hg_err *err) {
   sqlite_store *s = S(base);
   if (c->count == 0) return 0;
+  const hg_logshape *sh = c->logs ? hg_logshape_get() : NULL;
+  if (sh) return append_compact(s, run_seqno, c, sh, err);
   unsigned char *starts = malloc(c->count * 4);
   if (!starts) return hg_err_set(err, HG_ENOMEM, "store: storing events: out of memory");
   int rc = 0;
@@ -1033,6 +1155,133 @@ static bool view_sound(const chunk_view *v) {
   return true;
 }
 
+/* Reading a compact row: one event at a time, from its start. */
+typedef struct compact_reader {
+  const unsigned char *p, *end;
+  const char *ts; /* the inside of the last ts string */
+  size_t ts_len;
+} compact_reader;
+
+typedef struct compact_event {
+  bool other;
+  unsigned stream, partial;
+  const char *ts, *text; /* for any other event, text is its JSON */
+  size_t ts_len, text_len;
+} compact_event;
+
+static bool get_varint(compact_reader *r, size_t *out) {
+  uint64_t v = 0;
+  for (unsigned shift = 0; r->p < r->end && shift < 64; shift += 7) {
+    unsigned char c = *r->p++;
+    v |= (uint64_t)(c & 0x7f) << shift;
+    if (!(c & 0x80)) {
+      if (v > (uint64_t)(r->end - r->p)) return false; /* every length is of bytes that follow */
+      *out = (size_t)v;
+      return true;
+    }
+  }
+  return false;
+}
+
+/* The next event, or false when the row is damaged. */
+static bool compact_next(compact_reader *r, compact_event *e) {
+  if (r->p >= r->end) return false;
+  unsigned f = *r->p++;
+  size_t len;
+  *e = (compact_event){.other = (f & EV_OTHER) != 0};
+  if (!e->other) {
+    e->stream = f & EV_STREAM;
+    e->partial = (f & EV_PARTIAL) != 0;
+    if (e->stream > 2) return false;
+    if (!(f & EV_SAME_TS)) {
+      if (!get_varint(r, &len)) return false;
+      r->ts = (const char *)r->p;
+      r->ts_len = len;
+      r->p += len;
+    } else if (!r->ts) {
+      return false;
+    }
+    e->ts = r->ts;
+    e->ts_len = r->ts_len;
+  }
+  if (!get_varint(r, &len)) return false;
+  e->text = (const char *)r->p;
+  e->text_len = len;
+  r->p += len;
+  return true;
+}
+
+static size_t compact_json_len(const hg_logshape *sh, const compact_event *e) {
+  if (e->other) return e->text_len;
+  return sh->head_len + e->ts_len + 2 + sh->mid_len[e->stream] + e->text_len + 2 +
+         sh->tail_len[e->partial];
+}
+
+static char *put_bytes(char *p, const void *src, size_t n) {
+  memcpy(p, src, n);
+  return p + n;
+}
+
+/* Writes e's JSON, as it was sent, at p; returns the end. */
+static char *compact_json(const hg_logshape *sh, const compact_event *e, char *p) {
+  if (e->other) return put_bytes(p, e->text, e->text_len);
+  p = put_bytes(p, sh->head, sh->head_len);
+  *p++ = '"';
+  p = put_bytes(p, e->ts, e->ts_len);
+  *p++ = '"';
+  p = put_bytes(p, sh->mid[e->stream], sh->mid_len[e->stream]);
+  *p++ = '"';
+  p = put_bytes(p, e->text, e->text_len);
+  *p++ = '"';
+  return put_bytes(p, sh->tail[e->partial], sh->tail_len[e->partial]);
+}
+
+/* Events [from, ...) of a compact row of count events as a chunk slice at c (c->first_seq and
+ * the rest are set here), as many as want and max_bytes allow; *got and *bytes count on, *full
+ * says the byte bound stopped it. 0, HG_EIO (damaged) or HG_ENOMEM. */
+static int compact_slice(const unsigned char *row, size_t row_len, int64_t first, size_t count,
+                         size_t from, size_t want, size_t max_bytes, size_t *got, size_t *bytes,
+                         bool *full, hg_store_chunk *c) {
+  const hg_logshape *sh = hg_logshape_get();
+  if (!sh || row_len < 1 || row[0] != ROW_COMPACT) return HG_EIO;
+  compact_reader r = {.p = row + 1, .end = row + row_len};
+  compact_event e;
+  for (size_t k = 0; k < from; k++)
+    if (!compact_next(&r, &e)) return HG_EIO;
+  /* First the size, then the bytes: one allocation. */
+  compact_reader start = r;
+  size_t take = 0, total = 0;
+  for (size_t k = from; k < count && *got + take < want; k++) {
+    if (!compact_next(&r, &e)) return HG_EIO;
+    size_t elen = compact_json_len(sh, &e);
+    if (*got + take > 0 && max_bytes && *bytes + elen > max_bytes) {
+      *full = true;
+      break;
+    }
+    *bytes += elen;
+    total += elen + (take ? 1 : 0);
+    take++;
+  }
+  if (!take) return 0;
+  c->first_seq = first + (int64_t)from;
+  c->count = take;
+  c->len = total;
+  c->text = malloc(total + 1);
+  c->starts = malloc(take * sizeof *c->starts);
+  if (!c->text || !c->starts) return HG_ENOMEM;
+  char *p = c->text;
+  r = start;
+  for (size_t k = 0; k < take; k++) {
+    compact_next(&r, &e);
+    if (k) *p++ = ',';
+    c->starts[k] = (uint32_t)(p - c->text);
+    p = compact_json(sh, &e, p);
+  }
+  *p = '\0';
+  *got += take;
+  return 0;
+}
+
 static int sq_event_read(hg_store *base, int64_t run_seqno, int64_t after, size_t limit,
                          size_t max_bytes, hg_store_chunk **out, size_t *n, hg_err *err) {
   sqlite_store *s = S(base);
@@ -1050,6 +1299,29 @@ static int sq_event_read(hg_store *base, int64_t run_seqno, int64_t after, size_
     int64_t first = sqlite3_column_int64(st, 0);
     int64_t stored = sqlite3_column_int64(st, 1);
     if (stored <= 0 || first + stored <= lo) continue;
+    if (sqlite3_column_type(st, 3) == SQLITE_BLOB) {
+      if (count == cap) {
+        size_t ncap = cap ? cap * 2 : 4;
+        hg_store_chunk *p = realloc(v, ncap * sizeof *v);
+        if (!p) goto oom;
+        v = p;
+        cap = ncap;
+      }
+      hg_store_chunk *c = &v[count];
+      memset(c, 0, sizeof *c);
+      size_t from = lo > first ? (size_t)(lo - first) : 0;
+      int src = compact_slice(sqlite3_column_blob(st, 3), (size_t)sqlite3_column_bytes(st, 3), first,
+                              (size_t)stored, from, want, max_bytes, &got, &bytes, &full, c);
+      if (c->count || c->text || c->starts) count++;
+      if (src == HG_ENOMEM) goto oom;
+      if (src) {
+        sqlite3_reset(st);
+        hg_store_chunks_free(v, count);
+        return hg_err_set(err, HG_EIO, "store: the event chunk of run %lld at seq %lld is damaged",
+                          (long long)run_seqno, (long long)first);
+      }
+      continue;
+    }
     chunk_view cv = {.starts = sqlite3_column_blob(st, 2), .count = (size_t)stored};
     size_t starts_len = (size_t)sqlite3_column_bytes(st, 2);
     const char *text = sqlite3_column_blob(st, 3);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "core/buf.h"
 #include "hub/store.h"
 
 static char dir[256];
@@ -424,6 +425,89 @@ static void events_large_chunk(void) {
   hg_store_close(s);
 }
 
+/* Log events in the usual shape, marked so by the caller, are kept compactly and read back
+ * byte for byte as sent, in any slice; other events among them, and a mark that does not fit
+ * the bytes, are kept as they are. */
+static void events_compact(void) {
+  hg_store *s = open_new("compact.db");
+  if (!s) return;
+  enum { N = 3000 };
+  static const char *streams[] = {"stdout", "stderr", "system"};
+  hg_buf text = HG_BUF_INIT;
+  uint32_t *starts = calloc(N, sizeof *starts);
+  hg_store_logref *logs = calloc(N, sizeof *logs);
+  for (size_t i = 0; i < N; i++) {
+    if (i) hg_buf_appendc(&text, ',');
+    starts[i] = (uint32_t)text.len;
+    if (i % 97 == 5) {
+      hg_buf_printf(&text, "{\"kind\":\"output\",\"op\":\"set\",\"path\":\"n\",\"value\":%zu}", i);
+      continue;
+    }
+    size_t before = text.len;
+    int st = (int)(i % 3), partial = i % 11 == 0;
+    hg_buf_printf(&text, "{\"kind\":\"log\",\"ts\":\"2026-11-28T10:00:%02zu.%03zuZ\",\"stream\":\"%s\","
+                  "\"text\":\"line %zu%s\",\"partial\":%s}",
+                  i / 1000 % 60, i / 7 % 1000, streams[st], i, i % 13 == 0 ? " \\\"q\\\" \\u00e9\\n" : "",
+                  partial ? "true" : "false");
+    logs[i] = (hg_store_logref){.usual = 1, .stream = (uint8_t)st, .partial = (uint8_t)partial,
+                                .ts_len = 26};
+    /* a mark that does not fit the bytes: kept as any other event */
+    if (i % 101 == 7) logs[i].stream = (uint8_t)((st + 1) % 3);
+    (void)before;
+  }
+  hg_store_chunk c = {.first_seq = 0, .count = N, .text = text.data, .len = text.len,
+                      .starts = starts, .logs = logs};
+  hg_err err = {0};
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  CHECK_EQ_INT(hg_store_event_append(s, 4, &c, &err), 0);
+  CHECK_EQ_INT(hg_store_commit(s, &err), 0);
+  /* whole, and slices from anywhere under a count and a byte bound */
+  for (int64_t after = -1; after < N; after += 1 + (after + 2) / 3) {
+    for (size_t limit = 1; limit <= 700; limit *= 7) {
+      hg_store_chunk *v = NULL;
+      size_t n = 0, got = 0, max_bytes = limit == 343 ? 5000 : 0;
+      CHECK_EQ_INT(hg_store_event_read(s, 4, after, limit, max_bytes, &v, &n, &err), 0);
+      bool same = true;
+      size_t bytes = 0;
+      for (size_t k = 0; k < n; k++) {
+        for (size_t i = 0; i < v[k].count; i++, got++) {
+          size_t seq = (size_t)(after + 1) + got;
+          size_t from = v[k].starts[i], to = i + 1 < v[k].count ? v[k].starts[i + 1] - 1 : v[k].len;
+          size_t want_to = seq + 1 < N ? starts[seq + 1] - 1 : text.len;
+          bytes += to - from;
+          if ((int64_t)seq != v[k].first_seq + (int64_t)i || to - from != want_to - starts[seq] ||
+              memcmp(v[k].text + from, text.data + starts[seq], to - from) != 0)
+            same = false;
+        }
+        if (v[k].text[v[k].len] != '\0') same = false;
+      }
+      CHECK(same);
+      size_t left = (size_t)(N - 1 - after);
+      if (max_bytes)
+        CHECK(got >= 1 && (bytes <= max_bytes || got == 1));
+      else
+        CHECK_EQ_INT(got, left < limit ? left : limit);
+      hg_store_chunks_free(v, n);
+    }
+  }
+  /* and in about half the space of the JSON */
+  hg_store_close(s);
+  char path[320];
+  db_path(path, sizeof path, "compact.db");
+  sqlite3 *db;
+  CHECK_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+  sqlite3_stmt *st;
+  CHECK_EQ_INT(sqlite3_prepare_v2(db, "SELECT sum(length(events)), min(typeof(events)) FROM event_chunks WHERE run = 4", -1, &st, NULL), SQLITE_OK);
+  CHECK_EQ_INT(sqlite3_step(st), SQLITE_ROW);
+  CHECK(sqlite3_column_int64(st, 0) < (sqlite3_int64)text.len * 2 / 3);
+  CHECK_EQ_STR((const char *)sqlite3_column_text(st, 1), "blob");
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  hg_buf_free(&text);
+  free(starts);
+  free(logs);
+}
+
 /* A store of schema 1 (one row per event) is brought up to date and its events read as before. */
 static void upgrades_events_of_schema_1(void) {
   hg_store *s = open_new("v1.db");
@@ -529,5 +613,5 @@ static void setup(void) { make_dir(); }
 TEST_MAIN(T(setup), T(creates_schema_and_reopens), T(missing_store_is_enoent_unless_create),
           T(refuses_newer_schema), T(one_process_at_a_time), T(keys_roundtrip_revoke_touch),
           T(rollback_discards), T(tasks_latest_revision), T(runs_sets_and_update),
-          T(events_in_chunks), T(events_large_chunk), T(upgrades_events_of_schema_1),
+          T(events_in_chunks), T(events_large_chunk), T(events_compact), T(upgrades_events_of_schema_1),
           T(config_vars), T(agents_and_sessions), T(cleanup))

@@ -93,15 +93,6 @@ local function find_hidden(settings, env)
   return found
 end
 
--- The directory the command runs in, as the local scheduler chooses it.
-local function directory(run, ctx)
-  local wd = run.task.workdir
-  if type(wd) ~= "string" or wd == "" then
-    return ctx.workdir
-  end
-  return wd:sub(1, 1) == "/" and wd or (ctx.workdir .. "/" .. wd)
-end
-
 -- Whether this run gets the network, or nil and why not.
 local function network(run, settings)
   local resources = type(run.task.resources) == "table" and run.task.resources or {}
@@ -153,7 +144,7 @@ function scheduler.argv(run, ctx, settings, hide)
       add("--ro-bind", "/dev/null", h.path)
     end
   end
-  add("--bind", ctx.workdir, ctx.workdir, "--remount-ro", "/", "--chdir", directory(run, ctx), "--",
+  add("--bind", ctx.workdir, ctx.workdir, "--remount-ro", "/", "--chdir", base.directory(run, ctx), "--",
     settings.env, "--default-signal=TERM")
   for _, v in ipairs(run.task.command) do
     a[#a + 1] = v
@@ -176,17 +167,7 @@ function scheduler.start(run, ctx)
     return nil, err
   end
   -- The local scheduler runs what it finds in run.task.command: hand it the wrapped one.
-  local task = {}
-  for k, v in pairs(run.task) do
-    task[k] = v
-  end
-  task.command = argv
-  local wrapped = {}
-  for k, v in pairs(run) do
-    wrapped[k] = v
-  end
-  wrapped.task = task
-  return base.start(wrapped, ctx)
+  return base.start(base.with_command(run, argv), ctx)
 end
 
 -- A run inside bwrap that a signal killed exits with 128 + the signal's number, as in a

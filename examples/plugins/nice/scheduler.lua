@@ -67,19 +67,8 @@ function scheduler.start(run, ctx)
   -- run was slower than on a laptop.
   ctx.system(("nice scheduler: niceness %d, %s"):format(s.level,
     s.cap_s > 0 and ("stopped after " .. s.cap_s .. " s") or "no time cap"))
-  -- The local scheduler runs run.task.command: hand it a copy of the run with ours. The run
-  -- itself is left as the hub sent it (other hooks and the state directory see that one).
-  local task = {}
-  for k, v in pairs(run.task) do
-    task[k] = v
-  end
-  task.command = scheduler.argv(command, s)
-  local wrapped = {}
-  for k, v in pairs(run) do
-    wrapped[k] = v
-  end
-  wrapped.task = task
-  return base.start(wrapped, ctx)
+  -- The local scheduler runs run.task.command: hand it a copy of the run with ours.
+  return base.start(base.with_command(run, scheduler.argv(command, s)), ctx)
 end
 
 -- The local scheduler's wait, with timeout(1)'s exit code turned into a reason. (A command

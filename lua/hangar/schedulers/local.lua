@@ -39,9 +39,9 @@ function scheduler.configure(settings)
   return config.check(settings or {}, SETTINGS, { label = "schedulers.local" })
 end
 
--- The directory the command runs in: the run's own work directory, or the task's `workdir`
--- (relative to it, or absolute).
-local function directory(run, ctx)
+--- The directory the command runs in: the run's own work directory, or the task's `workdir`
+--- (relative to it, or absolute).
+function scheduler.directory(run, ctx)
   local wd = run.task.workdir
   if type(wd) ~= "string" or wd == "" then
     return ctx.workdir
@@ -50,6 +50,23 @@ local function directory(run, ctx)
     return wd
   end
   return ctx.workdir .. "/" .. wd
+end
+
+--- For a backend that wraps this one (it runs the task's command inside another program):
+--- a copy of run whose task's command is argv, to hand to start. run itself stays as the hub
+--- sent it, since hooks and the agent's state directory see that one.
+function scheduler.with_command(run, argv)
+  local task = {}
+  for k, v in pairs(run.task) do
+    task[k] = v
+  end
+  task.command = argv
+  local wrapped = {}
+  for k, v in pairs(run) do
+    wrapped[k] = v
+  end
+  wrapped.task = task
+  return wrapped
 end
 
 function scheduler.start(run, ctx)
@@ -63,7 +80,7 @@ function scheduler.start(run, ctx)
   local proc, err = process.spawn {
     argv = argv,
     env = ctx.env,
-    cwd = directory(run, ctx),
+    cwd = scheduler.directory(run, ctx),
     stdout = ctx.stdout,
     stderr = ctx.stderr,
   }

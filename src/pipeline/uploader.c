@@ -19,6 +19,9 @@
 #define DEFAULT_TIMEOUT_MS 60000
 /* Room for the batch's wrapper, {"first_seq":N,"events":...}, within max_batch_bytes. */
 #define WRAPPER_BYTES 64
+/* Event requests a run may have in flight: a second batch travels while the hub stores the
+ * first (see kick). */
+#define MAX_INFLIGHT 2
 
 typedef enum req_kind { REQ_PROBE, REQ_EVENTS, REQ_FINISH } req_kind;
 
@@ -40,7 +43,10 @@ struct hg_uploader_run {
   uint64_t acked;     /* the hub's next_seq, as far as we know */
   size_t batch_limit; /* lowered after a 413; 0: the uploader's */
   bool probe;         /* ask the hub where it is before sending */
-  upreq *req;
+  upreq *req[MAX_INFLIGHT]; /* in flight, oldest first */
+  size_t nreq;
+  uint64_t sent;      /* the end of the events in flight (acked when none are) */
+  bool resync;        /* an events request was not taken: no second one until all answered */
   hg_timer *timer; /* backoff, and kicks scheduled from outside the loop's callbacks */
   bool waiting;    /* for a backoff delay */
   hg_backoff backoff;
@@ -149,7 +155,7 @@ static bool post(hg_uploader_run *run, req_kind kind, const char *url, const cha
            "error", err.msg, NULL);
     return false;
   }
-  run->req = r;
+  run->req[run->nreq++] = r;
   up->st.requests++;
   up->st.bytes += len;
   return true;
@@ -201,22 +207,26 @@ static int batch_head(uint64_t first, hg_buf *out) {
   return rc;
 }
 
-static void start_batch(hg_uploader_run *run, uint64_t avail) {
+/* A batch of the events from `from` on (before avail), as many as fit. */
+static void start_batch(hg_uploader_run *run, uint64_t from, uint64_t avail) {
   hg_uploader *up = run->up;
   hg_buf *j = &up->join;
   hg_buf_reset(j);
   hg_err err = {0};
-  uint64_t end = run->acked;
-  int rc = batch_head(run->acked, j) ? hg_err_set(&err, HG_ENOMEM, "out of memory") : 0;
-  if (!rc) rc = hg_runlog_read_events(run->rl, run->acked, avail, batch_limit(run), j, &end, &err);
-  if (!rc && end == run->acked) rc = hg_err_set(&err, HG_EIO, "the spool ended early");
+  uint64_t end = from;
+  int rc = batch_head(from, j) ? hg_err_set(&err, HG_ENOMEM, "out of memory") : 0;
+  if (!rc) rc = hg_runlog_read_events(run->rl, from, avail, batch_limit(run), j, &end, &err);
+  if (!rc && end == from) rc = hg_err_set(&err, HG_EIO, "the spool ended early");
   if (!rc && hg_buf_append(j, "]}", 2)) rc = hg_err_set(&err, HG_ENOMEM, "out of memory");
   if (rc) {
     back_off(run, err.msg);
     return;
   }
-  if (!post(run, REQ_EVENTS, run->events_url, j->data, j->len, run->acked, end))
+  if (!post(run, REQ_EVENTS, run->events_url, j->data, j->len, from, end)) {
     back_off(run, "could not start a request");
+    return;
+  }
+  run->sent = end;
 }
 
 static void start_finish(hg_uploader_run *run) {
@@ -247,9 +257,30 @@ static void report(hg_uploader_run *run, int rc, const char *hub_status, const c
   cb(run, &res, data);
 }
 
+/* Whether a second batch may go while one is in flight. The hub stores a run's batches in the
+ * order their bodies arrive, and one that starts past what it has is refused (seq_gap) and
+ * sent again later: harmless, but the hub has read it for nothing. So the second batch starts
+ * where the first ends, and only when there is at least as much to send as the first carried:
+ * a full batch started after the first is all but always received after it. That is when
+ * throughput counts (a backlog), and then the hub stores one batch while the next arrives. */
+static bool may_pipeline(const hg_uploader_run *run, uint64_t avail) {
+  const hg_uploader *up = run->up;
+  return run->nreq == 1 && run->req[0]->kind == REQ_EVENTS && !run->probe && !run->dead &&
+         !run->events_closed && !run->failing && !run->resync && up->auth && !up->unauthorized &&
+         run->sent >= run->req[0]->first && avail > run->sent &&
+         avail - run->sent >= run->sent - run->req[0]->first;
+}
+
 static void kick(hg_uploader_run *run) {
   hg_uploader *up = run->up;
-  if (run->req || run->waiting) return;
+  if (run->waiting) return;
+  if (run->nreq) {
+    uint64_t avail = hg_runlog_uploadable(run->rl);
+    if (may_pipeline(run, avail)) start_batch(run, run->sent, avail);
+    return;
+  }
+  run->sent = run->acked;
+  run->resync = false;
   if (run->dead) {
     report(run, HG_EPROTO, NULL, run->dead_msg);
     return;
@@ -263,7 +294,7 @@ static void kick(hg_uploader_run *run) {
   if (!run->events_closed) {
     uint64_t avail = hg_runlog_uploadable(run->rl);
     if (run->acked < avail) {
-      start_batch(run, avail);
+      start_batch(run, run->acked, avail);
       return;
     }
   }
@@ -284,8 +315,10 @@ static void acknowledge(hg_uploader_run *run, uint64_t next) {
     run->warned_ahead = true;
     next = count;
   }
+  /* Answers to two batches may come in either order: the later one says more. */
+  if (next <= run->acked) return;
   /* What the hub held before this agent asked (a probe's answer) is not ours to count. */
-  if (next > run->acked && !run->probe) run->up->st.acked += next - run->acked;
+  if (!run->probe) run->up->st.acked += next - run->acked;
   run->acked = next;
 }
 
@@ -324,11 +357,20 @@ static void on_done(hg_http_req *hreq, int rc, const char *msg, hg_http_response
   hg_uploader_run *run = r->run;
   req_kind kind = r->kind;
   uint64_t first = r->first, end = r->end, generation = r->generation;
+  if (!run) {
+    free(r); /* removed meanwhile */
+    return;
+  }
+  for (size_t k = 0; k < run->nreq; k++) {
+    if (run->req[k] != r) continue;
+    memmove(&run->req[k], &run->req[k + 1], (run->nreq - k - 1) * sizeof run->req[0]);
+    run->nreq--;
+    break;
+  }
   free(r);
-  if (!run) return; /* removed meanwhile */
-  run->req = NULL;
   hg_uploader *up = run->up;
   if (rc == HG_ECANCELED) return; /* the uploader is going away */
+  if (kind == REQ_EVENTS && (rc || res->status != 200)) run->resync = true;
   if (rc) {
     back_off(run, msg);
     return;
@@ -381,7 +423,11 @@ static void on_done(hg_http_req *hreq, int rc, const char *msg, hg_http_response
   }
   if (status == 409 && code && !strcmp(code, "seq_gap") && num_field(doc, "next_seq", &next)) {
     run->probe = false;
+    /* A second batch that reached the hub before the first: the first's answer settles it. */
+    for (size_t k = 0; k < run->nreq; k++)
+      if (run->req[k]->kind == REQ_EVENTS && run->req[k]->first <= next) goto out;
     run->acked = next < hg_runlog_count(run->rl) ? next : hg_runlog_count(run->rl);
+    run->sent = run->acked;
     kick(run);
     goto out;
   }
@@ -535,9 +581,9 @@ void hg_uploader_remove(hg_uploader_run *run) {
   *run->pprev = run->next;
   if (run->next) run->next->pprev = run->pprev;
   hg_runlog_set_listener(run->rl, NULL, NULL);
-  if (run->req) {
-    run->req->run = NULL;
-    hg_http_cancel(run->req->http);
+  for (size_t k = 0; k < run->nreq; k++) {
+    run->req[k]->run = NULL;
+    hg_http_cancel(run->req[k]->http);
   }
   hg_timer_free(run->timer);
   free(run->events_url);

@@ -12,14 +12,18 @@
 #include "pipeline/runlog.h"
 
 /*
- * One hg_uploader per agent; each run's hg_runlog is added to it. Per run, at most one request
- * is in flight, so the hub sees a run's events in order; different runs upload in parallel.
+ * One hg_uploader per agent; each run's hg_runlog is added to it. A run's batches follow each
+ * other in order; different runs upload in parallel.
  *
  * What is sent. Only durable events (hg_runlog_uploadable): the runlog's sync timer is the
  * linger, so a batch holds whatever became durable since the last one, up to max_batch_bytes
  * of events (always at least one event), as soon as the previous batch of that run is
- * answered. A run whose spool already held events when it was added (an agent restart) first
- * asks the hub where it is (an empty batch answers next_seq), then goes on from there.
+ * answered. With a backlog of at least another full batch, that next batch goes while the
+ * previous one is still in flight (two at most), starting where it ends, so that the hub
+ * stores one while the next arrives; should it arrive first, the hub's seq_gap answer is
+ * ignored and it is sent again after the first. A run whose spool already held events when
+ * it was added (an agent restart) first asks the hub where it is (an empty batch answers
+ * next_seq), then goes on from there.
  *
  * Answers.
  *   200          acknowledged up to next_seq; a run status of "cancelling" calls on_cancel

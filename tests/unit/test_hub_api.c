@@ -414,6 +414,16 @@ static int poll_work(agent *a, char *run_id, char *lease, size_t n) {
   return got;
 }
 
+/* Polls work for the agent, which must be offered run, and accepts run with its lease. */
+static reply accept_offered(agent *a, const char *run) {
+  char run_id[80] = "", lease[80] = "", url[200], body[200];
+  CHECK_EQ_INT(poll_work(a, run_id, lease, sizeof run_id), 1);
+  CHECK_EQ_STR(run_id, run);
+  snprintf(url, sizeof url, "/v1/runs/%s/accept", run);
+  snprintf(body, sizeof body, "{\"lease_id\":\"%s\"}", lease);
+  return call("POST", url, a->token, body);
+}
+
 static void full_run_lifecycle(void) {
   char *akey = make_key("agent", "{\"env\":\"prod\"}");
   agent a;
@@ -541,20 +551,23 @@ static void full_run_lifecycle(void) {
   free(akey);
 }
 
+/* A run of "job" that a has accepted. */
+static char *accepted_run(agent *a) {
+  char *run = create_run("job", NULL);
+  reply r = accept_offered(a, run);
+  EXPECT(r, 200, NULL);
+  reply_free(&r);
+  return run;
+}
+
 static void output_errors_recorded(void) {
   char *akey = make_key("agent", NULL);
   agent a;
   CHECK_EQ_INT(register_agent(&a, akey, "{\"env\":\"prod\"}", 1, NULL), 201);
-  char *run = create_run("job", NULL);
-  char run_id[80], lease[80], url[200], body[200];
-  CHECK_EQ_INT(poll_work(&a, run_id, lease, sizeof run_id), 1);
-  snprintf(url, sizeof url, "/v1/runs/%s/accept", run);
-  snprintf(body, sizeof body, "{\"lease_id\":\"%s\"}", lease);
-  reply r = call("POST", url, a.token, body);
-  EXPECT(r, 200, NULL);
-  reply_free(&r);
+  char *run = accepted_run(&a);
+  char url[200];
   snprintf(url, sizeof url, "/v1/runs/%s/events", run);
-  r = call("POST", url, a.token,
+  reply r = call("POST", url, a.token,
            "{\"first_seq\":0,\"events\":[{\"kind\":\"output\",\"op\":\"set\",\"path\":\"a\","
            "\"value\":\"s\"},{\"kind\":\"output\",\"op\":\"append\",\"path\":\"a\",\"value\":1},"
            "{\"kind\":\"output\",\"op\":\"set\",\"path\":\"b[\",\"value\":1}]}");
@@ -612,18 +625,6 @@ static void events_text(const char *run, const char *query, char *out, size_t si
     *keep = r;
   else
     reply_free(&r);
-}
-
-static char *accepted_run(agent *a) {
-  char *run = create_run("job", NULL);
-  char run_id[80], lease[80], url[200], body[200];
-  CHECK_EQ_INT(poll_work(a, run_id, lease, sizeof run_id), 1);
-  snprintf(url, sizeof url, "/v1/runs/%s/accept", run);
-  snprintf(body, sizeof body, "{\"lease_id\":\"%s\"}", lease);
-  reply r = call("POST", url, a->token, body);
-  EXPECT(r, 200, NULL);
-  reply_free(&r);
-  return run;
 }
 
 /* Batches are stored as sent (whatever their layout), retried events are skipped, refused
@@ -1006,11 +1007,8 @@ static void secrets_are_sealed(void) {
   agent a;
   CHECK_EQ_INT(register_agent(&a, akey, "{}", 1, NULL), 201);
   char *run = create_run("db", NULL);
-  char run_id[80], lease[80], url[200], body[200];
-  CHECK_EQ_INT(poll_work(&a, run_id, lease, sizeof run_id), 1);
-  snprintf(url, sizeof url, "/v1/runs/%s/accept", run);
-  snprintf(body, sizeof body, "{\"lease_id\":\"%s\"}", lease);
-  r = call("POST", url, a.token, body);
+  char url[200];
+  r = accept_offered(&a, run);
   EXPECT(r, 200, NULL);
   text = cJSON_PrintUnformatted(r.json);
   CHECK(strstr(text, "s3cret") == NULL);
@@ -1038,10 +1036,7 @@ static void secrets_are_sealed(void) {
   r = call("POST", url, a.token, "{\"status\":\"succeeded\",\"exit_code\":0,\"events_total\":0}");
   EXPECT(r, 200, NULL);
   reply_free(&r);
-  CHECK_EQ_INT(poll_work(&a, run_id, lease, sizeof run_id), 1);
-  snprintf(url, sizeof url, "/v1/runs/%s/accept", run2);
-  snprintf(body, sizeof body, "{\"lease_id\":\"%s\"}", lease);
-  r = call("POST", url, a.token, body);
+  r = accept_offered(&a, run2);
   EXPECT(r, 409, "invalid_transition");
   CHECK(strstr(err_msg(&r), "db_host") != NULL);
   reply_free(&r);
@@ -1066,12 +1061,8 @@ static void run_tokens(void) {
   CHECK_EQ_INT(register_agent(&a, akey, "{\"env\":\"prod\"}", 1, NULL), 201);
   char *run = create_run("job", NULL);
   char *other = create_run("img", NULL);
-  char run_id[80], lease[80], url[200], body[200];
-  CHECK_EQ_INT(poll_work(&a, run_id, lease, sizeof run_id), 1);
-  CHECK_EQ_STR(run_id, run);
-  snprintf(url, sizeof url, "/v1/runs/%s/accept", run);
-  snprintf(body, sizeof body, "{\"lease_id\":\"%s\"}", lease);
-  reply r = call("POST", url, a.token, body);
+  char url[200];
+  reply r = accept_offered(&a, run);
   char token[80];
   snprintf(token, sizeof token, "%s", str(cJSON_GetObjectItemCaseSensitive(r.json, "run"), "run_token"));
   reply_free(&r);
@@ -1121,11 +1112,8 @@ static void deadline_backstop(void) {
   agent a;
   CHECK_EQ_INT(register_agent(&a, akey, "{\"kind\":\"short\"}", 1, NULL), 201);
   char *run = create_run("short", NULL);
-  char run_id[80], lease[80], url[200], body[300];
-  CHECK_EQ_INT(poll_work(&a, run_id, lease, sizeof run_id), 1);
-  snprintf(url, sizeof url, "/v1/runs/%s/accept", run);
-  snprintf(body, sizeof body, "{\"lease_id\":\"%s\"}", lease);
-  r = call("POST", url, a.token, body);
+  char url[200], body[300];
+  r = accept_offered(&a, run);
   EXPECT(r, 200, NULL);
   reply_free(&r);
   snprintf(url, sizeof url, "/v1/runs/%s", run);

@@ -423,6 +423,17 @@ static void fill_pattern(char *buf, size_t len) {
   for (size_t i = 0; i < len; i++) buf[i] = (char)('a' + (i * 7 + i / 4093) % 26);
 }
 
+/* cat in its own group, its stdin a pipe and its stdout into out; freed when it exits. */
+static hg_proc *spawn_cat(hg_loop *loop, capture *out, result *r) {
+  const char *argv[] = {"cat", NULL};
+  hg_proc_opts o = {.argv = argv, .env = base_env, .out = &out->sink, .stdin_pipe = 1,
+                    .new_pgroup = 1, .on_exit = on_exit_cb, .data = r};
+  hg_proc *p = NULL;
+  hg_err e;
+  CHECK_EQ_INT(hg_proc_spawn(loop, &o, &p, &e), 0);
+  return p;
+}
+
 static void stdin_round_trip_through_cat(void) {
   hg_loop loop;
   hg_err e;
@@ -430,11 +441,7 @@ static void stdin_round_trip_through_cat(void) {
   capture out;
   capture_init(&out);
   result r = {.free_in_callback = 1};
-  const char *argv[] = {"cat", NULL};
-  hg_proc_opts o = {.argv = argv, .env = base_env, .out = &out.sink, .stdin_pipe = 1,
-                    .new_pgroup = 1, .on_exit = on_exit_cb, .data = &r};
-  hg_proc *p;
-  CHECK_EQ_INT(hg_proc_spawn(&loop, &o, &p, &e), 0);
+  hg_proc *p = spawn_cat(&loop, &out, &r);
   size_t big = 1 << 20;
   char *chunk = malloc(big);
   fill_pattern(chunk, big);
@@ -490,11 +497,7 @@ static void ten_megabyte_line_arrives_intact(void) {
   capture out;
   capture_init(&out);
   result r = {.free_in_callback = 1};
-  const char *argv[] = {"cat", NULL};
-  hg_proc_opts o = {.argv = argv, .env = base_env, .out = &out.sink, .stdin_pipe = 1,
-                    .new_pgroup = 1, .on_exit = on_exit_cb, .data = &r};
-  hg_proc *p;
-  CHECK_EQ_INT(hg_proc_spawn(&loop, &o, &p, &e), 0);
+  hg_proc *p = spawn_cat(&loop, &out, &r);
   size_t len = 10 << 20;
   char *line = malloc(len);
   fill_pattern(line, len); /* no newline anywhere */

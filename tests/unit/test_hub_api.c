@@ -666,38 +666,31 @@ static void event_batches(void) {
   reply_free(&r);
 
   /* Refusals name what a whole-document read names first, and store nothing. */
-  r = call("POST", url, a.token,
-           "{\"events\":[{\"kind\":\"log\",\"stream\":\"x\",\"text\":\"a\"}],\"first_seq\":\"6\"}");
-  EXPECT(r, 400, "bad_request");
-  CHECK(strstr(err_msg(&r), "first_seq") != NULL);
-  reply_free(&r);
-  r = call("POST", url, a.token,
-           "{\"first_seq\":6,\"events\":[{\"kind\":\"log\",\"stream\":\"stdout\",\"text\":\"ok\"},"
-           "{\"kind\":\"log\",\"stream\":\"out\",\"text\":\"a\"}]}");
-  EXPECT(r, 400, "bad_request");
-  CHECK(strstr(err_msg(&r), "events[1].stream") != NULL);
-  reply_free(&r);
-  r = call("POST", url, a.token,
-           "{\"first_seq\":6,\"events\":[{\"kind\":\"log\",\"stream\":\"x\",\"text\":\"a\"}],}");
-  EXPECT(r, 400, "bad_request");
-  CHECK(strstr(err_msg(&r), "malformed JSON") != NULL);
-  reply_free(&r);
-  r = call("POST", url, a.token, "{\"first_seq\":6}");
-  EXPECT(r, 400, "bad_request");
-  CHECK_EQ_STR(err_msg(&r), "events: required");
-  reply_free(&r);
-  r = call("POST", url, a.token, "{\"first_seq\":6,\"events\":[{\"kind\":\"log\"},1]}");
-  EXPECT(r, 400, "bad_request");
-  CHECK_EQ_STR(err_msg(&r), "events[0].stream: required");
-  reply_free(&r);
-  r = call("POST", url, a.token, "{\"first_seq\":6,\"events\":[1]}");
-  EXPECT(r, 400, "bad_request");
-  CHECK_EQ_STR(err_msg(&r), "events[0]: expected an object, got number");
-  reply_free(&r);
-  r = call("POST", url, a.token, "{\"first_seq\":-1,\"events\":[]}");
-  EXPECT(r, 400, "bad_request");
-  CHECK_EQ_STR(err_msg(&r), "first_seq: must not be negative");
-  reply_free(&r);
+  static const struct {
+    const char *body, *msg;
+    bool exact; /* the whole message, else a part of it */
+  } refusals[] = {
+      {"{\"events\":[{\"kind\":\"log\",\"stream\":\"x\",\"text\":\"a\"}],\"first_seq\":\"6\"}",
+       "first_seq", false},
+      {"{\"first_seq\":6,\"events\":[{\"kind\":\"log\",\"stream\":\"stdout\",\"text\":\"ok\"},"
+       "{\"kind\":\"log\",\"stream\":\"out\",\"text\":\"a\"}]}",
+       "events[1].stream", false},
+      {"{\"first_seq\":6,\"events\":[{\"kind\":\"log\",\"stream\":\"x\",\"text\":\"a\"}],}",
+       "malformed JSON", false},
+      {"{\"first_seq\":6}", "events: required", true},
+      {"{\"first_seq\":6,\"events\":[{\"kind\":\"log\"},1]}", "events[0].stream: required", true},
+      {"{\"first_seq\":6,\"events\":[1]}", "events[0]: expected an object, got number", true},
+      {"{\"first_seq\":-1,\"events\":[]}", "first_seq: must not be negative", true},
+  };
+  for (size_t i = 0; i < sizeof refusals / sizeof refusals[0]; i++) {
+    r = call("POST", url, a.token, refusals[i].body);
+    EXPECT(r, 400, "bad_request");
+    if (refusals[i].exact)
+      CHECK_EQ_STR(err_msg(&r), refusals[i].msg);
+    else
+      CHECK_CONTAINS(err_msg(&r), refusals[i].msg);
+    reply_free(&r);
+  }
   size_t big = (64u << 10) + 1;
   char *body = malloc(big + 200);
   int n = snprintf(body, 200, "{\"first_seq\":6,\"events\":[{\"kind\":\"log\",\"stream\":"

@@ -8,10 +8,7 @@ describe("an agent with a queue of runs", function()
   local hub, agent
 
   teardown(function()
-    local ok, err = true, nil
-    if agent then ok, err = pcall(agent.cleanup, agent) end
-    if hub then hub:cleanup() end
-    assert(ok, err)
+    agenttest.cleanup_all(agent, hub)
   end)
 
   it("runs them all at full capacity, never over-asking for work", function()

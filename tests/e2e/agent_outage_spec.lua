@@ -118,10 +118,7 @@ describe("an agent SIGKILLed in the middle of a run", function()
     local hub = hubtest.start { name = "agent-killed", args = { "--lease-ttl", "10", "--heartbeat-interval", "1", "--poll-wait", "5" } }
     local agent
     finally(function()
-      local ok, err = true, nil
-      if agent then ok, err = pcall(agent.cleanup, agent) end
-      hub:cleanup()
-      assert(ok, err)
+      agenttest.cleanup_all(agent, hub)
     end)
     agent = agenttest.start(hub, {})
     local agent_id = json.decode(slurp(agent.state_dir .. "/identity.json")).agent_id
@@ -164,10 +161,7 @@ describe("a revoked key", function()
     local hub = hubtest.start { name = "agent-revoked", args = { "--lease-ttl", "5", "--heartbeat-interval", "1", "--poll-wait", "5" } }
     local agent
     finally(function()
-      local ok, err = true, nil
-      if agent then ok, err = pcall(agent.cleanup, agent) end
-      hub:cleanup()
-      assert(ok, err)
+      agenttest.cleanup_all(agent, hub)
     end)
     agent = agenttest.start(hub, { kill_grace_s = 1 })
     local slug = agenttest.sh_task(hub, [[

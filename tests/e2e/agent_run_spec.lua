@@ -24,12 +24,7 @@ setup(function()
 end)
 
 teardown(function()
-  -- The hub goes whatever happens to the agent's cleanup (which raises on sanitizer reports).
-  local ok, err = true, nil
-  if agent then ok, err = pcall(agent.cleanup, agent) end
-  if hub then hub:cleanup() end
-  if dir then os.execute("rm -rf " .. q(dir)) end
-  assert(ok, err)
+  agenttest.cleanup_all(agent, hub, dir)
 end)
 
 -- `hangar ARGS...` as a user would run it; returns exit code, stdout, stderr.

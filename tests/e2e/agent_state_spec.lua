@@ -11,10 +11,7 @@ describe("an agent restarting on its state directory", function()
     local hub = hubtest.start { name = "agent-state", args = { "--lease-ttl", "5", "--heartbeat-interval", "1" } }
     local agent
     finally(function()
-      local ok, err = true, nil
-      if agent then ok, err = pcall(agent.cleanup, agent) end
-      hub:cleanup()
-      assert(ok, err)
+      agenttest.cleanup_all(agent, hub)
     end)
     agent = agenttest.start(hub, {})
     local slug = agenttest.sh_task(hub, "echo started; while :; do sleep 0.1; done")

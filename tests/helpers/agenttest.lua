@@ -302,6 +302,31 @@ function Agent:cleanup()
   testutil.finish(self.dir, self:log(), "the agent")
 end
 
+--- Cleans up what a test started, whatever fails on the way: agent (whose cleanup raises on a
+--- sanitizer report), then hub, then the directories; any of them may be nil. Raises the first
+--- failure once all is done.
+function agenttest.cleanup_all(agent, hub, ...)
+  local ok, err = true, nil
+  if agent then
+    ok, err = pcall(agent.cleanup, agent)
+  end
+  if hub then
+    local hub_ok, hub_err = pcall(hub.cleanup, hub)
+    if ok and not hub_ok then
+      ok, err = hub_ok, hub_err
+    end
+  end
+  for i = 1, select("#", ...) do
+    local dir = select(i, ...)
+    if dir then
+      testutil.remove(dir)
+    end
+  end
+  if not ok then
+    error(err, 0)
+  end
+end
+
 -- ---- tasks and runs ----
 
 local n_tasks = 0

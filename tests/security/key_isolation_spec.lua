@@ -92,11 +92,7 @@ setup(function()
 end)
 
 teardown(function()
-  local ok, err = true, nil
-  if agent then ok, err = pcall(agent.cleanup, agent) end
-  if hub then hub:cleanup() end
-  if drop then os.execute("rm -rf " .. q(drop)) end
-  assert(ok, err)
+  agenttest.cleanup_all(agent, hub, drop)
 end)
 
 -- Every process below pid (its children, theirs, ...).

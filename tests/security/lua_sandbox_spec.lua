@@ -93,11 +93,7 @@ setup(function()
 end)
 
 teardown(function()
-  local ok, err = true, nil
-  if agent then ok, err = pcall(agent.cleanup, agent) end
-  if hub then hub:cleanup() end
-  if dir then os.execute("rm -rf " .. q(dir)) end
-  assert(ok, err)
+  agenttest.cleanup_all(agent, hub, dir)
 end)
 
 local function run_of(slug)

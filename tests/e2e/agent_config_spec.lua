@@ -3,6 +3,7 @@
 -- the environment (and what it says when one is missing or malformed, never quoting it).
 local hubtest = require "hubtest"
 local agenttest = require "agenttest"
+local testutil = require "testutil"
 
 local BIN = assert(os.getenv("HANGAR_BIN"), "HANGAR_BIN is not set")
 local SRC = assert(os.getenv("HANGAR_SOURCE_DIR"), "HANGAR_SOURCE_DIR is not set")
@@ -22,14 +23,11 @@ end)
 
 -- `hangar agent ARGS...` with env (NAME = value); returns exit code, stdout, stderr.
 local function agent(args, env)
-  local parts = { "env -i PATH=/usr/bin:/bin" }
-  for k, v in pairs(env or {}) do parts[#parts + 1] = k .. "=" .. q(v) end
-  parts[#parts + 1] = q(BIN) .. " agent"
-  for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
-  local p = assert(io.popen(table.concat(parts, " ") .. " 2>" .. q(dir .. "/stderr") .. " </dev/null"))
-  local out = p:read("a")
-  local _, _, code = p:close()
-  return code, out, slurp(dir .. "/stderr") or ""
+  local vars = { PATH = "/usr/bin:/bin" }
+  for k, v in pairs(env or {}) do vars[k] = v end
+  local argv = { BIN, "agent" }
+  for _, a in ipairs(args) do argv[#argv + 1] = a end
+  return testutil.run(argv, vars)
 end
 
 describe("hangar agent", function()

@@ -3,6 +3,7 @@
 -- what the protocol says, without the agent's key or its own environment.
 local hubtest = require "hubtest"
 local agenttest = require "agenttest"
+local testutil = require "testutil"
 local json = require "hangar.json"
 
 local BIN = assert(os.getenv("HANGAR_BIN"), "HANGAR_BIN is not set")
@@ -29,13 +30,9 @@ end)
 
 -- `hangar ARGS...` as a user would run it; returns exit code, stdout, stderr.
 local function hangar(args)
-  local parts = { "env -i", "PATH=/usr/bin:/bin", "HOME=" .. q(dir), "HANGAR_HUB_URL=" .. q(hub.url),
-                  "HANGAR_TOKEN=" .. q(hub.admin_key), q(BIN) }
-  for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
-  local p = assert(io.popen(table.concat(parts, " ") .. " 2>" .. q(dir .. "/stderr") .. " </dev/null"))
-  local out = p:read("a")
-  local _, _, code = p:close()
-  return code, out, slurp(dir .. "/stderr") or ""
+  local argv = { BIN }
+  for _, a in ipairs(args) do argv[#argv + 1] = a end
+  return testutil.run(argv, { PATH = "/usr/bin:/bin", HOME = dir, HANGAR_HUB_URL = hub.url, HANGAR_TOKEN = hub.admin_key })
 end
 
 describe("hangar agent with the CLI", function()

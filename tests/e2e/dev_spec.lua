@@ -3,6 +3,7 @@
 -- behind (no process, no temporary directory); failures and Ctrl-C say what happened.
 local agenttest = require "agenttest"
 local hubtest = require "hubtest"
+local testutil = require "testutil"
 local process = require "hangar.process"
 local sink = require "hangar.sink"
 local crypto = require "hangar.crypto"
@@ -29,10 +30,7 @@ end
 local function dev(args)
   local argv = { BIN, "dev" }
   for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
-  local p = assert(process.spawn { argv = argv, env = env(), stdout = "capture", stderr = "capture" })
-  local r = p:wait()
-  p:close()
-  return r.exit_code, r.stdout, r.stderr
+  return testutil.run(argv, env())
 end
 
 -- What a directory holds (names).

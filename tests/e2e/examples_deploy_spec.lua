@@ -13,6 +13,7 @@
 -- at least those providing every library the hangar binary links; its ENTRYPOINT and CMD,
 -- with the environment it sets, are a valid `hangar agent` invocation (--check).
 local agenttest = require "agenttest"
+local testutil = require "testutil"
 local process = require "hangar.process"
 local json = require "hangar.json"
 
@@ -36,10 +37,8 @@ end
 
 -- Runs argv with exactly env; returns exit code, stdout .. stderr.
 local function run(argv, env)
-  local p = assert(process.spawn { argv = argv, env = env, stdout = "capture", stderr = "capture" })
-  local r = p:wait()
-  p:close()
-  return r.exit_code, r.stdout .. r.stderr
+  local code, out, err = testutil.run(argv, env)
+  return code, out .. err
 end
 
 local function sh(cmd)

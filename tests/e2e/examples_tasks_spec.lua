@@ -5,6 +5,7 @@
 -- ever reaches the hub as [REDACTED], in each encoding it prints.
 local hubtest = require "hubtest"
 local agenttest = require "agenttest"
+local testutil = require "testutil"
 local process = require "hangar.process"
 local sink = require "hangar.sink"
 local json = require "hangar.json"
@@ -26,11 +27,7 @@ end
 local function hangar(args)
   local argv = { BIN }
   for _, a in ipairs(args) do argv[#argv + 1] = a end
-  local p = assert(process.spawn { argv = argv, cwd = dir, stdout = "capture", stderr = "capture",
-    env = { PATH = "/usr/bin:/bin", HOME = dir, HANGAR_HUB_URL = hub.url, HANGAR_TOKEN = hub.admin_key } })
-  local r = p:wait()
-  p:close()
-  return r.exit_code, r.stdout, r.stderr
+  return testutil.run(argv, { PATH = "/usr/bin:/bin", HOME = dir, HANGAR_HUB_URL = hub.url, HANGAR_TOKEN = hub.admin_key }, dir)
 end
 
 setup(function()

@@ -10,6 +10,7 @@
 --   testutil.stop_pid(pid, 10000); testutil.remove(dir)
 local timer = require "hangar.timer"
 local crypto = require "hangar.crypto"
+local process = require "hangar.process"
 
 local testutil = {}
 
@@ -58,6 +59,15 @@ function testutil.sh(cmd)
   local out = p:read("a")
   local _, _, code = p:close()
   return code, out
+end
+
+--- Runs argv to its end with exactly the environment env (nothing of this process's), in cwd
+--- when given, stdin from /dev/null; returns its exit code, stdout and stderr.
+function testutil.run(argv, env, cwd)
+  local p = assert(process.spawn { argv = argv, env = env, cwd = cwd, stdout = "capture", stderr = "capture" })
+  local r = p:wait()
+  p:close()
+  return r.exit_code, r.stdout, r.stderr
 end
 
 --- A fresh directory under HANGAR_TEST_TMP, named after name.

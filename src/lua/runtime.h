@@ -30,7 +30,8 @@ typedef struct hg_lua_opts {
   /* Bytes the Lua heap may hold; past it an allocation fails and Lua raises "not enough
    * memory", which a protected call turns into an ordinary error. 0: no cap. */
   size_t mem_limit;
-  /* Wall-clock milliseconds one resume of a task (or one hg_lua_call) may run before a count
+  /* Milliseconds of CPU time (the loop thread's, so a busy machine does not trip it) one
+   * resume of a task (or one hg_lua_call) may use before a count
    * hook raises "CPU budget ... exceeded". The hook then fires on every instruction, so a
    * pcall in the script cannot swallow the error. Time spent waiting on the loop does not
    * count. 0: no budget. */

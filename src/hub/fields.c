@@ -73,22 +73,25 @@ int hg_fields_bool(const cJSON *obj, const char *name, const char *where, bool r
   return 0;
 }
 
-int hg_fields_object(const cJSON *obj, const char *name, const char *where, bool required,
-                     const cJSON **out, hg_err *err) {
+/* The member when is() holds for it; what names the kind in the error ("an object"). */
+static int typed(const cJSON *obj, const char *name, const char *where, bool required,
+                 cJSON_bool (*is)(const cJSON *), const char *what, const cJSON **out,
+                 hg_err *err) {
   const cJSON *v = member(obj, name);
   if (!v) return absent(name, where, required, err);
-  if (!cJSON_IsObject(v)) return wrong(v, name, where, "an object", err);
+  if (!is(v)) return wrong(v, name, where, what, err);
   *out = v;
   return 0;
 }
 
+int hg_fields_object(const cJSON *obj, const char *name, const char *where, bool required,
+                     const cJSON **out, hg_err *err) {
+  return typed(obj, name, where, required, cJSON_IsObject, "an object", out, err);
+}
+
 int hg_fields_array(const cJSON *obj, const char *name, const char *where, bool required,
                     const cJSON **out, hg_err *err) {
-  const cJSON *v = member(obj, name);
-  if (!v) return absent(name, where, required, err);
-  if (!cJSON_IsArray(v)) return wrong(v, name, where, "an array", err);
-  *out = v;
-  return 0;
+  return typed(obj, name, where, required, cJSON_IsArray, "an array", out, err);
 }
 
 int hg_fields_string_map(const cJSON *obj, const char *name, const char *where, bool required,

@@ -108,13 +108,19 @@ static long string_at(const char *s, size_t n, size_t *i) {
   return len;
 }
 
-/* A log event in the usual shape at s[i]: true with *end past it and *ref saying its parts. */
+/* A log event in the usual shape at s[i]: true with *end past it and *ref saying its parts.
+ * *last is the previous usual event's ts string (quotes included): a run's lines come hundreds
+ * to a millisecond, and bytes equal to a string cJSON read, up to and including its closing
+ * quote, are that same string, so cJSON need not read it again. */
 static bool usual_log(const hg_logshape *sh, const char *s, size_t n, size_t i, size_t *end,
-                      hg_store_logref *ref) {
+                      hg_store_logref *ref, const char **last, size_t *last_len) {
   size_t from = i;
   if (!sh || !match(s, n, &i, sh->head, sh->head_len)) return false;
   size_t ts = i;
-  if (string_at(s, n, &i) < 0) return false;
+  if (*last && n - i > *last_len && !memcmp(s + i, *last, *last_len))
+    i += *last_len;
+  else if (string_at(s, n, &i) < 0)
+    return false;
   size_t ts_len = i - ts;
   int st = 0;
   while (st < 3 && !match(s, n, &i, sh->mid[st], sh->mid_len[st])) st++;
@@ -127,6 +133,8 @@ static bool usual_log(const hg_logshape *sh, const char *s, size_t n, size_t i, 
   *end = i;
   *ref = (hg_store_logref){.usual = 1, .stream = (uint8_t)st, .partial = (uint8_t)p,
                            .ts_len = (uint32_t)ts_len};
+  *last = s + ts;
+  *last_len = ts_len;
   return true;
 }
 
@@ -242,11 +250,13 @@ static walk_result walk_events(hg_batch *b, walk_state *w, const char *s, size_t
     return WALK_OK;
   }
   const hg_logshape *sh = hg_logshape_get();
+  const char *last_ts = NULL;
+  size_t last_ts_len = 0;
   for (size_t k = 0;; k++) {
     if (i >= n || s[i] != '{') return WALK_OTHER;
     size_t from = i, end;
     hg_store_logref ref;
-    if (!w->event_rc && usual_log(sh, s, n, i, &end, &ref)) {
+    if (!w->event_rc && usual_log(sh, s, n, i, &end, &ref, &last_ts, &last_ts_len)) {
       if (add_event(b, s + from, end - from, true, n, &ref)) return WALK_NOMEM;
       i = skip_ws(s, n, end);
       if (i < n && s[i] == ',') {

@@ -119,8 +119,8 @@ static size_t other_run(const char *s, size_t n, size_t i) {
   return i;
 }
 
-int hg_jsoncheck(const char *text, size_t len, const cJSON *v, hg_err *err) {
-  size_t i = 0;
+int hg_jsoncheck_span(const char *text, size_t from, size_t len, hg_err *err) {
+  size_t i = from;
   while (i < len) {
     i = other_run(text, len, i);
     if (i >= len) break;
@@ -133,6 +133,11 @@ int hg_jsoncheck(const char *text, size_t len, const cJSON *v, hg_err *err) {
     if (!next) return HG_EINVAL;
     i = next;
   }
+  return 0;
+}
+
+int hg_jsoncheck(const char *text, size_t len, const cJSON *v, hg_err *err) {
+  if (hg_jsoncheck_span(text, 0, len, err)) return HG_EINVAL;
   if (v && !all_finite(v)) return hg_err_set(err, HG_EINVAL, "a number too large for a double");
   return 0;
 }

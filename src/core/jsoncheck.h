@@ -22,3 +22,8 @@
  * needs the parsed numbers). Returns 0, or HG_EINVAL with err saying what is wrong and at which
  * byte offset of text ("a number with a leading zero at offset 3"). */
 int hg_jsoncheck(const char *text, size_t len, const cJSON *v, hg_err *err);
+
+/* The same check of text[from..to) alone, a stretch that starts and ends between tokens (or
+ * is one string), offsets in messages counted from text: for a reader that checks a long body
+ * piece by piece, in order, while each piece is still in the cache. No range check. */
+int hg_jsoncheck_span(const char *text, size_t from, size_t to, hg_err *err);

@@ -113,11 +113,13 @@ static long string_at(const char *s, size_t n, size_t *i) {
  * to a millisecond, and bytes equal to a string cJSON read, up to and including its closing
  * quote, are that same string, so cJSON need not read it again. */
 static bool usual_log(const hg_logshape *sh, const char *s, size_t n, size_t i, size_t *end,
-                      hg_store_logref *ref, const char **last, size_t *last_len) {
+                      hg_store_logref *ref, const char **last, size_t *last_len, bool *new_ts,
+                      size_t *text_at) {
   size_t from = i;
   if (!sh || !match(s, n, &i, sh->head, sh->head_len)) return false;
   size_t ts = i;
-  if (*last && n - i > *last_len && !memcmp(s + i, *last, *last_len))
+  *new_ts = !(*last && n - i > *last_len && !memcmp(s + i, *last, *last_len));
+  if (!*new_ts)
     i += *last_len;
   else if (string_at(s, n, &i) < 0)
     return false;
@@ -125,6 +127,7 @@ static bool usual_log(const hg_logshape *sh, const char *s, size_t n, size_t i, 
   int st = 0;
   while (st < 3 && !match(s, n, &i, sh->mid[st], sh->mid_len[st])) st++;
   if (st == 3) return false;
+  *text_at = i;
   long text = string_at(s, n, &i);
   if (text < 0 || (size_t)text > HG_HUB_EVENT_TEXT_LIMIT) return false;
   int p = 0;
@@ -239,7 +242,18 @@ typedef struct walk_state {
   bool has_events;
   int event_rc;      /* the first event's refusal */
   hg_err event_err;
+  /* The rules of JSON cJSON leaves unchecked (hg_jsoncheck), applied as the walk goes, in the
+   * body's order: body[0, checked) is done; the first breach found is kept. */
+  size_t checked;
+  int check_rc;
+  hg_err check_err;
 } walk_state;
+
+/* Checks body[w->checked, to) unless a breach was found already. */
+static void check_upto(walk_state *w, const char *s, size_t to) {
+  if (!w->check_rc && to > w->checked) w->check_rc = hg_jsoncheck_span(s, w->checked, to, &w->check_err);
+  if (to > w->checked) w->checked = to;
+}
 
 /* The events array, from its '['. An event that fails its checks is remembered, and the walk
  * goes on: a syntax error further on, or a bad first_seq, is what the answer names first. */
@@ -256,7 +270,16 @@ static walk_result walk_events(hg_batch *b, walk_state *w, const char *s, size_t
     if (i >= n || s[i] != '{') return WALK_OTHER;
     size_t from = i, end;
     hg_store_logref ref;
-    if (!w->event_rc && usual_log(sh, s, n, i, &end, &ref, &last_ts, &last_ts_len)) {
+    bool new_ts;
+    size_t text_at;
+    if (!w->event_rc && usual_log(sh, s, n, i, &end, &ref, &last_ts, &last_ts_len, &new_ts, &text_at)) {
+      /* Of a usual event only its two strings can break a rule (its other bytes are the
+       * shape's): checked now, while in the cache, and a ts equal to the one before not again. */
+      check_upto(w, s, from);
+      size_t ts_at = (size_t)(last_ts - s);
+      if (new_ts && !w->check_rc) w->check_rc = hg_jsoncheck_span(s, ts_at, ts_at + last_ts_len, &w->check_err);
+      w->checked = text_at;
+      check_upto(w, s, end);
       if (add_event(b, s + from, end - from, true, n, &ref)) return WALK_NOMEM;
       i = skip_ws(s, n, end);
       if (i < n && s[i] == ',') {
@@ -408,7 +431,9 @@ int hg_batch_read(hg_batch *b, const char *s, size_t n, hg_err *err) {
   }
   /* The checks in the order a whole-document read makes them: the rules of JSON cJSON leaves
    * unchecked, then the fields. */
-  if (hg_jsoncheck(s, n, NULL, err)) {
+  check_upto(&w, s, n);
+  if (w.check_rc) {
+    if (err) *err = w.check_err;
     hg_err_prefix(err, "body");
     cJSON_Delete(w.top);
     return HG_EINVAL;

@@ -39,6 +39,7 @@ struct hg_http_req {
   struct curl_slist *headers;
   char *body; /* our copy; wiped when freed, as it may hold credentials */
   size_t body_len;
+  bool body_kept; /* body is the caller's: neither wiped nor freed here */
   hg_http_done_cb done;
   void *data;
   hg_sink *sink;
@@ -263,7 +264,7 @@ static void free_headers(hg_http_req *req) {
 static void req_free(hg_http_req *req) {
   if (req->easy) curl_easy_cleanup(req->easy);
   curl_slist_free_all(req->headers);
-  if (req->body) {
+  if (req->body && !req->body_kept) {
     OPENSSL_cleanse(req->body, req->body_len);
     free(req->body);
   }
@@ -822,7 +823,11 @@ int hg_http_start(hg_http *h, const hg_http_request *r, hg_http_done_cb done, vo
                                                   : DEFAULT_CONNECT_TIMEOUT_MS;
   if ((rc = parse_url(req, r->url, err)) != 0 || (rc = parse_proxy(req, r->proxy, err)) != 0)
     goto fail;
-  if (r->body) {
+  if (r->body && r->body_kept) {
+    req->body = (char *)r->body; /* read only: curl sends it from there */
+    req->body_len = r->body_len;
+    req->body_kept = true;
+  } else if (r->body) {
     req->body = malloc(r->body_len ? r->body_len : 1);
     if (!req->body) {
       rc = hg_err_set(err, HG_ENOMEM, "out of memory copying a %zu-byte body", r->body_len);

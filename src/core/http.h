@@ -2,6 +2,7 @@
  * always on; a CA bundle and a client certificate are options. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,9 @@ typedef struct hg_http_request {
   const char *const *headers;  /* "Name: value" strings, NULL-terminated; may be NULL */
   const char *body;            /* copied at start; may be NULL */
   size_t body_len;
+  bool body_kept;              /* the caller keeps body as it is until the callback has run:
+                                  it is not copied (nor wiped); for bodies of megabytes that
+                                  hold no credential */
   int64_t timeout_ms;          /* whole request, 0: none */
   int64_t connect_timeout_ms;  /* 0: 10 s */
   hg_http_tls tls;             /* paths are copied at start */

@@ -22,6 +22,9 @@
 /* Event requests a run may have in flight: a second batch travels while the hub stores the
  * first (see kick). */
 #define MAX_INFLIGHT 2
+/* Batch buffers kept for the next batches: megabytes each, mapped afresh for every request
+ * otherwise (the C library maps such sizes, and unmaps them when freed). */
+#define SPARE_BATCHES 2
 
 typedef enum req_kind { REQ_PROBE, REQ_EVENTS, REQ_FINISH } req_kind;
 
@@ -33,6 +36,7 @@ typedef struct upreq {
   req_kind kind;
   uint64_t first, end; /* the batch's events [first, end) */
   uint64_t generation; /* of the session token it was sent with */
+  hg_buf body;         /* sent from here (hg_http does not copy it) */
 } upreq;
 
 struct hg_uploader_run {
@@ -80,7 +84,8 @@ struct hg_uploader {
   uint64_t generation;
   bool unauthorized; /* the current token was refused */
   hg_uploader_run *runs;
-  hg_buf join; /* the events of the batch being built */
+  hg_buf spare[SPARE_BATCHES]; /* batch buffers to use again */
+  size_t nspare;
   hg_uploader_stats st;
 };
 
@@ -129,27 +134,50 @@ static void on_runlog(void *ud) {
 
 static void on_done(hg_http_req *hreq, int rc, const char *msg, hg_http_response *res, void *data);
 
-/* Starts a POST of body (copied) to url for run; false when it could not start (the run then
- * backs off or stops). */
-static bool post(hg_uploader_run *run, req_kind kind, const char *url, const char *body,
-                 size_t len, uint64_t first, uint64_t end) {
+/* A buffer for a batch: a spare one, or a new one. */
+static hg_buf take_buffer(hg_uploader *up) {
+  return up->nspare ? up->spare[--up->nspare] : (hg_buf)HG_BUF_INIT;
+}
+
+/* Keeps a batch's buffer for the next one, or frees it. */
+static void give_buffer(hg_uploader *up, hg_buf *b) {
+  if (b->cap > HG_UPLOADER_DEFAULT_BATCH / 4 && up->nspare < SPARE_BATCHES) {
+    hg_buf_reset(b);
+    up->spare[up->nspare++] = *b;
+  } else {
+    hg_buf_free(b);
+  }
+  *b = (hg_buf)HG_BUF_INIT;
+}
+
+/* Starts a POST of body (taken over) to url for run; false when it could not start (the run
+ * then backs off or stops). */
+static bool post(hg_uploader_run *run, req_kind kind, const char *url, hg_buf *body,
+                 uint64_t first, uint64_t end) {
   hg_uploader *up = run->up;
   upreq *r = calloc(1, sizeof *r);
-  if (!r) return false;
-  *r = (upreq){.run = run, .kind = kind, .first = first, .end = end, .generation = up->generation};
+  if (!r) {
+    give_buffer(up, body);
+    return false;
+  }
+  *r = (upreq){.run = run, .kind = kind, .first = first, .end = end, .generation = up->generation,
+               .body = *body};
+  *body = (hg_buf)HG_BUF_INIT;
   const char *headers[] = {up->auth, "Content-Type: application/json", NULL};
   hg_http_request hr = {
       .method = "POST",
       .url = url,
       .headers = headers,
-      .body = body,
-      .body_len = len,
+      .body = r->body.data ? r->body.data : "",
+      .body_len = r->body.len,
+      .body_kept = true, /* events and finishes hold no credential */
       .timeout_ms = up->timeout_ms,
       .tls = {up->ca_file, up->cert_file, up->key_file},
       .max_body = 1 << 20,
   };
   hg_err err = {0};
   if (hg_http_start(up->http, &hr, on_done, r, &r->http, &err)) {
+    give_buffer(up, &r->body);
     free(r);
     hg_log(HG_LOG_WARN, "upload: cannot start a request", "run", hg_runlog_run_id(run->rl),
            "error", err.msg, NULL);
@@ -157,17 +185,18 @@ static bool post(hg_uploader_run *run, req_kind kind, const char *url, const cha
   }
   run->req[run->nreq++] = r;
   up->st.requests++;
-  up->st.bytes += len;
+  up->st.bytes += hr.body_len;
   return true;
 }
 
-/* post with a body cJSON prints (freed here). */
+/* post with a body cJSON prints. */
 static bool post_json(hg_uploader_run *run, req_kind kind, const char *url, cJSON *doc) {
-  char *body = doc ? cJSON_PrintUnformatted(doc) : NULL;
+  char *text = doc ? cJSON_PrintUnformatted(doc) : NULL;
   cJSON_Delete(doc);
-  bool ok = body && post(run, kind, url, body, strlen(body), 0, 0);
-  free(body);
-  return ok;
+  if (!text) return false;
+  size_t n = strlen(text);
+  hg_buf body = {text, n, n + 1};
+  return post(run, kind, url, &body, 0, 0);
 }
 
 static void back_off(hg_uploader_run *run, const char *why) {
@@ -210,8 +239,7 @@ static int batch_head(uint64_t first, hg_buf *out) {
 /* A batch of the events from `from` on (before avail), as many as fit. */
 static void start_batch(hg_uploader_run *run, uint64_t from, uint64_t avail) {
   hg_uploader *up = run->up;
-  hg_buf *j = &up->join;
-  hg_buf_reset(j);
+  hg_buf b = take_buffer(up), *j = &b;
   hg_err err = {0};
   uint64_t end = from;
   int rc = batch_head(from, j) ? hg_err_set(&err, HG_ENOMEM, "out of memory") : 0;
@@ -219,10 +247,11 @@ static void start_batch(hg_uploader_run *run, uint64_t from, uint64_t avail) {
   if (!rc && end == from) rc = hg_err_set(&err, HG_EIO, "the spool ended early");
   if (!rc && hg_buf_append(j, "]}", 2)) rc = hg_err_set(&err, HG_ENOMEM, "out of memory");
   if (rc) {
+    give_buffer(up, j);
     back_off(run, err.msg);
     return;
   }
-  if (!post(run, REQ_EVENTS, run->events_url, j->data, j->len, from, end)) {
+  if (!post(run, REQ_EVENTS, run->events_url, j, from, end)) {
     back_off(run, "could not start a request");
     return;
   }
@@ -358,7 +387,8 @@ static void on_done(hg_http_req *hreq, int rc, const char *msg, hg_http_response
   req_kind kind = r->kind;
   uint64_t first = r->first, end = r->end, generation = r->generation;
   if (!run) {
-    free(r); /* removed meanwhile */
+    hg_buf_free(&r->body); /* removed meanwhile: its uploader may be gone too */
+    free(r);
     return;
   }
   for (size_t k = 0; k < run->nreq; k++) {
@@ -367,8 +397,9 @@ static void on_done(hg_http_req *hreq, int rc, const char *msg, hg_http_response
     run->nreq--;
     break;
   }
-  free(r);
   hg_uploader *up = run->up;
+  give_buffer(up, &r->body);
+  free(r);
   if (rc == HG_ECANCELED) return; /* the uploader is going away */
   if (kind == REQ_EVENTS && (rc || res->status != 200)) run->resync = true;
   if (rc) {
@@ -394,9 +425,9 @@ static void on_done(hg_http_req *hreq, int rc, const char *msg, hg_http_response
     }
     acknowledge(run, next);
     run->probe = false;
-    /* A batch buffer a busy run made large is not kept once it has caught up. */
-    if (run->acked >= hg_runlog_uploadable(run->rl) && up->join.cap > HG_UPLOADER_DEFAULT_BATCH)
-      hg_buf_free(&up->join);
+    /* Batch buffers a busy run made large are not kept once it has caught up. */
+    if (run->acked >= hg_runlog_uploadable(run->rl) && !run->nreq)
+      while (up->nspare) hg_buf_free(&up->spare[--up->nspare]);
     note_status(run, str_field(doc, "status"));
     bool cancel = !run->cancel_reported && !strcmp(run->hub_status, "cancelling");
     run->cancel_reported |= cancel;
@@ -515,7 +546,7 @@ void hg_uploader_free(hg_uploader *up) {
   free(up->cert_file);
   free(up->key_file);
   wipe_free(up->auth);
-  hg_buf_free(&up->join);
+  while (up->nspare) hg_buf_free(&up->spare[--up->nspare]);
   free(up);
 }
 

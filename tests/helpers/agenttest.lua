@@ -77,10 +77,58 @@ Agent.__index = Agent
 ---   dir          reuse this directory (state and all), e.g. after a kill
 ---   wait         false: do not wait for the agent to register
 --- When waiting fails, the agent is killed before the error is raised.
+
+local am_root
+--- Whether the tests run as root (and so may run an agent as another user).
+function agenttest.am_root()
+  if am_root == nil then
+    local _, me = testutil.sh("id -u")
+    am_root = tonumber(me:match("%d+")) == 0
+  end
+  return am_root
+end
+
+local other_homes = {}
+local other_users = {} -- uid -> agents started with its copy and not yet cleaned up
+--- A directory under /tmp that uid may read, holding a copy of the hangar binary (bin/hangar)
+--- and of the bundled Lua library and plugins (home/, for HANGAR_HOME): the build tree itself
+--- may be out of that user's reach. Made once per uid and test process.
+function agenttest.other_uid_home(uid)
+  if other_homes[uid] then
+    return other_homes[uid]
+  end
+  local code, out = testutil.sh("mktemp -d /tmp/hangar-uid" .. uid .. "-XXXXXX")
+  assert(code == 0, out)
+  local base = out:match("[^\n]+")
+  local src = testutil.SRC
+  assert(os.execute(table.concat({
+    "mkdir -p " .. q(base .. "/bin") .. " " .. q(base .. "/home"),
+    "cp " .. q(testutil.BIN) .. " " .. q(base .. "/bin/hangar"),
+    "cp -R " .. q(src .. "/lua") .. " " .. q(src .. "/plugins") .. " " .. q(base .. "/home/"),
+    "chmod -R a+rX " .. q(base),
+  }, " && ")))
+  -- The agent must be able to run at all as that user (a root directory of mode 0700, as in
+  -- some build containers, forbids even loading libc).
+  local ok = os.execute("setpriv --reuid=" .. uid .. " --regid=" .. uid .. " --clear-groups -- "
+    .. q(base .. "/bin/hangar") .. " --version >/dev/null 2>&1")
+  assert(ok, ("uid %d cannot run %s on this machine: the agent cannot run as another user here"):format(
+    uid, base .. "/bin/hangar"))
+  other_homes[uid] = base
+  return base
+end
+
 function agenttest.start(hub, opts)
   opts = opts or {}
   local self = setmetatable({ hub = hub, opts = opts, labels = opts.labels or {} }, Agent)
-  self.dir = opts.dir or agenttest.tmpdir("agent")
+  local as_other = opts.uid and agenttest.am_root()
+  if as_other and not opts.dir then
+    -- The build tree may sit where that user cannot reach (a clone under /root, mode 0700):
+    -- its files, the binary and the Lua library go where it can.
+    self.dir = agenttest.other_uid_home(opts.uid) .. "/agent-" .. crypto.hex_encode(crypto.random(4))
+    assert(os.execute("mkdir -p " .. q(self.dir)))
+  else
+    self.dir = opts.dir or agenttest.tmpdir("agent")
+  end
   self.state_dir = self.dir .. "/state"
   self.log_path = self.dir .. "/agent.log"
   self.config_path = self.dir .. "/agent.lua"
@@ -92,10 +140,12 @@ function agenttest.start(hub, opts)
   self:write_config()
   self.prefix = ""
   if opts.uid then
-    local _, me = testutil.sh("id -u")
-    self.uid = tonumber(me:match("%d+"))
-    if self.uid == 0 then
+    self.uid = agenttest.am_root() and 0 or -1
+    if as_other then
       self.uid = opts.uid
+      self.bin = agenttest.other_uid_home(opts.uid) .. "/bin/hangar"
+      other_users[self.uid] = (other_users[self.uid] or 0) + 1
+      self.home = agenttest.other_uid_home(opts.uid) .. "/home"
       -- The agent's own files belong to its user; the directories above are world-searchable.
       assert(os.execute("chown -R " .. self.uid .. ":" .. self.uid .. " " .. q(self.dir)))
       assert(os.execute("chmod 755 " .. q(self.dir)))
@@ -153,7 +203,7 @@ end
 
 --- Starts the agent process on the configuration and state directory.
 function Agent:launch()
-  local env = { PATH = "/usr/bin:/bin", HOME = self.dir, LANG = "C.UTF-8" }
+  local env = { PATH = "/usr/bin:/bin", HOME = self.dir, LANG = "C.UTF-8", HANGAR_HOME = self.home }
   for k, v in pairs(self.opts.env or {}) do
     env[k] = v
   end
@@ -163,7 +213,7 @@ function Agent:launch()
   elseif self.key_source == "fd" then
     redirect = " 3<" .. q(write(self.dir .. "/fd.key", self.key .. "\n", "600"))
   end
-  local line = "exec " .. (self.prefix or "") .. q(testutil.BIN) .. " agent --config " .. q(self.config_path)
+  local line = "exec " .. (self.prefix or "") .. q(self.bin or testutil.BIN) .. " agent --config " .. q(self.config_path)
     .. redirect .. " >>" .. q(self.log_path) .. " 2>&1"
   self.launched_at = #self:log()
   self.proc = assert(process.spawn { argv = { "/bin/sh", "-c", line }, env = env })
@@ -299,7 +349,18 @@ end
 --- HANGAR_TEST_KEEP is set, to look at afterwards).
 function Agent:cleanup()
   self:kill()
-  testutil.finish(self.dir, self:log(), "the agent")
+  local log = self:log()
+  if self.bin then
+    -- The copy made for another user goes with its last agent.
+    local base = agenttest.other_uid_home(self.uid)
+    other_users[self.uid] = (other_users[self.uid] or 1) - 1
+    if other_users[self.uid] <= 0 then
+      other_homes[self.uid] = nil
+      testutil.finish(base, log, "the agent")
+      return
+    end
+  end
+  testutil.finish(self.dir, log, "the agent")
 end
 
 --- Cleans up what a test started, whatever fails on the way: agent (whose cleanup raises on a

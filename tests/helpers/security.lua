@@ -287,7 +287,14 @@ end
 --- A directory the agent's user (and so its runs) may write into, for a task to leave what
 --- it found; the test reads it afterwards.
 function security.shared_dir(name)
-  local dir = testutil.tmpdir(name or "sec-drop")
+  local dir
+  if agenttest.am_root() then
+    -- Beside the agent's files, where its user can reach (the build tree may be closed to it).
+    dir = agenttest.other_uid_home(65534) .. "/" .. (name or "sec-drop") .. "-" .. crypto.hex_encode(crypto.random(4))
+    assert(os.execute("mkdir -p " .. q(dir)))
+  else
+    dir = testutil.tmpdir(name or "sec-drop")
+  end
   assert(os.execute("chmod 777 " .. q(dir)))
   return dir
 end

@@ -48,6 +48,7 @@ static int deliver(hg_framer *f, bool partial) {
   f->buf[f->len] = '\0';
   int rc = f->on_line(f->ud, f->buf, f->len, partial, f->ts);
   f->len = 0;
+  f->escapes = false;
   if (!partial && f->cap > KEEP_BYTES) hg_framer_free(f);
   if (rc < 0) f->failed = rc;
   return rc < 0 ? rc : 0;
@@ -74,6 +75,7 @@ static int put_run(hg_framer *f, const unsigned char *p, size_t n, int64_t ts) {
       int rc = deliver(f, true);
       if (rc) return rc;
       f->ts = ts;
+      f->escapes = true; /* the run was looked at whole: for this piece, unknown */
     }
     size_t take = HG_FRAMER_MAX_TEXT - f->len;
     if (take > n) take = n;
@@ -90,23 +92,59 @@ static inline bool plain(unsigned char c) {
   return c != 0 && c < 0x80 && c != '\n' && c != '\r';
 }
 
+static inline bool escaped(unsigned char c) {
+  return c < 0x20 || c == '"' || c == '\\';
+}
+
 /* The end of the run of bytes that are characters by themselves (ASCII other than NUL, '\n'
  * and '\r'): sixteen at a time with SSE2 (every x86-64 has it; this loop was the framer's
- * main cost), else eight at a time while it lasts. */
-static size_t plain_run(const unsigned char *p, size_t i, size_t n) {
+ * main cost), else eight at a time while it lasts. *esc is set when one of them is a byte JSON
+ * escapes, found in the same pass. */
+static size_t plain_run(const unsigned char *p, size_t i, size_t n, bool *esc) {
 #ifdef __SSE2__
   const __m128i vlf = _mm_set1_epi8('\n'), vcr = _mm_set1_epi8('\r'), nul = _mm_setzero_si128();
+  const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'),
+                below = _mm_set1_epi8(0x1F);
+  unsigned seen = 0;
   while (i + 16 <= n) {
     __m128i v = _mm_loadu_si128((const __m128i *)(p + i));
     __m128i stop = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, vlf), _mm_cmpeq_epi8(v, vcr)),
                                 _mm_cmpeq_epi8(v, nul));
+    /* min(v, 0x1F) == v exactly for the bytes up to 0x1F (unsigned) */
+    __m128i e = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                             _mm_cmpeq_epi8(_mm_min_epu8(v, below), v));
     /* the sign bit of each byte is set for those of 0x80 and above */
     unsigned mask = (unsigned)(_mm_movemask_epi8(stop) | _mm_movemask_epi8(v));
-    if (mask) return i + (size_t)__builtin_ctz(mask);
+    unsigned em = (unsigned)_mm_movemask_epi8(e);
+    if (mask) {
+      unsigned at = (unsigned)__builtin_ctz(mask);
+      seen |= em & ((1u << at) - 1);
+      *esc |= seen != 0;
+      return i + at;
+    }
+    seen |= em;
     i += 16;
   }
+  if (i < n && n >= 16) {
+    /* The last few bytes (a line's end, usually) through one more load that overlaps bytes
+     * already looked at, instead of one byte at a time. */
+    size_t back = i - (n - 16);
+    __m128i v = _mm_loadu_si128((const __m128i *)(p + n - 16));
+    __m128i stop = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, vlf), _mm_cmpeq_epi8(v, vcr)),
+                                _mm_cmpeq_epi8(v, nul));
+    __m128i e = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                             _mm_cmpeq_epi8(_mm_min_epu8(v, below), v));
+    unsigned mask = (unsigned)(_mm_movemask_epi8(stop) | _mm_movemask_epi8(v)) >> back;
+    unsigned em = (unsigned)_mm_movemask_epi8(e) >> back;
+    size_t at = mask ? (size_t)__builtin_ctz(mask) : n - i;
+    seen |= at < 32 ? em & ((1u << at) - 1) : em;
+    *esc |= seen != 0;
+    return i + at;
+  }
+  *esc |= seen != 0;
 #endif
   const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+  size_t from = i;
   while (i + 8 <= n) {
     uint64_t w;
     memcpy(&w, p + i, 8);
@@ -116,6 +154,7 @@ static size_t plain_run(const unsigned char *p, size_t i, size_t n) {
     i += 8;
   }
   while (i < n && plain(p[i])) i++;
+  for (size_t k = from; k < i && !*esc; k++) *esc = escaped(p[k]);
   return i;
 }
 
@@ -171,7 +210,7 @@ int hg_framer_write(hg_framer *f, const void *bytes, size_t len, int64_t ts) {
       f->started = true;
       f->ts = ts;
     }
-    size_t j = plain_run(p, i, len);
+    size_t j = plain_run(p, i, len, &f->escapes);
     if (j > i) {
       rc = put_run(f, p + i, j - i, ts);
       i = j;
@@ -214,6 +253,7 @@ int hg_framer_finish(hg_framer *f) {
   if (!rc && f->started) rc = deliver(f, false);
   f->started = false;
   f->len = 0;
+  f->escapes = false;
   return rc;
 }
 

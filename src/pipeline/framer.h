@@ -45,6 +45,10 @@ typedef struct hg_framer {
   uint8_t nseq, need;   /* bytes of it seen, bytes it needs */
   uint8_t lo, hi;       /* range allowed for its next byte */
   int failed;
+  /* During on_line: false when the text holds no byte a JSON string escapes ('"', '\\', a
+   * control character), true when it may (then look), for a consumer that writes the text as
+   * JSON and so need not look at it again. */
+  bool escapes;
 } hg_framer;
 
 /* Returns 0 (allocates nothing: the piece buffer comes with the first byte). */

@@ -396,10 +396,11 @@ static int block_added(hg_runlog *rl, const unsigned char *end) {
   return g->blk.len >= BLOCK_MAX ? seal(rl) : 0;
 }
 
+/* plain: the framer already knows the text has nothing to escape. */
 static int log_event(hg_runlog *rl, int sid, const char *text, size_t len, bool partial,
-                     int64_t ts) {
+                     int64_t ts, bool plain) {
   hg_runlog_group *g = rl->g;
-  bool plain = json_plain(text, len);
+  if (!plain) plain = json_plain(text, len);
   if (!plain && json_escape(g, text, len)) goto oom;
   const char *bytes = plain ? text : g->esc.data;
   size_t n = plain ? len : g->esc.len;
@@ -462,7 +463,7 @@ static void describe_size(uint64_t bytes, char *out, size_t n) {
  * HG_RUNLOG_MAX_TEXT bytes (only a reassembled chunk line can be longer), under the log
  * limit. */
 static int log_text(hg_runlog *rl, int sid, const char *text, size_t len, bool partial,
-                    int64_t ts) {
+                    int64_t ts, bool plain) {
   if (sid != SYSTEM) {
     if (rl->truncated || (rl->max_log && rl->log_bytes + len > rl->max_log)) {
       if (!rl->truncated) {
@@ -482,12 +483,12 @@ static int log_text(hg_runlog *rl, int sid, const char *text, size_t len, bool p
   while (len > HG_RUNLOG_MAX_TEXT) {
     size_t cut = HG_RUNLOG_MAX_TEXT;
     while (cut > 0 && ((unsigned char)text[cut] & 0xC0) == 0x80) cut--;
-    int rc = log_event(rl, sid, text, cut, true, ts);
+    int rc = log_event(rl, sid, text, cut, true, ts, plain);
     if (rc) return rc;
     text += cut;
     len -= cut;
   }
-  return log_event(rl, sid, text, len, partial, ts);
+  return log_event(rl, sid, text, len, partial, ts, plain);
 }
 
 static int output_event(hg_runlog *rl, const hg_outline_result *r, int64_t ts) {
@@ -524,13 +525,15 @@ static int mask_value(hg_runlog *rl, const char *value, size_t len, const char *
 
 static int handle_line(hg_runlog *rl, stream *st, const char *text, size_t len, bool partial,
                        int64_t ts) {
-  if (st->id == SYSTEM) return log_text(rl, SYSTEM, text, len, partial, ts);
+  /* The framer looked at the line's bytes already: whether it has anything to escape. */
+  bool plain = !st->fr.escapes;
+  if (st->id == SYSTEM) return log_text(rl, SYSTEM, text, len, partial, ts, plain);
   bool piece = partial || st->prev_partial;
   st->prev_partial = partial;
   /* Every output, mask and chunk form starts with "hangar_" or "airplane_" (outline.h), and a
    * piece of a long line is never one: most lines need no parsing at all. */
   if (piece || len < 7 || (text[0] != 'h' && text[0] != 'a'))
-    return log_text(rl, st->id, text, len, partial, ts);
+    return log_text(rl, st->id, text, len, partial, ts, plain);
   hg_outline_result *r = &rl->g->res;
   int rc = hg_outline_line(rl->ol, text, len, piece, r);
   if (rc < 0) {
@@ -540,7 +543,8 @@ static int handle_line(hg_runlog *rl, stream *st, const char *text, size_t len, 
   }
   /* A reassembled chunk line is a whole line however it was printed. */
   bool event_partial = r->text == text ? partial : false;
-  if (r->log_line && (rc = log_text(rl, st->id, r->text, r->text_len, event_partial, ts)))
+  if (r->log_line &&
+      (rc = log_text(rl, st->id, r->text, r->text_len, event_partial, ts, r->text == text && plain)))
     return rc;
   switch (r->kind) {
   case HG_OUTLINE_LOG:

@@ -20,11 +20,24 @@ typedef struct rec {
   bool keep_text; /* false: only lengths, for the big inputs */
   int not_c_string;
   int fail_with;
+  const hg_framer *f; /* the framer delivering, when known */
+  int wrong_plain;    /* lines it said have nothing JSON escapes, and had */
+  int plain;          /* lines it said have nothing to escape */
 } rec;
 
 static int on_line(void *ud, const char *text, size_t len, bool partial, int64_t ts) {
   rec *r = ud;
   if (text[len] != '\0' || memchr(text, '\0', len)) r->not_c_string++;
+  if (r->f && !r->f->escapes) {
+    r->plain++;
+    for (size_t i = 0; i < len; i++) {
+      unsigned char c = (unsigned char)text[i];
+      if (c < 0x20 || c == '"' || c == '\\') {
+        r->wrong_plain++;
+        break;
+      }
+    }
+  }
   if (r->n == r->cap) {
     r->cap = r->cap ? 2 * r->cap : 16;
     r->l = realloc(r->l, r->cap * sizeof *r->l);
@@ -77,10 +90,13 @@ static bool valid_utf8(const unsigned char *s, size_t n) {
 static void frame(rec *r, const void *t, size_t n, size_t chunk) {
   hg_framer f;
   CHECK_EQ_INT(hg_framer_init(&f, on_line, r), 0);
+  r->f = &f;
   for (size_t i = 0, w = 0; i < n; i += chunk, w++)
     CHECK_EQ_INT(hg_framer_write(&f, (const char *)t + i, n - i < chunk ? n - i : chunk, (int64_t)w), 0);
   CHECK_EQ_INT(hg_framer_finish(&f), 0);
   hg_framer_free(&f);
+  r->f = NULL;
+  CHECK_EQ_INT(r->wrong_plain, 0);
   for (size_t i = 0; i < r->n; i++) {
     CHECK(r->l[i].len <= HG_FRAMER_MAX_TEXT);
     if (r->keep_text) CHECK(valid_utf8((unsigned char *)r->l[i].text, r->l[i].len));
@@ -274,7 +290,38 @@ static void test_callback_error_stops(void) {
   rec_free(&r);
 }
 
+/* The framer says which lines hold nothing a JSON string escapes, so that a consumer need not
+ * look again: never wrongly, wherever such a byte sits (a line's first or last bytes, past a
+ * 16-byte stretch, in a piece of a long line), however the bytes are split into writes; and
+ * it does say so of ordinary lines. */
+static void test_escapes_flag(void) {
+  uint64_t seed = 88172645463325252ull;
+  hg_buf t = HG_BUF_INIT;
+  const char special[] = {'"', '\\', '\t', 0x01, 0x1f, 'a', 'z', ' '};
+  for (int n = 0; n < 3000; n++) {
+    seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+    size_t len = n % 100 == 99 ? HG_FRAMER_MAX_TEXT + 100 + seed % 300 : seed % 80;
+    size_t at = len ? (seed >> 20) % len : 0;
+    bool put_special = (seed >> 40) % 2;
+    for (size_t i = 0; i < len; i++) {
+      char c = (char)('a' + (i + (size_t)n) % 26);
+      if (put_special && i == at) c = special[(seed >> 50) % sizeof special];
+      hg_buf_appendc(&t, c);
+    }
+    hg_buf_appendc(&t, '\n');
+  }
+  size_t chunks[] = {3, 7, 16, 17, 100, 4096, 65536, t.len};
+  for (size_t k = 0; k < sizeof chunks / sizeof chunks[0]; k++) {
+    rec r = {0};
+    frame(&r, t.data, t.len, chunks[k]);
+    CHECK_EQ_INT(r.n, 3000 + 30);
+    CHECK(r.plain > 1000);
+    rec_free(&r);
+  }
+  hg_buf_free(&t);
+}
+
 TEST_MAIN(T(test_terminators), T(test_crlf_split_across_writes), T(test_empty_lines_and_final_line),
           T(test_invalid_utf8_replaced), T(test_nul_replaced), T(test_piece_boundary),
           T(test_utf8_never_split_in_pieces), T(test_ten_mib_line), T(test_timestamps),
-          T(test_callback_error_stops))
+          T(test_callback_error_stops), T(test_escapes_flag))

@@ -106,13 +106,19 @@ end
 -- ---- background processes ----
 
 --- Whether pid runs. A process that exited but was not reaped yet (started in the background,
---- it is not our child: whoever reaps it may take its time) counts as gone.
+--- it is not our child: whoever reaps it may take its time) counts as gone -- once all its
+--- threads are: a killed process's first thread turns zombie while the others may still be
+--- finishing a system call (an fsync), holding its files and locks open.
 function testutil.alive(pid)
   local stat = slurp("/proc/" .. pid .. "/stat")
   if not stat then
     return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true
   end
-  return stat:match("%) (%a)") ~= "Z"
+  if stat:match("%) (%a)") ~= "Z" then
+    return true
+  end
+  local threads = tonumber((slurp("/proc/" .. pid .. "/status") or ""):match("\nThreads:%s*(%d+)"))
+  return threads ~= nil and threads > 1
 end
 
 --- Waits (at most ms, default 10 s) until pid is gone; true when it is.

@@ -57,12 +57,13 @@ int main(int argc, char **argv) {
   char *targv[] = {argv[1], argv[2], NULL};
   long long *t0 = calloc((size_t)runs, sizeof *t0), *exec = calloc((size_t)runs, sizeof *exec),
             *done = calloc((size_t)runs, sizeof *done);
-  if (!t0 || !exec || !done) return 1;
+  int rc = 1;
+  if (!t0 || !exec || !done) goto out;
   /* STAMPS must be new: the task appends to it, and a stale line would be read as a start. */
   int fd = open(argv[2], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) {
     fprintf(stderr, "floor_spawn: %s: %s (it must not exist yet)\n", argv[2], strerror(errno));
-    return 1;
+    goto out;
   }
   close(fd);
   for (int i = 0; i < runs; i++) {
@@ -70,16 +71,19 @@ int main(int argc, char **argv) {
     pid_t pid = start(targv);
     if (pid < 0 || reap(pid)) {
       fprintf(stderr, "floor_spawn: %s failed\n", argv[1]);
-      return 1;
+      goto out;
     }
     done[i] = now_ns() - t0[i];
   }
   /* The task wrote one start time per line, in order. */
   FILE *f = fopen(argv[2], "r");
-  if (!f) return 1;
+  if (!f) goto out;
   char id[128];
   for (int i = 0; i < runs; i++) {
-    if (fscanf(f, "%127s %lld", id, &exec[i]) != 2) return 1;
+    if (fscanf(f, "%127s %lld", id, &exec[i]) != 2) {
+      fclose(f);
+      goto out;
+    }
     exec[i] -= t0[i];
   }
   fclose(f);
@@ -95,18 +99,23 @@ int main(int argc, char **argv) {
   int started = 0, running = 0;
   while (started < runs || running > 0) {
     while (started < runs && running < parallel) {
-      if (start(quiet) < 0) return 1;
+      if (start(quiet) < 0) goto out;
       started++, running++;
     }
     int st;
     if (wait(&st) < 0) {
       if (errno == EINTR) continue;
-      return 1;
+      goto out;
     }
     running--;
   }
   double secs = (now_ns() - begin) / 1e9;
   printf("parallel %d\n", parallel);
   printf("runs_per_s %.0f\n", runs / secs);
-  return 0;
+  rc = 0;
+out:
+  free(t0);
+  free(exec);
+  free(done);
+  return rc;
 }

@@ -92,7 +92,7 @@ static void scrub_child(void) {
   ssize_t n = read(fd, buf, sizeof buf);
   close(fd);
   CHECK(n > 0);
-  CHECK(memmem(buf, (size_t)n, KEY + 4, strlen(KEY) - 4) == NULL);
+  CHECK(memmem(buf, (size_t)n, &KEY[4], strlen(KEY) - 4) == NULL);
   hg_buf_wipe(&key);
 }
 

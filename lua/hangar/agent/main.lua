@@ -275,9 +275,20 @@ function Agent:update_metrics()
   self.core.metrics_set("draining", self.mode == "serving" and 0 or 1)
 end
 
+--- Whether s is an id as the protocol defines them: 1 to 64 of [A-Za-z0-9_-].
+local function valid_id(s)
+  return #s <= 64 and s:match("^[A-Za-z0-9_%-]+$") ~= nil
+end
+
 --- An assignment from the work poll.
 function Agent:offer(a)
   if type(a) ~= "table" or type(a.run_id) ~= "string" or type(a.lease_id) ~= "string" then
+    return
+  end
+  -- A run id names files in the state directory and goes into URLs: one outside the id
+  -- alphabet (docs/protocol.md) is never taken, whoever sent it.
+  if not valid_id(a.run_id) or not valid_id(a.lease_id) then
+    log.warn("refusing an assignment with a malformed id", { run = a.run_id:sub(1, 80) })
     return
   end
   if self.runs[a.run_id] then

@@ -550,6 +550,21 @@ end
 ---   environ  environment variables, name -> value (HANGAR_* are used); default none
 --- Returns the validated table (defaults filled in, `environments` removed), or nil and the
 --- errors, one a line.
+-- Lua keeps only the last ~56 characters of a long file name in an error's "file:line:",
+-- behind "...": puts the whole name back, so the message says which file.
+local function full_position(msg, path)
+  msg = tostring(msg)
+  if msg:sub(1, 3) ~= "..." then
+    return msg
+  end
+  for l = math.min(#path, 64), 1, -1 do
+    if msg:sub(4, 3 + l) == path:sub(-l) and msg:sub(4 + l, 4 + l) == ":" then
+      return path .. msg:sub(4 + l)
+    end
+  end
+  return msg
+end
+
 function config.load(opts)
   local path = opts.path or "config"
   local label = path
@@ -575,11 +590,11 @@ function config.load(opts)
   local env = setmetatable({}, { __index = _G })
   local chunk, err = load(source, "@" .. path, "t", env)
   if not chunk then
-    return nil, err
+    return nil, full_position(err, path)
   end
   local ran, result = pcall(chunk)
   if not ran then
-    return nil, tostring(result)
+    return nil, full_position(result, path)
   end
   local cfg
   if type(result) == "table" then

@@ -579,10 +579,12 @@ static int l_where(lua_State *L) {
   lua_Debug ar;
   lua_pushvalue(L, 1);
   lua_getinfo(L, ">S", &ar);
+  /* The whole file name: short_src keeps only its last ~56 characters. */
+  const char *src = ar.source[0] == '@' ? ar.source + 1 : ar.short_src;
   if (ar.linedefined > 0)
-    lua_pushfstring(L, "%s:%d", ar.short_src, ar.linedefined);
+    lua_pushfstring(L, "%s:%d", src, ar.linedefined);
   else
-    lua_pushstring(L, ar.short_src);
+    lua_pushstring(L, src);
   return 1;
 }
 

@@ -59,6 +59,10 @@ void hg_lua_budget_begin(hg_lua *rt, lua_State *L, hg_lua_budget *saved);
 void hg_lua_budget_end(hg_lua *rt, hg_lua_budget *saved);
 /* The message handler that appends a traceback (for lua_pcall). */
 int hg_lua_msgh(lua_State *L);
+/* Lua keeps only the last ~56 characters of a file's name in an error's "file:line:", behind
+ * "...". When msg starts so and path, or the file of a function running in co, ends with what
+ * is left, pushes msg with the whole name and returns 1; otherwise pushes nothing, returns 0. */
+int hg_lua_push_full_position(lua_State *L, lua_State *co, const char *msg, const char *path);
 /* Turns a status of lua_pcall/lua_resume into an hg_err code. */
 int hg_lua_status_code(hg_lua *rt, int status);
 

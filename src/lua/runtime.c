@@ -110,6 +110,30 @@ int hg_lua_status_code(hg_lua *rt, int status) {
   }
 }
 
+/* How many bytes at the end of src msg + 3 repeats, followed by ':' (0: none). */
+static size_t tail_match(const char *msg, const char *src) {
+  size_t n = strlen(src);
+  const char *m = msg + 3;
+  for (size_t l = n < LUA_IDSIZE ? n : LUA_IDSIZE; l > 0; l--)
+    if (strncmp(m, src + n - l, l) == 0 && m[l] == ':') return l;
+  return 0;
+}
+
+int hg_lua_push_full_position(lua_State *L, lua_State *co, const char *msg, const char *path) {
+  if (!msg || strncmp(msg, "...", 3) != 0) return 0;
+  const char *full = NULL;
+  size_t l = 0;
+  if (path && (l = tail_match(msg, path))) full = path;
+  lua_Debug ar;
+  for (int level = 0; !full && co && lua_getstack(co, level, &ar); level++) {
+    if (!lua_getinfo(co, "S", &ar) || ar.source[0] != '@') continue;
+    if ((l = tail_match(msg, ar.source + 1))) full = ar.source + 1;
+  }
+  if (!full) return 0;
+  lua_pushfstring(L, "%s%s", full, msg + 3 + l);
+  return 1;
+}
+
 int hg_lua_msgh(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
   if (!msg) {
@@ -119,6 +143,7 @@ int hg_lua_msgh(lua_State *L) {
       msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
     }
   }
+  if (hg_lua_push_full_position(L, L, msg, NULL)) msg = lua_tostring(L, -1);
   luaL_traceback(L, L, msg, 1);
   return 1;
 }
@@ -488,6 +513,8 @@ static int load(hg_lua *rt, struct load_args *a, hg_err *err) {
   if (lua_isnil(L, -3)) {
     int status = (int)lua_tointeger(L, -1);
     lua_pop(L, 1);
+    const char *path = a->file ? a->path : a->name[0] == '@' ? a->name + 1 : NULL;
+    if (hg_lua_push_full_position(L, NULL, lua_tostring(L, -1), path)) lua_replace(L, -2);
     int rc = set_error(rt, status, L, err, NULL);
     lua_pop(L, 2);
     return rc;

@@ -232,6 +232,8 @@ static int finish_tramp(lua_State *L) {
      * "file:line:" survive) and, for logs and the host, its text with the task's traceback. */
     lua_createtable(L, 0, 2);
     lua_xmove(t->co, L, 1);
+    if (lua_type(L, -1) == LUA_TSTRING && hg_lua_push_full_position(L, t->co, lua_tostring(L, -1), NULL))
+      lua_replace(L, -2);
     const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_tolstring(L, -1, NULL);
     luaL_traceback(L, t->co, msg, 0);
     lua_setfield(L, obj + 1, "trace");

@@ -39,6 +39,11 @@ static void setup(void) {
   mkdir(base, 0755);
   snprintf(dir, sizeof dir, "%s/lua-config-XXXXXX", base);
   CHECK(mkdtemp(dir) != NULL);
+  /* A long directory: Lua keeps only a file name's last ~56 characters in "file:line:", and
+   * errors must still name the whole file. */
+  size_t used = strlen(dir);
+  snprintf(dir + used, sizeof dir - used, "/%s", "a-directory-whose-name-alone-is-longer-than-lua-keeps");
+  CHECK(mkdir(dir, 0755) == 0);
   char path[320];
   snprintf(path, sizeof path, "%s/testschema.lua", dir);
   write_file(path, schema_module);

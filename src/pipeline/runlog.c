@@ -746,9 +746,7 @@ typedef struct sync_work {
 
 static void sync_in_pool(uv_work_t *req) {
   sync_work *w = req->data;
-  int fd = open(w->path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0 || fdatasync(fd)) w->error = errno;
-  if (fd >= 0) close(fd);
+  w->error = hg_spool_sync_path(w->path, &w->mark);
 }
 
 static void sync_done(uv_work_t *req, int status) {

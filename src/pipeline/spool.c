@@ -34,6 +34,7 @@ struct hg_spool {
   uint64_t synced_count;  /* records wholly within synced_len */
   hg_buf wbuf;            /* records after file_len */
   bool early_failed;      /* an early write failed: leave retrying to hg_spool_sync */
+  bool dir_pending;       /* the file's directory entry is not known durable yet */
   uint64_t *index;        /* index[k]: offset of record k * INDEX_STRIDE */
   size_t index_n, index_cap;
 };
@@ -278,13 +279,20 @@ int hg_spool_open(hg_spool **out, const char *path, hg_spool_budget *budget, hg_
     goto fail;
   }
   bool created = false;
-  if (size < HG_SPOOL_HEADER_SIZE) {
-    /* Empty, or a creation cut short: but never overwrite what is not the start of a spool. */
-    if (memcmp(have, want, head) != 0) {
+  static const unsigned char zeros[HG_SPOOL_HEADER_SIZE];
+  if (size < HG_SPOOL_HEADER_SIZE || memcmp(have, zeros, sizeof zeros) == 0) {
+    /* Empty, or a creation cut short: but never overwrite what is not the start of a spool.
+     * A header of zeros is one a crash kept the size of but not the bytes: it was never
+     * synced, so neither was anything after it. */
+    if (size < HG_SPOOL_HEADER_SIZE ? memcmp(have, want, head) != 0 : 0) {
       rc = hg_err_set(err, HG_EPROTO, "spool %s: not a spool file (bad header)", path);
       goto fail;
     }
-    if (pwrite_full(s->fd, want, sizeof want, 0) || fdatasync(s->fd) || sync_dir(path)) {
+    /* Not synced here: a spool holding no record is, to a restart, the same as no spool, so
+     * the header becomes durable with the first records (hg_spool_sync, hg_spool_sync_path),
+     * and a run that prints nothing never waits for the disk. */
+    if ((size > HG_SPOOL_HEADER_SIZE && ftruncate(s->fd, HG_SPOOL_HEADER_SIZE)) ||
+        pwrite_full(s->fd, want, sizeof want, 0)) {
       rc = io_error(err, "write header", path, errno);
       goto fail;
     }
@@ -312,6 +320,9 @@ int hg_spool_open(hg_spool **out, const char *path, hg_spool_budget *budget, hg_
   }
   s->synced_len = s->file_len;
   s->written_count = s->synced_count = s->count;
+  /* A file an earlier process created may not have its entry on the disk either (it died
+   * before its first sync): the first sync of records makes sure, once per open. */
+  s->dir_pending = true;
   s->budget = budget;
   charge(s, s->file_len);
   if (info) *info = (hg_spool_info){s->count, size - s->file_len, created};
@@ -369,6 +380,10 @@ int hg_spool_sync(hg_spool *s, hg_err *err) {
   s->early_failed = false;
   if (s->synced_len < s->file_len) {
     if (fdatasync(s->fd)) return io_error(err, "fdatasync", s->path, errno);
+    if (s->dir_pending) {
+      if (sync_dir(s->path)) return io_error(err, "sync its directory", s->path, errno);
+      s->dir_pending = false;
+    }
     s->synced_len = s->file_len;
     s->synced_count = s->written_count;
   }
@@ -380,11 +395,20 @@ int hg_spool_flush(hg_spool *s, hg_spool_mark *mark, hg_err *err) {
   if (rc) return rc;
   s->early_failed = false;
   if (s->wbuf.cap > WBUF_KEEP_BYTES) hg_buf_free(&s->wbuf);
-  *mark = (hg_spool_mark){s->file_len, s->written_count};
+  *mark = (hg_spool_mark){s->file_len, s->written_count, s->dir_pending};
   return 0;
 }
 
+int hg_spool_sync_path(const char *path, const hg_spool_mark *mark) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int e = fd < 0 || fdatasync(fd) ? errno : 0;
+  if (fd >= 0) close(fd);
+  if (!e && mark->dir && sync_dir(path)) e = errno;
+  return e;
+}
+
 void hg_spool_mark_durable(hg_spool *s, const hg_spool_mark *mark) {
+  if (mark->dir) s->dir_pending = false;
   if (mark->bytes <= s->synced_len || mark->bytes > s->file_len) return;
   s->synced_len = mark->bytes;
   s->synced_count = mark->records;

@@ -23,8 +23,11 @@
  *
  * Appends go to a memory buffer (written early once it passes 1 MiB); hg_spool_sync writes
  * them and calls fdatasync. The caller decides when (for example every 100 ms while
- * hg_spool_dirty, and when the run finishes). A spool holds an exclusive flock on its file.
- * One thread, like the event loop that drives it.
+ * hg_spool_dirty, and when the run finishes). A new spool's header is not synced on its own:
+ * a spool without records counts as none, so the header (and the file's directory entry)
+ * become durable with the first sync of records. A file whose header reads as zeros (a crash
+ * kept its size, not its bytes) is therefore started afresh like an empty one. A spool holds
+ * an exclusive flock on its file. One thread, like the event loop that drives it.
  */
 
 #define HG_SPOOL_VERSION 1
@@ -58,7 +61,7 @@ typedef struct hg_spool hg_spool;
 typedef struct hg_spool_info {
   uint64_t records;       /* good records found */
   uint64_t dropped_bytes; /* bytes of torn or corrupt tail cut off */
-  bool created;           /* the file was new (or held only part of a header) */
+  bool created;           /* the file was new (or held only part of a header, or zeros) */
 } hg_spool_info;
 
 /* Opens the spool at path, creating it (mode 0600) if needed, checks every record and cuts off
@@ -80,15 +83,19 @@ int hg_spool_sync(hg_spool *s, hg_err *err);
 
 /* Syncing off the loop's thread, in two halves. hg_spool_flush writes the appended records to
  * the file without fdatasync and fills mark with what a sync of the file now covers (0 or
- * HG_EIO, as hg_spool_sync). Once an fdatasync of the file succeeded (through any descriptor of
- * it, in any thread), hg_spool_mark_durable records that; a mark older than what is already
- * durable changes nothing. */
+ * HG_EIO, as hg_spool_sync). hg_spool_sync_path(path, mark) then makes it durable from any
+ * thread (it touches no hg_spool: fdatasync through a descriptor of its own, and the
+ * directory's fsync when mark->dir) and returns 0 or an errno; once it succeeded,
+ * hg_spool_mark_durable records that. A mark older than what is already durable changes
+ * nothing. */
 typedef struct hg_spool_mark {
   uint64_t bytes;   /* of the file */
   uint64_t records;
+  bool dir;         /* the directory entry must be synced too (the spool's first sync) */
 } hg_spool_mark;
 
 int hg_spool_flush(hg_spool *s, hg_spool_mark *mark, hg_err *err);
+int hg_spool_sync_path(const char *path, const hg_spool_mark *mark);
 void hg_spool_mark_durable(hg_spool *s, const hg_spool_mark *mark);
 
 bool hg_spool_dirty(const hg_spool *s);            /* appended records not yet durable */

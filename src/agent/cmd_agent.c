@@ -214,8 +214,13 @@ static void on_cancel(void *ud, const char *run_id) {
 
 /* ---- the health listener ---- */
 
+/* The Lua side's figures: a name ending in _total is a counter (Prometheus' convention). */
 static void add_metric(const char *name, double value, void *data) {
-  hg_health_gauge(data, name, value);
+  size_t n = strlen(name);
+  if (n > 6 && !strcmp(name + n - 6, "_total"))
+    hg_health_counter(data, name, value);
+  else
+    hg_health_gauge(data, name, value);
 }
 
 static void health_metrics(hg_health_scrape *sc, void *data) {
@@ -227,6 +232,7 @@ static void health_metrics(hg_health_scrape *sc, void *data) {
   hg_health_counter(sc, "events_acked_total", (double)st.acked);
   hg_health_counter(sc, "upload_requests_total", (double)st.requests);
   hg_health_counter(sc, "upload_retries_total", (double)st.retries);
+  hg_health_counter(sc, "upload_reconnects_total", (double)st.reconnects);
   hg_health_counter(sc, "upload_bytes_total", (double)st.bytes);
 }
 

@@ -5,6 +5,7 @@ local hubtest = require "hubtest"
 local agenttest = require "agenttest"
 local http = require "hangar.http"
 local json = require "hangar.json"
+local timer = require "hangar.timer"
 
 local hub
 
@@ -65,13 +66,52 @@ describe("the health listener", function()
         return #agent:lines(id) > 0
       end, 20000), "the run did not start")
       local body = assert(get(url .. "/metrics")).body
-      if not body:find("hangar_agent_runs", 1, true) then
-        return pending("the agent sets no run metrics yet (core.metrics_set('runs{state=\"running\"}', n))")
-      end
       assert.truthy(body:find('hangar_agent_runs{state="running"} 1\n', 1, true), body)
       agent:wait_run(id)
     end)
     agent:cleanup()
+    assert(ok, err)
+  end)
+
+  it("counts events the hub has not acknowledged while it is away, and the reconnects after", function()
+    local own = hubtest.start { name = "hub-health-outage" }
+    local agent = agenttest.start(own, { labels = { case = "health-outage" }, extra = 'health = { listen = "127.0.0.1:0" }' })
+    local ok, err = pcall(function()
+      local url = select(1, agent:wait_match('"msg":"health listener"[^\n]-"url":"([^"]+)"'))
+      local function metric(name)
+        local body = assert(get(url .. "/metrics")).body
+        return tonumber(body:match("\nhangar_agent_" .. name .. " (%S+)\n")), body
+      end
+      assert.equal(0, metric("hub_reconnects_total"))
+      assert.equal(0, metric("upload_reconnects_total"))
+      agent:deploy { slug = "health-chatty", command = { "/bin/sh", "-c", "for i in $(seq 1 40); do echo line $i; sleep 0.1; done" } }
+      local id = agent:start_run("health-chatty")
+      assert(hubtest.wait_for(function()
+        return #agent:lines(id) > 0
+      end, 20000), "the run did not start")
+      own:kill()
+      -- The run goes on printing; what it prints waits in the spool, counted.
+      local waiting = hubtest.wait_for(function()
+        local n = metric("events_unacked")
+        return n and n > 0 and n
+      end, 10000)
+      assert.truthy(waiting, select(2, metric("events_unacked")))
+      -- Long enough for uploads and polls to fail a few times.
+      timer.sleep(1500)
+      own:restart()
+      local doc = agent:wait_run(id)
+      assert.equal("succeeded", doc.status)
+      assert.equal(40, #agent:lines(id))
+      local reconnected = hubtest.wait_for(function()
+        return (metric("hub_reconnects_total") or 0) >= 1 and (metric("upload_reconnects_total") or 0) >= 1
+          and metric("events_unacked") == 0
+      end, 20000)
+      local _, body = metric("events_unacked")
+      assert.truthy(reconnected, body .. "\n" .. agent:log())
+      assert.truthy(body:find("# TYPE hangar_agent_hub_reconnects_total counter", 1, true), body)
+    end)
+    agent:cleanup()
+    own:cleanup()
     assert(ok, err)
   end)
 

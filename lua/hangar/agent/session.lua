@@ -112,6 +112,10 @@ function Session:adopt(doc)
   self.max_batch_bytes = math.tointeger(doc.max_batch_bytes) or (1 << 20)
   self.hub:set_token(self.token)
   self.core.set_session(self.agent_id, self.token, self.max_batch_bytes)
+  if not self.reconnects then
+    self.reconnects = 0
+    self.core.metrics_set("hub_reconnects_total", 0)
+  end
   local ok, err = self.agent.state:save_identity(self.agent_id)
   if not ok then
     log.error("cannot save the agent's identity; a restart will register as a new agent", { error = err })
@@ -200,6 +204,16 @@ local function handle_work(self, doc)
   return #assigned > 0
 end
 
+--- A call reached the hub. After calls that could not (the hub down, unreachable or answering
+--- 5xx), that is one reconnect, counted for the health listener's /metrics.
+function Session:reached()
+  if self.unreachable then
+    self.unreachable = false
+    self.reconnects = (self.reconnects or 0) + 1
+    self.core.metrics_set("hub_reconnects_total", self.reconnects)
+  end
+end
+
 -- One poll loop; a newer one (kick) replaces it, and the hub ends the older request.
 function Session:poll_loop(gen)
   while gen == self.poll_gen and self.agent:polling() do
@@ -217,6 +231,7 @@ function Session:poll_loop(gen)
     local kind = classify(res)
     if kind == "ok" then
       self.poll_backoff:reset()
+      self:reached()
       if handle_work(self, res.json) then
         -- The runs just offered send their accepts before the next poll goes out.
         task.yield()
@@ -228,6 +243,7 @@ function Session:poll_loop(gen)
         return
       end
     elseif gen == self.poll_gen then
+      self.unreachable = true
       local delay = self.poll_backoff:next()
       log.warn("the hub's work poll failed; retrying", { error = describe(res, err), retry_in_ms = delay })
       timer.sleep(delay)
@@ -277,6 +293,7 @@ function Session:heartbeat_loop()
       })
       local kind = classify(res)
       if kind == "ok" then
+        self:reached()
         local doc = type(res.json) == "table" and res.json or {}
         for _, id in ipairs(type(doc.cancel) == "table" and doc.cancel or {}) do
           self.agent:cancel_run(id, "cancelled")
@@ -293,6 +310,7 @@ function Session:heartbeat_loop()
         self:renew(token, "heartbeat")
       else
         failures = failures + 1
+        self.unreachable = true
         log.debug("heartbeat failed", { error = describe(res, err) })
       end
     end

@@ -113,6 +113,9 @@ function Scripted:run(run_id, lease_id)
       assert(res.json.next_seq >= first + #batch, "the hub acknowledged less than a whole batch")
       next_seq = res.json.next_seq
     elseif res.status == 409 and res.json and res.json.error.code == "seq_gap" then
+      -- Everything before next_seq was acknowledged: the hub may not have less.
+      assert(res.json.next_seq >= next_seq, ("the hub lost acknowledged events of %s: it acknowledged %d, now has %d")
+        :format(run_id, next_seq, res.json.next_seq))
       next_seq = res.json.next_seq
     else
       error("events: " .. res.status .. " " .. tostring(res.body))

@@ -8,6 +8,7 @@ local process = require "hangar.process"
 local sink = require "hangar.sink"
 local json = require "hangar.json"
 local timer = require "hangar.timer"
+local testutil = require "testutil"
 
 local SRC = assert(os.getenv("HANGAR_SOURCE_DIR"), "HANGAR_SOURCE_DIR is not set")
 local q, slurp = agenttest.q, agenttest.slurp
@@ -96,11 +97,20 @@ describe("the hub down for 20 s in the middle of a run", function()
     agenttest.write(d .. "/go", "") -- the rest is printed, and the run ends, while the hub is down
     hubtest.sleep(20000 - (timer.monotonic() - t0))
     local _, refused_after = counts(count_file)
+    -- The run ended while the hub was away: its events wait in the spool, and its record too,
+    -- until the hub acknowledges the finish.
+    local spool = agent.state_dir .. "/spool/" .. id .. ".spool"
+    assert.truthy(slurp(spool), "the spool of a run the hub has not acknowledged is gone")
+    assert.truthy(slurp(agent.state_dir .. "/runs/" .. id .. ".json"))
     hub:restart()
 
     local doc = agenttest.wait_run(hub, id, 60000)
     assert.equal("succeeded", doc.status, doc.error)
     expect_numbered(stdout_lines(hub, id), 150)
+    -- Once the finish is acknowledged, the spool and the record go.
+    assert.truthy(hubtest.wait_for(function()
+      return slurp(spool) == nil and slurp(agent.state_dir .. "/runs/" .. id .. ".json") == nil
+    end, 10000), "the spool or record of an acknowledged run stayed")
     -- Each attempt on the dead hub is a connection the proxy could not pass on. Polls and
     -- uploads back off (capped at 5 s here), heartbeats slow down: a few per second at most
     -- all told, where a client retrying in a loop would make thousands.
@@ -123,6 +133,7 @@ describe("an agent SIGKILLed in the middle of a run", function()
     agent = agenttest.start(hub, {})
     local agent_id = json.decode(slurp(agent.state_dir .. "/identity.json")).agent_id
     local slug = agenttest.sh_task(hub, [[
+      echo $$ > "$PARAM_DIR/pid.tmp"; mv "$PARAM_DIR/pid.tmp" "$PARAM_DIR/pid"
       touch "$PARAM_DIR/started"
       while [ ! -e "$PARAM_DIR/go" ]; do sleep 0.05; done
       i=1; while [ $i -le 30 ]; do echo "line $i"; i=$((i+1)); done
@@ -145,6 +156,11 @@ describe("an agent SIGKILLed in the middle of a run", function()
     local doc = agenttest.wait_run(hub, id, 30000)
     assert.equal("failed", doc.status)
     assert.equal("agent restarted; the run's process was lost", doc.error)
+    -- And it is lost indeed: it did not outlive the agent that started it.
+    local pid = tonumber(slurp(d .. "/pid"))
+    assert.truthy(pid)
+    assert.truthy(hubtest.wait_for(function() return not testutil.alive(pid) end, 5000),
+      "the run's process outlived the agent killed under it")
     assert.equal(agent_id, doc.agent.id)
     assert.equal(agent_id, json.decode(slurp(agent.state_dir .. "/identity.json")).agent_id)
     expect_numbered(stdout_lines(hub, id), 30)

@@ -61,6 +61,22 @@ describe("hangar CLI usage", function()
     end)
   end
 
+  -- The commands that are not the hub's client: each describes itself too.
+  for _, c in ipairs({ { "dev" }, { "agent" }, { "hub" }, { "hub", "init" }, { "hub", "serve" },
+                       { "hub", "admin-key" }, { "lua" } }) do
+    local name = table.concat(c, " ")
+    it("answers 'hangar " .. name .. " --help' with usage, on stdout, exit 0", function()
+      local args = { table.unpack(c) }
+      args[#args + 1] = "--help"
+      local code, out, err = hangar(args)
+      assert.equal(0, code)
+      assert.equal("", err)
+      -- (The hub's subcommands share one help, which shows each.)
+      assert.truthy(out:find("^usage: hangar " .. c[1]), out)
+      assert.truthy(out:find("hangar " .. name:gsub("^hub serve$", "hub [serve]"), 1, true), out)
+    end)
+  end
+
   it("lists the CLI's commands in 'hangar --help'", function()
     local code, out = hangar({ "--help" })
     assert.equal(0, code)

@@ -79,7 +79,13 @@ while not os.path.exists(os.path.join(drop, "go")):
     time.sleep(0.05)
 ]==]
 
+-- Why these tests cannot run on this machine (nil: they can).
+local skip = agenttest.cannot_run_as(65534)
+
 setup(function()
+  if skip then
+    return
+  end
   hub = hubtest.start { name = "sec-rest", args = { "--lease-ttl", "10", "--heartbeat-interval", "1", "--poll-wait", "5", "--log-level", "debug" } }
   agent = security.agent(hub, { secret_env = { "AGENT_SIDE_SECRET" }, env = { AGENT_SIDE_SECRET = REF_SECRET } })
   drop = security.shared_dir("sec-rest-drop")
@@ -101,6 +107,9 @@ end
 
 describe("secrets at rest", function()
   it("are in no file of the hub or the agent, in any encoding, while a run prints them and after", function()
+    if skip then
+      return pending(skip)
+    end
     -- The test is only as strong as its forms: they must differ from each other.
     local forms = security.forms(CONFIG_SECRET)
     local by_name = {}
@@ -192,6 +201,9 @@ describe("secrets at rest", function()
   end)
 
   it("never leave the hub in an answer: secret values read back as null, a run gets them sealed", function()
+    if skip then
+      return pending(skip)
+    end
     assert.equal(200, hub:put("/v1/config-vars/api_secret", { value = CONFIG_SECRET, secret = true }).status)
     local listed = hub:get("/v1/config-vars")
     assert.equal(200, listed.status)

@@ -18,6 +18,12 @@
  *                                                       the thread pool while the calling task
  *                                                       waits: the loop never waits for the
  *                                                       disk)
+ *   fs.append(path, text)         -> true | nil, err   (creates it, mode 0600; not waited for
+ *                                                       on the disk; one that fails leaves
+ *                                                       nothing of itself in the file)
+ *   fs.append_durable(path, text) -> true | nil, err   (append, then fdatasync and an fsync of
+ *                                                       the directory, in the thread pool while
+ *                                                       the calling task waits)
  *   fs.remove(path)               -> true | nil, err   (a missing file is fine)
  *   fs.list(dir)                  -> { names, sorted } | nil, err
  *   fs.exists(path)               -> boolean

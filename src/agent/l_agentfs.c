@@ -170,6 +170,40 @@ static int write_file(const char *path, const char *data, size_t len, int durabl
   return 0;
 }
 
+/* Appends data to path (created with mode 0600); 0 or an errno. An append that fails leaves
+ * nothing of itself (the file is cut back), so that the next one starts on a line of its own.
+ * Durable: the bytes and the file's directory entry are on the disk when it returns. */
+static int append_file(const char *path, const char *data, size_t len, int durable) {
+  int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return errno;
+  int e = 0;
+  off_t end = lseek(fd, 0, SEEK_END);
+  if (end < 0 || write_all(fd, data, len) || (durable && fdatasync(fd))) e = errno;
+  if (e && end >= 0) {
+    int cut = ftruncate(fd, end); /* should this fail too, the reader skips the broken line */
+    (void)cut;
+  }
+  if (close(fd) && !e) e = errno;
+  if (e || !durable) return e;
+  char dir[4096];
+  parent_of(path, dir, sizeof dir);
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    fsync(dfd);
+    close(dfd);
+  }
+  return 0;
+}
+
+static int l_append(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  int e = append_file(path, data, len, 0);
+  if (e) return fail(L, "cannot write", path, e);
+  return ok(L);
+}
+
 static int l_write_atomic(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   size_t len;
@@ -180,14 +214,15 @@ static int l_write_atomic(lua_State *L) {
   return ok(L);
 }
 
-/* fs.write_durable: write_atomic's durable write, done in libuv's thread pool while the calling
- * task waits, so that the loop (every other run, the polls, the uploads) never waits for the
- * disk. */
+/* fs.write_durable and fs.append_durable: write_atomic's and append's durable writes, done in
+ * libuv's thread pool while the calling task waits, so that the loop (every other run, the
+ * polls, the uploads) never waits for the disk. */
 typedef struct durable_op {
   uv_work_t req;
   hg_lua_wait *w;
   char *path, *data;
   size_t len;
+  int append;
   int error;
   int abandoned;
 } durable_op;
@@ -201,7 +236,8 @@ static void durable_free(void *data) {
 
 static void durable_in_pool(uv_work_t *req) {
   durable_op *op = req->data;
-  op->error = write_file(op->path, op->data, op->len, 1);
+  op->error = op->append ? append_file(op->path, op->data, op->len, 1)
+                         : write_file(op->path, op->data, op->len, 1);
 }
 
 static void durable_done(uv_work_t *req, int status) {
@@ -227,11 +263,11 @@ static void durable_abandon(void *data) {
 
 static const hg_lua_wait_ops durable_ops = {durable_push, durable_abandon, durable_free};
 
-static int l_write_durable(lua_State *L) {
+static int durable_write(lua_State *L, int append, const char *name) {
   const char *path = luaL_checkstring(L, 1);
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
-  hg_lua_wait *w = hg_lua_wait_new(L, "fs.write_durable");
+  hg_lua_wait *w = hg_lua_wait_new(L, name);
   durable_op *op = calloc(1, sizeof *op);
   if (op) {
     op->path = strdup(path);
@@ -240,10 +276,11 @@ static int l_write_durable(lua_State *L) {
   if (!op || !op->path || !op->data) {
     if (op) durable_free(op);
     hg_lua_wait_discard(w);
-    return luaL_error(L, "fs.write_durable: out of memory");
+    return luaL_error(L, "%s: out of memory", name);
   }
   memcpy(op->data, data, len);
   op->len = len;
+  op->append = append;
   op->w = w;
   op->req.data = op;
   int rc = uv_queue_work(&hg_lua_loop(hg_lua_from(L))->uv, &op->req, durable_in_pool, durable_done);
@@ -253,6 +290,14 @@ static int l_write_durable(lua_State *L) {
     return fail(L, "cannot write", path, -rc);
   }
   return hg_lua_wait_yield(L, w, &durable_ops, op);
+}
+
+static int l_write_durable(lua_State *L) {
+  return durable_write(L, 0, "fs.write_durable");
+}
+
+static int l_append_durable(lua_State *L) {
+  return durable_write(L, 1, "fs.append_durable");
 }
 
 static int l_remove(lua_State *L) {
@@ -304,6 +349,7 @@ void hg_agentfs_push(lua_State *L) {
   static const luaL_Reg funcs[] = {{"mkdir_p", l_mkdir_p},   {"remove_tree", l_remove_tree},
                                    {"read", l_read},         {"write_atomic", l_write_atomic},
                                    {"write_durable", l_write_durable},
+                                   {"append", l_append},     {"append_durable", l_append_durable},
                                    {"remove", l_remove},     {"list", l_list},
                                    {"exists", l_exists},     {NULL, NULL}};
   luaL_newlib(L, funcs);

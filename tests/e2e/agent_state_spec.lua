@@ -1,6 +1,7 @@
 -- The agent's state directory after a crash: a run record that a power cut left empty (the
 -- agent does not wait for the disk when it writes the record of a run it just accepted or
 -- started locally) counts as no record; the run is finished failed and nothing is left behind.
+-- A record whose last save was cut short is read as the version before it.
 local hubtest = require "hubtest"
 local agenttest = require "agenttest"
 
@@ -29,6 +30,35 @@ describe("an agent restarting on its state directory", function()
     assert.equal("agent restarted; the run's record was lost", doc.error)
     assert(hubtest.wait_for(function() return slurp(record) == nil end, 5000), "the empty record is gone")
     assert.equal(0, agent:count_log("unreadable run record"))
+    assert.equal(0, agent:stop())
+  end)
+
+  it("reads a record's latest whole line: a save cut short leaves the version before it", function()
+    local hub = hubtest.start { name = "agent-state-torn", args = { "--lease-ttl", "5", "--heartbeat-interval", "1" } }
+    local agent
+    finally(function()
+      agenttest.cleanup_all(agent, hub)
+    end)
+    agent = agenttest.start(hub, {})
+    local slug = agenttest.sh_task(hub, "echo started; while :; do sleep 0.1; done")
+    local id = agenttest.run(hub, slug)
+    assert.equal("running", agenttest.wait_run(hub, id, 10000, "running").status)
+    local record = agent.state_dir .. "/runs/" .. id .. ".json"
+    assert(hubtest.wait_for(function() return (slurp(record) or ""):find('"phase":"running"', 1, true) end, 5000),
+      "the record says the run is running")
+
+    agent:kill()
+    -- A save the crash cut off: half a line, claiming a result that was never written whole.
+    local f = assert(io.open(record, "a"))
+    f:write('{"run_id":"' .. id .. '","phase":"finishing","result":{"status":"succ')
+    f:close()
+    agent:restart()
+
+    local doc = agenttest.wait_run(hub, id, 30000)
+    assert.equal("failed", doc.status)
+    assert.equal("agent restarted; the run's process was lost", doc.error)
+    assert.equal(0, agent:count_log("unreadable run record"))
+    assert(hubtest.wait_for(function() return slurp(record) == nil end, 5000), "the record is gone once finished")
     assert.equal(0, agent:stop())
   end)
 end)

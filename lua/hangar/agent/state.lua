@@ -6,12 +6,17 @@
 --                      sealed), lease, scheduler and handle, phase, and the result once known
 --   spool/<id>.spool   the run's events until the hub has them (the run log's)
 --   work/<id>/         the run's working directory (HOME), removed once the run is over
--- Records are written atomically (temporary file, rename) with mode 0600. A record whose loss
--- a power cut could not make worse is not waited for on the disk (no fsync): an accepted run
--- not started yet, or a local process, dies with the machine anyway, and the hub still lists
--- the run, so a restart finishes it failed either way. What exists nowhere else is synced: a
--- result, and the handle of a run a backend can reattach to. An empty record is what such a
--- write cut short leaves: it is removed and counts as no record.
+-- A record file (mode 0600) is a journal of the record's versions, one JSON object a line,
+-- each save appending one: the latest line that reads whole is the record. Appending costs the
+-- file system far less than replacing a file (a temporary file and a rename: a new inode, and
+-- an old one freed, per save), and is as safe: a save cut short leaves a last line that does
+-- not parse, so the version before it stands. A restart rewrites a record of several lines as
+-- its one current line. A record whose loss a power cut could not make worse is not waited
+-- for on the disk (no fsync): an accepted run not started yet, or a local process, dies with
+-- the machine anyway, and the hub still lists the run, so a restart finishes it failed either
+-- way. What exists nowhere else is synced: a result, and the handle of a run a backend can
+-- reattach to. A file holding nothing but zeros or blanks is what such a write cut short
+-- leaves of a new record: it is removed and counts as no record.
 local json = require "hangar.json"
 
 local state = {}
@@ -77,13 +82,43 @@ function State:save_run(record, durable)
   assert(type(record.run_id) == "string" and record.run_id:match(ID), "a run record needs a run_id")
   local path, text = self:record_path(record.run_id), json.encode(record) .. "\n"
   if durable == false then
-    return self.fs.write_atomic(path, text, false)
+    return self.fs.append(path, text)
   end
-  return self.fs.write_durable(path, text) -- the disk's wait does not hold up other runs
+  return self.fs.append_durable(path, text) -- the disk's wait does not hold up other runs
 end
 
 function State:remove_run(run_id)
   return self.fs.remove(self:record_path(run_id))
+end
+
+-- The current version of the record at path: the last line that is a JSON object of run id
+-- id. A file of several lines is rewritten as that one line, so that appends go on from a
+-- clean end. nil, nil: no record (nothing but zeros or blanks); nil, message: unreadable.
+function State:read_record(path, id)
+  local text, err = self.fs.read(path)
+  if not text then
+    return nil, err
+  end
+  local rec, line
+  for l in text:gmatch("[^\n]+") do
+    local ok, doc = pcall(json.decode, l)
+    if ok and type(doc) == "table" and doc.run_id == id then
+      rec, line = doc, l
+    end
+  end
+  if not rec then
+    if text:match("^[%z%s]*$") then
+      return nil, nil
+    end
+    return nil, path .. ": no line is a JSON object of run_id " .. id
+  end
+  if text ~= line .. "\n" then
+    local ok, werr = self.fs.write_atomic(path, line .. "\n")
+    if not ok then
+      return nil, werr
+    end
+  end
+  return rec
 end
 
 --- Every run record, in run id order. Unreadable records are reported in the second list
@@ -98,13 +133,13 @@ function State:load_runs()
     local id = name:match("^(.+)%.json$")
     local path = self.dir .. "/runs/" .. name
     if id and id:match(ID) then
-      local rec, rerr = read_json(self.fs, path)
-      if rec and rec.run_id == id then
+      local rec, rerr = self:read_record(path, id)
+      if rec then
         records[#records + 1] = rec
-      elseif self.fs.read(path) == "" then
+      elseif rerr == nil then
         self.fs.remove(path) -- a write that a power cut left empty: no record
       else
-        bad[#bad + 1] = { path = path, error = rerr or "run_id does not match the file name" }
+        bad[#bad + 1] = { path = path, error = rerr }
       end
     end
   end

@@ -6,6 +6,9 @@
 #include <string.h>
 
 #include "core/jsoncheck.h"
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 const char *hg_fields_type_name(const cJSON *item) {
   if (!item || cJSON_IsNull(item)) return "null";
@@ -213,17 +216,33 @@ static uint64_t unusual_bytes(uint64_t w) {
   return ((w - 0x2020202020202020ull) | w) & 0x8080808080808080ull;
 }
 
+/* Past the printable ASCII from s[i] on. Every event batch goes through here whole (megabytes
+ * a request): with SSE2 thirty-two bytes a step, where the bytes below 0x20 and from 0x80 on are
+ * exactly those below 0x20 as signed bytes, so one comparison finds both. */
+static size_t plain_ascii(const unsigned char *s, size_t len, size_t i) {
+#ifdef __SSE2__
+  const __m128i space = _mm_set1_epi8(0x20);
+  for (; i + 32 <= len; i += 32) {
+    __m128i a = _mm_loadu_si128((const __m128i *)(s + i));
+    __m128i b = _mm_loadu_si128((const __m128i *)(s + i + 16));
+    __m128i hit = _mm_or_si128(_mm_cmplt_epi8(a, space), _mm_cmplt_epi8(b, space));
+    if (_mm_movemask_epi8(hit)) break;
+  }
+#endif
+  while (i + 8 <= len) {
+    uint64_t w;
+    memcpy(&w, s + i, 8);
+    if (unusual_bytes(w)) break;
+    i += 8;
+  }
+  return i;
+}
+
 int hg_fields_check_body(const char *text, size_t len, hg_err *err) {
   const unsigned char *s = (const unsigned char *)text;
   size_t i = 0;
   while (i < len) {
-    /* Bodies are mostly printable ASCII: skip it eight bytes at a time. */
-    while (i + 8 <= len) {
-      uint64_t w;
-      memcpy(&w, s + i, 8);
-      if (unusual_bytes(w)) break;
-      i += 8;
-    }
+    i = plain_ascii(s, len, i);
     if (i >= len) break;
     unsigned char c = s[i];
     if (c < 0x20) {

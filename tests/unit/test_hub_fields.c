@@ -48,6 +48,31 @@ static void bodies_without_raw_control_bytes(void) {
   CHECK_EQ_INT(body("\x7f \xc3\xa9", 4, &err), 0);
 }
 
+/* Long bodies are skimmed many bytes a step: a single byte that matters is seen at every offset
+ * of a step and across the ends of steps, and the bytes at the edges of the allowed ranges (' ',
+ * DEL, a tab) do not stop the skim wrongly. */
+static void long_bodies_byte_by_byte(void) {
+  hg_err err = {0};
+  char text[100], want[100];
+  for (size_t at = 0; at < sizeof text; at++) {
+    memset(text, ' ', sizeof text);
+    text[at] = '\x1f';
+    CHECK_EQ_INT(body(text, sizeof text, &err), HG_EINVAL);
+    snprintf(want, sizeof want, "body: a raw control character (0x1f) at offset %zu; JSON wants "
+             "it escaped", at);
+    CHECK_EQ_STR(err.msg, want);
+    text[at] = '\x80';
+    CHECK_EQ_INT(body(text, sizeof text, &err), HG_EINVAL);
+    CHECK_EQ_STR(err.msg, "body: not valid UTF-8");
+    text[at] = at % 2 ? '\x7f' : '\t';
+    CHECK_EQ_INT(body(text, sizeof text, &err), 0);
+    if (at + 1 < sizeof text) {
+      memcpy(text + at, "\xc3\xa9", 2);
+      CHECK_EQ_INT(body(text, sizeof text, &err), 0);
+    }
+  }
+}
+
 /* A body cJSON would read differently from what was sent is refused, not stored changed. */
 static void bodies_parse_strictly(void) {
   static const char *bad[] = {
@@ -147,5 +172,5 @@ static void params_against_a_definition(void) {
   cJSON_Delete(def);
 }
 
-TEST_MAIN(T(utf8), T(bodies_without_raw_control_bytes), T(bodies_parse_strictly), T(canonical_ignores_member_order), T(integers_and_messages),
+TEST_MAIN(T(utf8), T(bodies_without_raw_control_bytes), T(long_bodies_byte_by_byte), T(bodies_parse_strictly), T(canonical_ignores_member_order), T(integers_and_messages),
           T(params_against_a_definition))

@@ -11,6 +11,7 @@ local BIN = assert(os.getenv("HANGAR_BIN"), "HANGAR_BIN is not set")
 local BUILD = os.getenv("BENCH_BUILD") or "build-release"
 local DOC = os.getenv("BENCH_DOC") or (SRC .. "/docs/performance.md")
 local SMALL = os.getenv("BENCH_SMALL") == "1"
+local BENCH_BIN = assert(os.getenv("HANGAR_BENCH_BIN"), "HANGAR_BENCH_BIN is not set")
 
 local function q(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
@@ -179,6 +180,111 @@ local function system_table(f)
   return table.concat(out, "\n")
 end
 
+-- ---- the redactor ----
+
+-- The redactor's rate by number of registered secrets (bench/bench_redact.c, in memory). The
+-- counts take turns within each round, so that a burst of load on the shared machine falls on
+-- all of them alike; each count's figure is the median of its rounds.
+local REDACT = {
+  name = "bench_redact",
+  counts = { 1, 100, 1000 },
+  mib = SMALL and 4 or 256,
+  rounds = SMALL and 1 or 5,
+}
+
+function REDACT.command_line(count)
+  return ("%s/bench/bench_redact %s %d"):format(BUILD, count, REDACT.mib)
+end
+
+local function rounds(n)
+  return n == 1 and "1 round" or (n .. " rounds")
+end
+
+local function median(list)
+  local s = {}
+  for i, v in ipairs(list) do s[i] = v end
+  table.sort(s)
+  local n = #s
+  if n == 0 then return nil end
+  if n % 2 == 1 then return s[(n + 1) // 2] end
+  return (s[n // 2] + s[n // 2 + 1]) / 2
+end
+
+local function run_redact()
+  local r = REDACT
+  r.rates, r.framer, r.none, r.lines = {}, {}, {}, {}
+  for _, c in ipairs(r.counts) do r.rates[c] = {} end
+  local t0 = os.time()
+  for round = 1, r.rounds do
+    for _, c in ipairs(r.counts) do
+      io.stderr:write(("bench/run: %s (round %d of %d)\n"):format(r.command_line(c), round, r.rounds))
+      local cmd = ("%s %d %d 2>&1"):format(q(BENCH_BIN .. "/bench_redact"), c, r.mib)
+      local p = assert(io.popen(cmd))
+      local out = p:read("a")
+      local ok, _, code = p:close()
+      if not ok then
+        error(("bench_redact %d failed (exit %s):\n%s"):format(c, tostring(code), out), 0)
+      end
+      io.stderr:write((out:gsub("[^\n]+", "  %0")))
+      local rate = out:match("redactor %(" .. c .. " secrets%) %+ framer:%s*([%d.]+) MB/s")
+      local framer = out:match("framer only:%s*([%d.]+) MB/s")
+      local none = out:match("redactor %(no secrets%) %+ framer:%s*([%d.]+) MB/s")
+      if not (rate and framer and none) then
+        error("bench_redact printed no figures:\n" .. out, 0)
+      end
+      table.insert(r.rates[c], tonumber(rate))
+      table.insert(r.framer, tonumber(framer))
+      table.insert(r.none, tonumber(none))
+      r.lines[#r.lines + 1] = ("round %d: %s"):format(round, (out:match("(redactor %(%d+ secrets%)[^\n]*)") or ""))
+    end
+  end
+  r.seconds = os.time() - t0
+end
+
+-- Met when the rate with the most secrets is at least this share of the rate with one: the
+-- cost per byte scanned must not grow with the number of secrets.
+local REDACT_TARGET = 0.9
+
+local function redact_section()
+  local r = REDACT
+  local first, last = r.counts[1], r.counts[#r.counts]
+  local base = median(r.rates[first])
+  local rows = {
+    "| secrets registered | redactor + framer (median) | each round | vs 1 secret |",
+    "| ---: | ---: | ---: | ---: |",
+  }
+  for _, c in ipairs(r.counts) do
+    local each = {}
+    for i, v in ipairs(r.rates[c]) do each[i] = num(v) end
+    local m = median(r.rates[c])
+    rows[#rows + 1] = ("| %s | %s MB/s | %s | %s |"):format(num(c), num(m), table.concat(each, " / "),
+      m and base and base > 0 and ("%.2f×"):format(m / base) or "–")
+  end
+  local worst = median(r.rates[last])
+  local share = worst and base and base > 0 and worst / base or nil
+  local commands = {}
+  for _, c in ipairs(r.counts) do commands[#commands + 1] = r.command_line(c) end
+  return table.concat({
+    table.concat(rows, "\n"),
+    "",
+    ("Floors, same runs (median): framer alone %s MB/s; redactor with no secret + framer %s MB/s."):format(
+      num(median(r.framer)), num(median(r.none))),
+    "",
+    ("%s secrets against %s: **%s** of the rate, target ≥ %.2f× (the cost per byte scanned must not"):format(
+      num(last), num(first), share and ("%.2f×"):format(share) or "?", REDACT_TARGET),
+    ("grow with the number of secrets): %s."):format(share and met(share >= REDACT_TARGET) or "?"),
+    "",
+    ("Commands: `%s`; %s, the counts in turn within each round."):format(table.concat(commands, "`, `"), rounds(r.rounds)),
+    "",
+    ("- %s MiB of generated 100-byte lines in memory, one line in 100 carrying one of the registered"):format(num(r.mib)),
+    "  secrets (16 to 40 random letters and digits, each also matched in its base64, URL and JSON",
+    "  forms), written in 64 KiB pieces to the redactor, whose output goes to the framer. Every",
+    "  count gets lines of the same make: only the number of patterns changes, not how many lines",
+    "  carry a secret.",
+    "  Before it is timed, each run builds the redactor's automaton on the first 8 MiB.",
+  }, "\n")
+end
+
 -- ---- the document ----
 
 local function block(name, text)
@@ -203,6 +309,7 @@ local function main()
   local started = os.time()
   local stamp = os.date("!%Y-%m-%d %H:%M UTC")
   for _, b in ipairs(BENCHES) do run_bench(b) end
+  run_redact()
   local load_after = loadavg()
   local minutes = (os.time() - started) / 60
   local f = figures(BENCHES[1].output)
@@ -215,7 +322,8 @@ local function main()
     "```",
     "",
     "It configures and builds a Release tree in BUILD_DIR if there is none, runs every benchmark",
-    "(`bench/bench_agent.lua`, `bench/bench_pipeline.lua`, `bench/bench_hub.lua`), each beside its",
+    "(`bench/bench_agent.lua`, `bench/bench_pipeline.lua`, `bench/bench_hub.lua`,",
+    "`bench/bench_redact.c`), each beside its",
     "physical floor measured in the same run, and rewrites the generated parts of this file; the",
     "hand-written analysis around them stays. It takes a few minutes (the last run's time is",
     "below), plus the build the first time. The memory figures read `/proc/PID/smaps_rollup` of",
@@ -251,6 +359,9 @@ local function main()
   for _, b in ipairs(BENCHES) do
     raw[#raw + 1] = ("### %s (%d s)\n\n```sh\n%s\n```\n\n```text\n%s\n```"):format(b.name, b.seconds, command_line(b), b.output)
   end
+  raw[#raw + 1] = ("### %s (%d s)\n\n```sh\nfor n in %s; do %s; done   # %s\n```\n\n```text\n%s\n```"):format(
+    REDACT.name, REDACT.seconds, table.concat(REDACT.counts, " "), REDACT.command_line("$n"), rounds(REDACT.rounds),
+    table.concat(REDACT.lines, "\n"))
 
   local doc = slurp(DOC) or "# Performance\n"
   doc = put_block(doc, "header", header, function(d, new)
@@ -262,6 +373,12 @@ local function main()
   doc = put_block(doc, "system", system, function(d, new)
     local _, e = d:find("<!-- /bench/run:header -->", 1, true)
     return d:sub(1, e) .. "\n\n## System: dispatch, throughput, memory (generated)\n\n" .. new .. d:sub(e + 1)
+  end)
+  doc = put_block(doc, "redact", redact_section(), function(d, new)
+    local heading = "## Redactor: cost by number of secrets (generated)\n\n" .. new .. "\n\n"
+    local a = d:find("## Output of the last run (generated)", 1, true)
+    if a then return d:sub(1, a - 1) .. heading .. d:sub(a) end
+    return d:gsub("\n*$", "") .. "\n\n" .. heading
   end)
   doc = put_block(doc, "raw", table.concat(raw, "\n\n"), function(d, new)
     return d:gsub("\n*$", "") .. "\n\n## Output of the last run (generated)\n\n" .. new .. "\n"

@@ -29,7 +29,7 @@ describe("bench/run's report", function()
     -- The hand-written section is kept; the generated ones are there, once each.
     assert.truthy(text:find("Hand-written analysis of the hub.", 1, true))
     assert.falsy(text:find("An introduction.", 1, true))
-    for _, name in ipairs({ "header", "system", "raw" }) do
+    for _, name in ipairs({ "header", "system", "redact", "raw" }) do
       local _, n = text:gsub("<!%-%- bench/run:" .. name .. " %-%->", "")
       assert.equal(1, n, name)
     end
@@ -47,8 +47,18 @@ describe("bench/run's report", function()
       end
     end
     assert.is_true(rows >= 10)
+    -- The redactor's rate for 1, 100 and 1,000 secrets, each against the rate with one.
+    local redact = text:match("<!%-%- bench/run:redact %-%->(.-)<!%-%- /bench/run:redact %-%->")
+    for _, count in ipairs({ "1", "100", "1,000" }) do
+      local rate, share = redact:match("\n| " .. count .. " | ([%d,]+) MB/s | [^|]+ | ([%d.]+)× |")
+      assert.truthy(rate, count .. " secrets:\n" .. redact)
+      assert.truthy(tonumber(share), count)
+    end
+    assert.truthy(redact:match("1,000 secrets against 1: %*%*[%d.]+×%*%*"), redact)
+    assert.truthy(redact:find("bench/bench_redact 1000 ", 1, true), redact)
+    assert.falsy(redact:find("?", 1, true), redact)
     -- The output of each benchmark is in the document.
-    for _, name in ipairs({ "bench_agent.lua", "bench_pipeline.lua", "bench_hub.lua" }) do
+    for _, name in ipairs({ "bench_agent.lua", "bench_pipeline.lua", "bench_hub.lua", "bench_redact" }) do
       assert.truthy(text:find("### " .. name, 1, true), name)
     end
     assert.truthy(text:find("dispatch.to_running.p50_us", 1, true))

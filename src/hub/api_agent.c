@@ -218,7 +218,7 @@ void api_agent_register(api_ctx *c) {
   /* The old session's parked poll (if any) now answers 401. */
   hg_hub_wake_agent(hub, id);
   hg_hub_agent *live = hg_hub_agent_find(hub, id, true);
-  if (live) live->last_seen_ms = c->now;
+  if (live) live->last_seen_ms = c->now, live->gone = false;
   hg_log(HG_LOG_INFO, resumed ? "agent registered again" : "agent registered", "agent", id,
          "name", a.name, "key_id", c->key.id, NULL);
 
@@ -266,7 +266,7 @@ void api_agent_work(api_ctx *c) {
       !api_query_int(c, "free", -1, 0, 100000, false, &free_slots))
     return;
   hg_hub_agent *live = hg_hub_agent_find(hub, c->agent.id, true);
-  if (live) live->last_seen_ms = c->now;
+  if (live) live->last_seen_ms = c->now, live->gone = false;
   hg_hub_agent_set_labels(hub, c->agent.id, c->agent.labels);
   if (!c->req->resumed && live && live->poll) {
     /* A new poll from the same agent ends the older one, with nothing in it. */
@@ -909,6 +909,11 @@ void api_agent_deregister(api_ctx *c) {
   }
   hg_store_runs_free(held, n_held);
   if (!api_commit(c)) return;
+  /* Not connected from now on (metrics, assignment), whether or not its poll is still open:
+   * the wake-up answers that poll, and the agent goes with it. */
+  hg_hub_agent *a = hg_hub_agent_find(hub, c->agent.id, false);
+  if (a) a->gone = true;
+  hg_hub_agent_forget(hub, c->agent.id);
   hg_hub_wake_agent(hub, c->agent.id);
   hg_log(HG_LOG_INFO, "agent deregistered", "agent", c->agent.id, NULL);
   api_json(c, 204, NULL);

@@ -160,7 +160,7 @@ void hg_hub_agent_forget(hg_hub *hub, const char *id) {
 
 bool hg_hub_agent_alive(hg_hub *hub, const char *id) {
   hg_hub_agent *a = hg_hub_agent_find(hub, id, false);
-  if (!a) return false;
+  if (!a || a->gone) return false;
   return a->poll || hg_hub_now(hub) - a->last_seen_ms <= hub->cfg.lease_ttl_s * 1000;
 }
 
@@ -184,7 +184,7 @@ bool hg_hub_constraints_met(const char *constraints, const cJSON *labels) {
 
 void hg_hub_agent_seen(hg_hub *hub, const char *id) {
   hg_hub_agent *a = hg_hub_agent_find(hub, id, true);
-  if (a) a->last_seen_ms = hg_hub_now(hub);
+  if (a) a->last_seen_ms = hg_hub_now(hub), a->gone = false;
 }
 
 /* ---- run transitions ---- */
@@ -273,6 +273,7 @@ void hg_hub_unpark(hg_hub *hub, hg_hub_waiter *w) {
     if (a && a->poll == w) {
       a->poll = NULL;
       a->last_seen_ms = hg_hub_now(hub); /* the end of a poll is the last time we heard of it */
+      if (a->gone) hg_hub_agent_forget(hub, a->id);
     }
   }
   if (was_head) rearm(hub);

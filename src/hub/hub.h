@@ -63,6 +63,7 @@ typedef struct hg_hub_agent {
   int64_t last_seen_ms;
   hg_hub_waiter *poll; /* its parked work poll */
   char *labels;        /* its labels (JSON), so wake-ups skip agents a run cannot go to */
+  bool gone;           /* deregistered: not connected, forgotten once its poll is answered */
 } hg_hub_agent;
 
 typedef struct hg_hub_names {

@@ -164,5 +164,20 @@ describe("hub metrics", function()
     assert.is_true(hist(m, "work", "sum") >= held_ms / 1000)
     -- Counters never go back, and scrapes count themselves.
     assert.is_true(hist(m, "metrics", "count") >= 2)
+
+    -- An agent that deregisters is no longer connected, at once: with a second one connected,
+    -- and the first deregistering while its work poll is open.
+    local other = hub:agent()
+    assert.equal(200, other:work(0).status)
+    local open = hub:async("GET", a:path("/work?wait=30"), { key = a.token })
+    assert(hubtest.wait_for(function()
+      return scrape().hangar_long_polls_open == 1
+    end, 10000, 50), "the poll never showed as open")
+    assert.equal(2, scrape().hangar_agents_connected)
+    assert.equal(204, a:deregister().status)
+    hubtest.await(open)
+    m = scrape()
+    assert.equal(1, m.hangar_agents_connected)
+    assert.equal(0, m.hangar_long_polls_open)
   end)
 end)

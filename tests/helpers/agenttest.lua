@@ -119,15 +119,17 @@ end
 --- Nil when an agent can run as uid here (or the tests do not run as root, and agents run as
 --- the current user); otherwise why not: on a machine whose root directory only root may
 --- enter (some build containers), another user cannot even load libc.
+local cannot_run = {} -- uid -> false or why not
 function agenttest.cannot_run_as(uid)
   if not agenttest.am_root() then
     return nil
   end
-  if os.execute("setpriv --reuid=" .. uid .. " --regid=" .. uid .. " --clear-groups -- /bin/sh -c : >/dev/null 2>&1") then
-    return nil
+  if cannot_run[uid] == nil then
+    local ok = os.execute("setpriv --reuid=" .. uid .. " --regid=" .. uid .. " --clear-groups -- /bin/sh -c : >/dev/null 2>&1")
+    cannot_run[uid] = not ok and ("uid %d cannot run programs on this machine (is / closed to other users?): "
+      .. "the agent cannot run as another user here"):format(uid)
   end
-  return ("uid %d cannot run programs on this machine (is / closed to other users?): "
-    .. "the agent cannot run as another user here"):format(uid)
+  return cannot_run[uid] or nil
 end
 
 function agenttest.start(hub, opts)

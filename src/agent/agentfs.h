@@ -25,6 +25,10 @@
  *                                                       the directory, in the thread pool while
  *                                                       the calling task waits)
  *   fs.remove(path)               -> true | nil, err   (a missing file is fine)
+ *   fs.remove_in_pool(path)       -> true | nil, err   (remove_tree of a file or a tree, in the
+ *                                                       thread pool while the calling task
+ *                                                       waits: freeing blocks can wait for the
+ *                                                       device)
  *   fs.list(dir)                  -> { names, sorted } | nil, err
  *   fs.exists(path)               -> boolean
  * Paths are used as given; misuse (a non-string) raises. */

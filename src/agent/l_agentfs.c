@@ -76,15 +76,28 @@ static int remove_one(const char *path, const struct stat *st, int flag, struct 
   return rc && errno != ENOENT ? -1 : 0;
 }
 
-static int l_remove_tree(lua_State *L) {
+/* Removes path, a file or a whole tree (a missing one is fine); 0 or an errno. */
+static int remove_any(const char *path) {
+  /* Usually an empty directory (a run's work directory that nothing wrote to): one call. */
+  if (rmdir(path) == 0 || errno == ENOENT) return 0;
+  if (errno == ENOTDIR) return unlink(path) && errno != ENOENT ? errno : 0;
+  struct stat st;
+  if (lstat(path, &st)) return errno == ENOENT ? 0 : errno;
+  if (!S_ISDIR(st.st_mode)) return unlink(path) && errno != ENOENT ? errno : 0;
+  if (nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS)) return errno ? errno : EIO;
+  return 0;
+}
+
+static const char *check_removable(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   luaL_argcheck(L, *path && strcmp(path, "/") != 0, 1, "refusing to remove this path");
-  /* Usually an empty directory (a run's work directory that nothing wrote to): one call. */
-  if (rmdir(path) == 0 || errno == ENOENT) return ok(L);
-  struct stat st;
-  if (lstat(path, &st)) return errno == ENOENT ? ok(L) : fail(L, "cannot remove", path, errno);
-  if (nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS)) return fail(L, "cannot remove", path, errno);
-  return ok(L);
+  return path;
+}
+
+static int l_remove_tree(lua_State *L) {
+  const char *path = check_removable(L);
+  int e = remove_any(path);
+  return e ? fail(L, "cannot remove", path, e) : ok(L);
 }
 
 static int l_read(lua_State *L) {
@@ -214,15 +227,19 @@ static int l_write_atomic(lua_State *L) {
   return ok(L);
 }
 
-/* fs.write_durable and fs.append_durable: write_atomic's and append's durable writes, done in
- * libuv's thread pool while the calling task waits, so that the loop (every other run, the
- * polls, the uploads) never waits for the disk. */
+/* fs.write_durable, fs.append_durable and fs.remove_in_pool: write_atomic's and append's
+ * durable writes, and remove_tree, done in libuv's thread pool while the calling task waits,
+ * so that the loop (every other run, the polls, the uploads) never waits for the disk. A
+ * removal waits for it too: freeing the blocks of a file that was synced, or of a directory,
+ * can mean a discard request to the device, answered in a millisecond or more. */
+enum { OP_WRITE, OP_APPEND, OP_REMOVE };
+
 typedef struct durable_op {
   uv_work_t req;
   hg_lua_wait *w;
   char *path, *data;
   size_t len;
-  int append;
+  int kind;
   int error;
   int abandoned;
 } durable_op;
@@ -236,8 +253,9 @@ static void durable_free(void *data) {
 
 static void durable_in_pool(uv_work_t *req) {
   durable_op *op = req->data;
-  op->error = op->append ? append_file(op->path, op->data, op->len, 1)
-                         : write_file(op->path, op->data, op->len, 1);
+  op->error = op->kind == OP_REMOVE   ? remove_any(op->path)
+              : op->kind == OP_APPEND ? append_file(op->path, op->data, op->len, 1)
+                                      : write_file(op->path, op->data, op->len, 1);
 }
 
 static void durable_done(uv_work_t *req, int status) {
@@ -252,7 +270,8 @@ static void durable_done(uv_work_t *req, int status) {
 
 static int durable_push(lua_State *L, void *data) {
   durable_op *op = data;
-  if (op->error) return fail(L, "cannot write", op->path, op->error);
+  if (op->error)
+    return fail(L, op->kind == OP_REMOVE ? "cannot remove" : "cannot write", op->path, op->error);
   return ok(L);
 }
 
@@ -263,10 +282,10 @@ static void durable_abandon(void *data) {
 
 static const hg_lua_wait_ops durable_ops = {durable_push, durable_abandon, durable_free};
 
-static int durable_write(lua_State *L, int append, const char *name) {
-  const char *path = luaL_checkstring(L, 1);
-  size_t len;
-  const char *data = luaL_checklstring(L, 2, &len);
+static int in_pool(lua_State *L, int kind, const char *name) {
+  const char *path = kind == OP_REMOVE ? check_removable(L) : luaL_checkstring(L, 1);
+  size_t len = 0;
+  const char *data = kind == OP_REMOVE ? "" : luaL_checklstring(L, 2, &len);
   hg_lua_wait *w = hg_lua_wait_new(L, name);
   durable_op *op = calloc(1, sizeof *op);
   if (op) {
@@ -280,24 +299,28 @@ static int durable_write(lua_State *L, int append, const char *name) {
   }
   memcpy(op->data, data, len);
   op->len = len;
-  op->append = append;
+  op->kind = kind;
   op->w = w;
   op->req.data = op;
   int rc = uv_queue_work(&hg_lua_loop(hg_lua_from(L))->uv, &op->req, durable_in_pool, durable_done);
   if (rc) {
     durable_free(op);
     hg_lua_wait_discard(w);
-    return fail(L, "cannot write", path, -rc);
+    return fail(L, kind == OP_REMOVE ? "cannot remove" : "cannot write", path, -rc);
   }
   return hg_lua_wait_yield(L, w, &durable_ops, op);
 }
 
 static int l_write_durable(lua_State *L) {
-  return durable_write(L, 0, "fs.write_durable");
+  return in_pool(L, OP_WRITE, "fs.write_durable");
 }
 
 static int l_append_durable(lua_State *L) {
-  return durable_write(L, 1, "fs.append_durable");
+  return in_pool(L, OP_APPEND, "fs.append_durable");
+}
+
+static int l_remove_in_pool(lua_State *L) {
+  return in_pool(L, OP_REMOVE, "fs.remove_in_pool");
 }
 
 static int l_remove(lua_State *L) {
@@ -350,6 +373,7 @@ void hg_agentfs_push(lua_State *L) {
                                    {"read", l_read},         {"write_atomic", l_write_atomic},
                                    {"write_durable", l_write_durable},
                                    {"append", l_append},     {"append_durable", l_append_durable},
+                                   {"remove_in_pool", l_remove_in_pool},
                                    {"remove", l_remove},     {"list", l_list},
                                    {"exists", l_exists},     {NULL, NULL}};
   luaL_newlib(L, funcs);

@@ -406,7 +406,9 @@ function Run:cleanup()
       self:system("the scheduler's cleanup failed: " .. first_line(err))
     end
   end
-  self.core.fs.remove_tree(self.agent.state:workdir(self.id))
+  -- In the thread pool: removing a directory frees its block, which can wait for the device,
+  -- and a run can leave a large tree behind.
+  self.core.fs.remove_in_pool(self.agent.state:workdir(self.id))
 end
 
 -- Tells the hub, starts the run through the scheduler, waits, cleans up.

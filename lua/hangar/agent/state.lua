@@ -87,8 +87,10 @@ function State:save_run(record, durable)
   return self.fs.append_durable(path, text) -- the disk's wait does not hold up other runs
 end
 
+-- In the thread pool (the calling task waits): a record that was synced frees disk blocks,
+-- which can wait for the device.
 function State:remove_run(run_id)
-  return self.fs.remove(self:record_path(run_id))
+  return self.fs.remove_in_pool(self:record_path(run_id))
 end
 
 -- The current version of the record at path: the last line that is a JSON object of run id

@@ -36,12 +36,16 @@ local function closed_port()
 end
 
 describe("hangar CLI usage", function()
+  -- The hub's client commands, then the others (client = false).
   local commands = {
     { "key" }, { "key", "create" }, { "key", "list" }, { "key", "revoke" },
     { "task" }, { "task", "deploy" }, { "task", "list" }, { "task", "show" },
     { "run" },
     { "runs" }, { "runs", "list" }, { "runs", "show" }, { "runs", "logs" }, { "runs", "cancel" },
     { "config" }, { "config", "set" }, { "config", "list" }, { "config", "delete" },
+    { "dev", client = false }, { "agent", client = false }, { "hub", client = false },
+    { "hub", "init", client = false }, { "hub", "serve", client = false },
+    { "hub", "admin-key", client = false }, { "lua", client = false },
   }
   for _, c in ipairs(commands) do
     local name = table.concat(c, " ")
@@ -51,6 +55,12 @@ describe("hangar CLI usage", function()
       local code, out, err = hangar(args)
       assert.equal(0, code)
       assert.equal("", err)
+      if c.client == false then
+        -- (The hub's subcommands share one help, which shows each.)
+        assert.truthy(out:find("^usage: hangar " .. c[1]), out)
+        assert.truthy(out:find("hangar " .. name:gsub("^hub serve$", "hub [serve]"), 1, true), out)
+        return
+      end
       assert.truthy(out:find("usage: hangar " .. name, 1, true), out)
       if #c == 2 or c[1] == "run" then
         -- A command's help has an example, and says where the hub and key come from.
@@ -58,22 +68,6 @@ describe("hangar CLI usage", function()
         assert.truthy(out:find("--token-file FILE", 1, true), out)
         assert.truthy(out:find("HANGAR_HUB_URL", 1, true), out)
       end
-    end)
-  end
-
-  -- The commands that are not the hub's client: each describes itself too.
-  for _, c in ipairs({ { "dev" }, { "agent" }, { "hub" }, { "hub", "init" }, { "hub", "serve" },
-                       { "hub", "admin-key" }, { "lua" } }) do
-    local name = table.concat(c, " ")
-    it("answers 'hangar " .. name .. " --help' with usage, on stdout, exit 0", function()
-      local args = { table.unpack(c) }
-      args[#args + 1] = "--help"
-      local code, out, err = hangar(args)
-      assert.equal(0, code)
-      assert.equal("", err)
-      -- (The hub's subcommands share one help, which shows each.)
-      assert.truthy(out:find("^usage: hangar " .. c[1]), out)
-      assert.truthy(out:find("hangar " .. name:gsub("^hub serve$", "hub [serve]"), 1, true), out)
     end)
   end
 

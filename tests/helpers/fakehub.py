@@ -14,11 +14,12 @@ Control (no auth):
                     "finish_seen_events": N, "finishes": N}}}
 """
 import json
-import os
 import re
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+sys.dont_write_bytecode = True  # importing hubstub leaves no __pycache__ in the source tree
+import hubstub  # noqa: E402
 
 ENDED = ("succeeded", "failed", "cancelled")
 
@@ -38,30 +39,7 @@ def run_of(rid):
                                           "finish_seen_events": None, "finishes": 0})
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, fmt, *args):
-        pass
-
-    def answer(self, status, doc):
-        body = json.dumps(doc).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Hangar-Protocol", "1")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def error(self, http_status, code, message, **extra):
-        doc = {"error": {"code": code, "message": message}}
-        doc.update(extra)
-        self.answer(http_status, doc)
-
-    def body(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n) if n else b""
-
+class Handler(hubstub.Handler):
     def do_GET(self):
         if self.path == "/_state":
             with lock:
@@ -163,15 +141,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    with open(sys.argv[1] + ".tmp", "w") as f:
-        f.write("%d\n" % server.server_address[1])
-    os.rename(sys.argv[1] + ".tmp", sys.argv[1])
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    hubstub.serve(Handler, sys.argv[1])
 
 
 if __name__ == "__main__":

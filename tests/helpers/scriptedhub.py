@@ -12,36 +12,19 @@ PORT_FILE once it listens on a free loopback port.
     GET /_requests -> [{"method", "path"}, ...] (no auth; everything else is answered as a hub)
 """
 import json
-import os
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+sys.dont_write_bytecode = True  # importing hubstub leaves no __pycache__ in the source tree
+import hubstub  # noqa: E402
 
 lock = threading.Lock()
 requests = []
 pending = json.loads(sys.argv[2])
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, fmt, *args):
-        pass
-
-    def answer(self, status, doc):
-        body = json.dumps(doc).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Hangar-Protocol", "1")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def body(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n) if n else b""
-
+class Handler(hubstub.Handler):
     def do_GET(self):
         if self.path == "/_requests":
             with lock:
@@ -75,24 +58,14 @@ class Handler(BaseHTTPRequestHandler):
         if p.endswith("/heartbeat"):
             return self.answer(200, {"cancel": [], "action": "none", "lease_ttl_s": 30})
         if p.endswith("/accept"):
-            return self.answer(409, {"error": "lease_lost", "message": "the lease is not current"})
+            return self.error(409, "lease_lost", "the lease is not current")
         if method == "DELETE":
-            self.send_response(204)
-            self.send_header("Hangar-Protocol", "1")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        return self.answer(404, {"error": "not_found", "message": "no such path"})
+            return self.answer(204)
+        return self.error(404, "not_found", "no such path")
 
 
 def main():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    tmp = sys.argv[1] + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("%d\n" % server.server_address[1])
-    os.rename(tmp, sys.argv[1])
-    server.serve_forever()
+    hubstub.serve(Handler, sys.argv[1])
 
 
 if __name__ == "__main__":

@@ -7,18 +7,24 @@ local agenttest = require "agenttest"
 
 local slurp = agenttest.slurp
 
+-- A hub and an agent (both cleaned up when the test ends) with one run running forever;
+-- returns them, the run's id and the path of its record in the agent's state directory.
+local function running_run(name)
+  local hub = hubtest.start { name = name, args = { "--lease-ttl", "5", "--heartbeat-interval", "1" } }
+  local agent
+  finally(function()
+    agenttest.cleanup_all(agent, hub)
+  end)
+  agent = agenttest.start(hub, {})
+  local slug = agenttest.sh_task(hub, "echo started; while :; do sleep 0.1; done")
+  local id = agenttest.run(hub, slug)
+  assert.equal("running", agenttest.wait_run(hub, id, 10000, "running").status)
+  return hub, agent, id, agent.state_dir .. "/runs/" .. id .. ".json"
+end
+
 describe("an agent restarting on its state directory", function()
   it("treats an empty run record as a lost one: removed, and the run finished failed", function()
-    local hub = hubtest.start { name = "agent-state", args = { "--lease-ttl", "5", "--heartbeat-interval", "1" } }
-    local agent
-    finally(function()
-      agenttest.cleanup_all(agent, hub)
-    end)
-    agent = agenttest.start(hub, {})
-    local slug = agenttest.sh_task(hub, "echo started; while :; do sleep 0.1; done")
-    local id = agenttest.run(hub, slug)
-    assert.equal("running", agenttest.wait_run(hub, id, 10000, "running").status)
-    local record = agent.state_dir .. "/runs/" .. id .. ".json"
+    local hub, agent, id, record = running_run("agent-state")
     assert.truthy(slurp(record), "the running run has a record")
 
     agent:kill()
@@ -34,16 +40,7 @@ describe("an agent restarting on its state directory", function()
   end)
 
   it("reads a record's latest whole line: a save cut short leaves the version before it", function()
-    local hub = hubtest.start { name = "agent-state-torn", args = { "--lease-ttl", "5", "--heartbeat-interval", "1" } }
-    local agent
-    finally(function()
-      agenttest.cleanup_all(agent, hub)
-    end)
-    agent = agenttest.start(hub, {})
-    local slug = agenttest.sh_task(hub, "echo started; while :; do sleep 0.1; done")
-    local id = agenttest.run(hub, slug)
-    assert.equal("running", agenttest.wait_run(hub, id, 10000, "running").status)
-    local record = agent.state_dir .. "/runs/" .. id .. ".json"
+    local hub, agent, id, record = running_run("agent-state-torn")
     assert(hubtest.wait_for(function() return (slurp(record) or ""):find('"phase":"running"', 1, true) end, 5000),
       "the record says the run is running")
 

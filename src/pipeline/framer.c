@@ -96,49 +96,49 @@ static inline bool escaped(unsigned char c) {
   return c < 0x20 || c == '"' || c == '\\';
 }
 
+#ifdef __SSE2__
+/* The 16 bytes at p, a bit per byte: in *stop those that end a run of plain bytes (NUL, '\n',
+ * '\r', 0x80 and above), in *esc those a JSON string escapes. */
+static inline void classify16(const unsigned char *p, unsigned *stop, unsigned *esc) {
+  const __m128i v = _mm_loadu_si128((const __m128i *)p);
+  __m128i s = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\n')),
+                                        _mm_cmpeq_epi8(v, _mm_set1_epi8('\r'))),
+                           _mm_cmpeq_epi8(v, _mm_setzero_si128()));
+  /* min(v, 0x1F) == v exactly for the bytes up to 0x1F (unsigned) */
+  __m128i e = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                        _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                           _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1F)), v));
+  /* the sign bit of each byte is set for those of 0x80 and above */
+  *stop = (unsigned)(_mm_movemask_epi8(s) | _mm_movemask_epi8(v));
+  *esc = (unsigned)_mm_movemask_epi8(e);
+}
+#endif
+
 /* The end of the run of bytes that are characters by themselves (ASCII other than NUL, '\n'
  * and '\r'): sixteen at a time with SSE2 (every x86-64 has it; this loop was the framer's
  * main cost), else eight at a time while it lasts. *esc is set when one of them is a byte JSON
  * escapes, found in the same pass. */
 static size_t plain_run(const unsigned char *p, size_t i, size_t n, bool *esc) {
 #ifdef __SSE2__
-  const __m128i vlf = _mm_set1_epi8('\n'), vcr = _mm_set1_epi8('\r'), nul = _mm_setzero_si128();
-  const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'),
-                below = _mm_set1_epi8(0x1F);
-  unsigned seen = 0;
-  while (i + 16 <= n) {
-    __m128i v = _mm_loadu_si128((const __m128i *)(p + i));
-    __m128i stop = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, vlf), _mm_cmpeq_epi8(v, vcr)),
-                                _mm_cmpeq_epi8(v, nul));
-    /* min(v, 0x1F) == v exactly for the bytes up to 0x1F (unsigned) */
-    __m128i e = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-                             _mm_cmpeq_epi8(_mm_min_epu8(v, below), v));
-    /* the sign bit of each byte is set for those of 0x80 and above */
-    unsigned mask = (unsigned)(_mm_movemask_epi8(stop) | _mm_movemask_epi8(v));
-    unsigned em = (unsigned)_mm_movemask_epi8(e);
-    if (mask) {
-      unsigned at = (unsigned)__builtin_ctz(mask);
-      seen |= em & ((1u << at) - 1);
-      *esc |= seen != 0;
+  unsigned seen = 0, stop, em;
+  for (; i + 16 <= n; i += 16) {
+    classify16(p + i, &stop, &em);
+    if (stop) {
+      unsigned at = (unsigned)__builtin_ctz(stop);
+      *esc |= (seen | (em & ((1u << at) - 1))) != 0;
       return i + at;
     }
     seen |= em;
-    i += 16;
   }
   if (i < n && n >= 16) {
     /* The last few bytes (a line's end, usually) through one more load that overlaps bytes
      * already looked at, instead of one byte at a time. */
     size_t back = i - (n - 16);
-    __m128i v = _mm_loadu_si128((const __m128i *)(p + n - 16));
-    __m128i stop = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, vlf), _mm_cmpeq_epi8(v, vcr)),
-                                _mm_cmpeq_epi8(v, nul));
-    __m128i e = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-                             _mm_cmpeq_epi8(_mm_min_epu8(v, below), v));
-    unsigned mask = (unsigned)(_mm_movemask_epi8(stop) | _mm_movemask_epi8(v)) >> back;
-    unsigned em = (unsigned)_mm_movemask_epi8(e) >> back;
-    size_t at = mask ? (size_t)__builtin_ctz(mask) : n - i;
-    seen |= at < 32 ? em & ((1u << at) - 1) : em;
-    *esc |= seen != 0;
+    classify16(p + n - 16, &stop, &em);
+    stop >>= back;
+    em >>= back;
+    size_t at = stop ? (size_t)__builtin_ctz(stop) : n - i;
+    *esc |= (seen | (em & ((1u << at) - 1))) != 0;
     return i + at;
   }
   *esc |= seen != 0;

@@ -4,6 +4,7 @@
 local hubtest = require "hubtest"
 local agenttest = require "agenttest"
 local json = require "hangar.json"
+local testutil = require "testutil"
 
 local q, slurp = agenttest.q, agenttest.slurp
 
@@ -132,16 +133,22 @@ describe("cancel", function()
     assert.equal("", agenttest.log_text(hub, id))
   end)
 
-  it("of a running run stops it politely and finishes it cancelled", function()
-    local d = fresh("cancel")
-    local slug = agenttest.sh_task(hub, [[
-      trap 'echo "stopping on TERM"; exit 143' TERM
-      touch "$PARAM_DIR/started"
+  -- Runs a task that sets trap_term as its SIGTERM trap and then loops forever, and cancels the
+  -- run once its process started; returns the run's id and the pid of its shell.
+  local function cancel_once_started(name, trap_term)
+    local d = fresh(name)
+    local slug = agenttest.sh_task(hub, "trap " .. trap_term .. [[ TERM
+      echo $$ > "$PARAM_DIR/started.tmp"; mv "$PARAM_DIR/started.tmp" "$PARAM_DIR/started"
       while :; do sleep 0.1; done
     ]], { parameters = DIR_PARAM, constraints = { lane = "life" } })
     local id = agenttest.run(hub, slug, { dir = d })
-    agenttest.wait_file(d .. "/started")
+    local pid = tonumber(agenttest.wait_file(d .. "/started"))
     assert.equal(202, hub:post("/v1/runs/" .. id .. "/cancel", {}).status)
+    return id, pid
+  end
+
+  it("of a running run stops it politely and finishes it cancelled", function()
+    local id = cancel_once_started("cancel", [['echo "stopping on TERM"; exit 143']])
     local doc = agenttest.wait_run(hub, id, 10000)
     assert.equal("cancelled", doc.status)
     assert.equal("cancelled", doc.error)
@@ -150,17 +157,12 @@ describe("cancel", function()
   end)
 
   it("of a run that ignores SIGTERM forces it after the grace", function()
-    local d = fresh("cancel-force")
-    local slug = agenttest.sh_task(hub, [[
-      trap '' TERM
-      touch "$PARAM_DIR/started"
-      while :; do sleep 0.1; done
-    ]], { parameters = DIR_PARAM, constraints = { lane = "life" } })
-    local id = agenttest.run(hub, slug, { dir = d })
-    agenttest.wait_file(d .. "/started")
-    assert.equal(202, hub:post("/v1/runs/" .. id .. "/cancel", {}).status)
+    local id, pid = cancel_once_started("cancel-force", "''")
     local doc = agenttest.wait_run(hub, id, 15000)
     assert.equal("cancelled", doc.status)
+    -- Cancelled in name and in fact: the process that ignored SIGTERM is gone.
+    assert.truthy(pid)
+    assert.truthy(testutil.wait_gone(pid, 5000), "the process that ignored SIGTERM outlived the cancel")
   end)
 end)
 

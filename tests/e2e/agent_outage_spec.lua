@@ -66,6 +66,18 @@ local function counts(file)
   return tonumber(text:match("accepted=(%d+)")) or 0, tonumber(text:match("refused=(%d+)")) or 0
 end
 
+-- A hub with the given lease TTL and an agent started with agent_opts, both cleaned up when the
+-- test ends.
+local function hub_and_agent(name, lease_ttl_s, agent_opts)
+  local hub = hubtest.start { name = name, args = { "--lease-ttl", tostring(lease_ttl_s), "--heartbeat-interval", "1", "--poll-wait", "5" } }
+  local agent
+  finally(function()
+    agenttest.cleanup_all(agent, hub)
+  end)
+  agent = agenttest.start(hub, agent_opts)
+  return hub, agent
+end
+
 describe("the hub down for 20 s in the middle of a run", function()
   it("does not stop the run; every line arrives exactly once; the agent backs off", function()
     local d = fresh("hub-down")
@@ -125,12 +137,7 @@ end)
 describe("an agent SIGKILLed in the middle of a run", function()
   it("comes back as the same agent, uploads the spooled lines and ends the run clearly", function()
     local d = fresh("killed")
-    local hub = hubtest.start { name = "agent-killed", args = { "--lease-ttl", "10", "--heartbeat-interval", "1", "--poll-wait", "5" } }
-    local agent
-    finally(function()
-      agenttest.cleanup_all(agent, hub)
-    end)
-    agent = agenttest.start(hub, {})
+    local hub, agent = hub_and_agent("agent-killed", 10, {})
     local agent_id = json.decode(slurp(agent.state_dir .. "/identity.json")).agent_id
     local slug = agenttest.sh_task(hub, [[
       echo $$ > "$PARAM_DIR/pid.tmp"; mv "$PARAM_DIR/pid.tmp" "$PARAM_DIR/pid"
@@ -174,12 +181,7 @@ end)
 describe("a revoked key", function()
   it("stops the agent's runs and makes it exit 3 saying the key was revoked", function()
     local d = fresh("revoked")
-    local hub = hubtest.start { name = "agent-revoked", args = { "--lease-ttl", "5", "--heartbeat-interval", "1", "--poll-wait", "5" } }
-    local agent
-    finally(function()
-      agenttest.cleanup_all(agent, hub)
-    end)
-    agent = agenttest.start(hub, { kill_grace_s = 1 })
+    local hub, agent = hub_and_agent("agent-revoked", 5, { kill_grace_s = 1 })
     local slug = agenttest.sh_task(hub, [[
       echo $$ > "$PARAM_DIR/pid"
       while :; do sleep 0.1; done

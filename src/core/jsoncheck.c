@@ -119,6 +119,10 @@ static size_t other_run(const char *s, size_t n, size_t i) {
   return i;
 }
 
+size_t hg_jsoncheck_plain_len(const char *s, size_t n) {
+  return plain_run(s, n, 0);
+}
+
 int hg_jsoncheck_span(const char *text, size_t from, size_t len, hg_err *err) {
   size_t i = from;
   while (i < len) {

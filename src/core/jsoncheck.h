@@ -27,3 +27,7 @@ int hg_jsoncheck(const char *text, size_t len, const cJSON *v, hg_err *err);
  * is one string), offsets in messages counted from text: for a reader that checks a long body
  * piece by piece, in order, while each piece is still in the cache. No range check. */
 int hg_jsoncheck_span(const char *text, size_t from, size_t to, hg_err *err);
+
+/* How many bytes at the start of s[0..n) a JSON string holds as they are, up to the first '"',
+ * '\\' or control character: n when s needs no escaping at all. */
+size_t hg_jsoncheck_plain_len(const char *s, size_t n);

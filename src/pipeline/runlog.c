@@ -9,12 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/jsoncheck.h"
 #include "core/log.h"
 #include "core/timer.h"
 #include "pipeline/framer.h"
@@ -245,39 +243,6 @@ static const char *ts_text(hg_runlog *rl, int64_t ts) {
   return rl->ts_text;
 }
 
-/* True when no byte of s needs escaping in a JSON string (a control character, '"' or '\\'):
- * the string is then the bytes between quotes, exactly what cJSON would print. */
-static bool json_plain(const char *s, size_t n) {
-  size_t i = 0;
-#ifdef __SSE2__
-  /* sixteen bytes at a time where the CPU has SSE2 (every x86-64) */
-  const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'),
-                below = _mm_set1_epi8(0x1F);
-  for (; i + 16 <= n; i += 16) {
-    __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
-    /* min(v, 0x1F) == v exactly for the bytes up to 0x1F (unsigned) */
-    __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-                               _mm_cmpeq_epi8(_mm_min_epu8(v, below), v));
-    if (_mm_movemask_epi8(hit)) return false;
-  }
-#endif
-  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    memcpy(&w, s + i, 8);
-    uint64_t q = w ^ 0x2222222222222222ull, b = w ^ 0x5C5C5C5C5C5C5C5Cull;
-    /* a byte below 0x20, a '"' (zero in q) or a '\\' (zero in b) */
-    uint64_t hit = ((w - 0x2020202020202020ull) | (q - ones) | (b - ones)) & ~w & highs;
-    /* ~w & highs alone would miss a '"' or '\\' in a byte with its high bit set: none has. */
-    if (hit) return false;
-  }
-  for (; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c < 0x20 || c == '"' || c == '\\') return false;
-  }
-  return true;
-}
-
 /* The inside of text's JSON string (without the quotes), printed by cJSON into g->esc: for
  * text with something to escape. */
 static int json_escape(hg_runlog_group *g, const char *text, size_t len) {
@@ -400,7 +365,8 @@ static int block_added(hg_runlog *rl, const unsigned char *end) {
 static int log_event(hg_runlog *rl, int sid, const char *text, size_t len, bool partial,
                      int64_t ts, bool plain) {
   hg_runlog_group *g = rl->g;
-  if (!plain) plain = json_plain(text, len);
+  /* Nothing to escape: the text is exactly what cJSON would print between the quotes. */
+  if (!plain) plain = hg_jsoncheck_plain_len(text, len) == len;
   if (!plain && json_escape(g, text, len)) goto oom;
   const char *bytes = plain ? text : g->esc.data;
   size_t n = plain ? len : g->esc.len;

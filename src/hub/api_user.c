@@ -468,10 +468,9 @@ void api_run_events(api_ctx *c) {
       cJSON_Delete(events);
       cJSON_Delete(doc);
       hg_buf_free(&text);
-      hg_store_chunks_free(chunks, n);
-      err.msg[0] = '\0';
       snprintf(err.msg, sizeof err.msg, "the events of run %s from seq %lld do not parse", r.id,
                (long long)chunks[i].first_seq);
+      hg_store_chunks_free(chunks, n);
       api_internal(c, "store: reading events", &err);
       hg_store_run_clear(&r);
       return;

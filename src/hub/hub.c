@@ -387,9 +387,10 @@ static void queued_free(queued_runs *q) {
 /* Whether a parked work poll could take one of the runs. */
 static bool poll_wants(hg_hub *hub, const hg_hub_waiter *w, const queued_runs *q) {
   if (!q->any) return false;
+  if (!q->constraints) return true;
   hg_hub_agent *a = hg_hub_agent_find(hub, w->key, false);
   cJSON *labels = a && a->labels ? cJSON_Parse(a->labels) : NULL;
-  if (!labels || !q->constraints) return true;
+  if (!labels) return true;
   bool wants = false;
   for (size_t i = 0; i < q->n && !wants; i++)
     wants = q->constraints[i] && hg_hub_constraints_met(q->constraints[i], labels);

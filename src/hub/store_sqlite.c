@@ -1282,6 +1282,27 @@ static int compact_slice(const unsigned char *row, size_t row_len, int64_t first
   return 0;
 }
 
+/* The next of the chunks being read, zeroed (not yet counted); NULL when out of memory. */
+static hg_store_chunk *chunk_slot(hg_store_chunk **v, size_t count, size_t *cap) {
+  if (count == *cap) {
+    size_t ncap = *cap ? *cap * 2 : 4;
+    hg_store_chunk *p = realloc(*v, ncap * sizeof *p);
+    if (!p) return NULL;
+    *v = p;
+    *cap = ncap;
+  }
+  memset(&(*v)[count], 0, sizeof **v);
+  return &(*v)[count];
+}
+
+static int chunk_damaged(sqlite3_stmt *st, hg_store_chunk *v, size_t count, int64_t run_seqno,
+                         int64_t first, hg_err *err) {
+  sqlite3_reset(st);
+  hg_store_chunks_free(v, count);
+  return hg_err_set(err, HG_EIO, "store: the event chunk of run %lld at seq %lld is damaged",
+                    (long long)run_seqno, (long long)first);
+}
+
 static int sq_event_read(hg_store *base, int64_t run_seqno, int64_t after, size_t limit,
                          size_t max_bytes, hg_store_chunk **out, size_t *n, hg_err *err) {
   sqlite_store *s = S(base);
@@ -1300,26 +1321,14 @@ static int sq_event_read(hg_store *base, int64_t run_seqno, int64_t after, size_
     int64_t stored = sqlite3_column_int64(st, 1);
     if (stored <= 0 || first + stored <= lo) continue;
     if (sqlite3_column_type(st, 3) == SQLITE_BLOB) {
-      if (count == cap) {
-        size_t ncap = cap ? cap * 2 : 4;
-        hg_store_chunk *p = realloc(v, ncap * sizeof *v);
-        if (!p) goto oom;
-        v = p;
-        cap = ncap;
-      }
-      hg_store_chunk *c = &v[count];
-      memset(c, 0, sizeof *c);
+      hg_store_chunk *c = chunk_slot(&v, count, &cap);
+      if (!c) goto oom;
       size_t from = lo > first ? (size_t)(lo - first) : 0;
       int src = compact_slice(sqlite3_column_blob(st, 3), (size_t)sqlite3_column_bytes(st, 3), first,
                               (size_t)stored, from, want, max_bytes, &got, &bytes, &full, c);
       if (c->count || c->text || c->starts) count++;
       if (src == HG_ENOMEM) goto oom;
-      if (src) {
-        sqlite3_reset(st);
-        hg_store_chunks_free(v, count);
-        return hg_err_set(err, HG_EIO, "store: the event chunk of run %lld at seq %lld is damaged",
-                          (long long)run_seqno, (long long)first);
-      }
+      if (src) return chunk_damaged(st, v, count, run_seqno, first, err);
       continue;
     }
     chunk_view cv = {.starts = sqlite3_column_blob(st, 2), .count = (size_t)stored};
@@ -1327,12 +1336,8 @@ static int sq_event_read(hg_store *base, int64_t run_seqno, int64_t after, size_
     const char *text = sqlite3_column_blob(st, 3);
     cv.len = (size_t)sqlite3_column_bytes(st, 3);
     if (cv.count == 1) cv.starts = NULL;
-    if ((cv.starts && starts_len != cv.count * 4) || !text || !view_sound(&cv)) {
-      sqlite3_reset(st);
-      hg_store_chunks_free(v, count);
-      return hg_err_set(err, HG_EIO, "store: the event chunk of run %lld at seq %lld is damaged",
-                        (long long)run_seqno, (long long)first);
-    }
+    if ((cv.starts && starts_len != cv.count * 4) || !text || !view_sound(&cv))
+      return chunk_damaged(st, v, count, run_seqno, first, err);
     size_t from = lo > first ? (size_t)(lo - first) : 0, to = from;
     while (to < cv.count && got < want) {
       size_t elen = view_end(&cv, to) - view_start(&cv, to);
@@ -1345,15 +1350,8 @@ static int sq_event_read(hg_store *base, int64_t run_seqno, int64_t after, size_
       to++;
     }
     if (to == from) continue;
-    if (count == cap) {
-      size_t ncap = cap ? cap * 2 : 4;
-      hg_store_chunk *p = realloc(v, ncap * sizeof *v);
-      if (!p) goto oom;
-      v = p;
-      cap = ncap;
-    }
-    hg_store_chunk *c = &v[count];
-    memset(c, 0, sizeof *c);
+    hg_store_chunk *c = chunk_slot(&v, count, &cap);
+    if (!c) goto oom;
     count++;
     size_t base_off = view_start(&cv, from);
     c->first_seq = first + (int64_t)from;

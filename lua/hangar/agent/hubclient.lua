@@ -16,7 +16,6 @@ function hubclient.new(opts)
     tls = opts.tls or {},
     timeout_ms = opts.timeout_ms or 30000,
     token = nil,
-    requests = 0,
   }, Client)
 end
 
@@ -70,7 +69,6 @@ end
 --- JSON), or nil and a message when no answer came.
 function Client:call(method, path, opts)
   opts = opts or {}
-  self.requests = self.requests + 1
   local res, err = http.request {
     method = method,
     url = self.url .. path,

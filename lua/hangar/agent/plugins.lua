@@ -282,13 +282,4 @@ function plugins.load(dirs, opts)
   return reg
 end
 
---- "file:line" where a Lua function is defined (for messages naming a hook).
-function plugins.where(fn)
-  local ok, host = pcall(require, "hangar.plugin")
-  if ok and host.where then
-    return host.where(fn)
-  end
-  return "?"
-end
-
 return plugins

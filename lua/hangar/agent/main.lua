@@ -157,8 +157,8 @@ function main.check(config)
   if not plugins then
     return nil, err
   end
-  local scheds, serr = configure_schedulers(config, plugins)
-  if not scheds then
+  local ok, serr = configure_schedulers(config, plugins)
+  if not ok then
     return nil, serr
   end
   return true
@@ -199,7 +199,6 @@ local function new_agent(config, core)
     wake = core.cond(),
   }, Agent)
   self.session = session.new(self)
-  self.open_runlog = core.runlog
   return self
 end
 
@@ -482,7 +481,7 @@ function Agent:reload()
     return
   end
   for _, key in ipairs(FIXED) do
-    if key ~= "state_dir" and not same(cfg[key], self.config[key]) then
+    if not same(cfg[key], self.config[key]) then
       log.warn("a changed setting takes effect only after a restart", { key = key })
       cfg[key] = self.config[key]
     end

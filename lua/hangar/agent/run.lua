@@ -501,7 +501,7 @@ function Run:resume()
   local rec = self.resumed
   self.record = rec
   self.doc = rec.run
-  self.rl = self.agent.open_runlog(self.id)
+  self.rl = self.core.runlog(self.id)
   if rec.result then
     return self:finish(rec.result)
   end
@@ -541,7 +541,7 @@ end
 -- The whole life of a run; see the top of this file.
 function Run:execute()
   if self.orphaned then
-    self.rl = self.agent.open_runlog(self.id)
+    self.rl = self.core.runlog(self.id)
     self:system("agent restarted; the run's record was lost")
     return self:finish(failed("agent restarted; the run's record was lost"))
   end
@@ -556,7 +556,7 @@ function Run:execute()
   self.phase = "accepted"
   self.record = { run_id = self.id, lease_id = self.lease_id, run = doc, phase = "accepted", accepted_at = timer.now() }
   self:save(false)
-  self.rl = self.agent.open_runlog(self.id)
+  self.rl = self.core.runlog(self.id)
   local run_env, result = self:prepare()
   if run_env then
     result = self:launch(run_env)

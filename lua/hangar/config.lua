@@ -542,17 +542,10 @@ local function split_lines(source)
   return lines
 end
 
---- Loads a configuration file. opts:
----   path     the file (names it in messages; read with io when source is not given)
----   source   the file's text
----   schema   the schema table (see the top of this file)
----   env      the environment section to merge (NAME); default environ.HANGAR_ENV
----   environ  environment variables, name -> value (HANGAR_* are used); default none
---- Returns the validated table (defaults filled in, `environments` removed), or nil and the
---- errors, one a line.
--- Lua keeps only the last ~56 characters of a long file name in an error's "file:line:",
--- behind "...": puts the whole name back, so the message says which file.
-local function full_position(msg, path)
+--- Lua keeps only the last ~56 characters of a long file name in a "file:line" (an error's,
+--- a function's position), behind "...": puts the whole name back when path is that file,
+--- so the message says which file. msg unchanged otherwise.
+function config.full_position(msg, path)
   msg = tostring(msg)
   if msg:sub(1, 3) ~= "..." then
     return msg
@@ -565,6 +558,14 @@ local function full_position(msg, path)
   return msg
 end
 
+--- Loads a configuration file. opts:
+---   path     the file (names it in messages; read with io when source is not given)
+---   source   the file's text
+---   schema   the schema table (see the top of this file)
+---   env      the environment section to merge (NAME); default environ.HANGAR_ENV
+---   environ  environment variables, name -> value (HANGAR_* are used); default none
+--- Returns the validated table (defaults filled in, `environments` removed), or nil and the
+--- errors, one a line.
 function config.load(opts)
   local path = opts.path or "config"
   local label = path
@@ -590,11 +591,11 @@ function config.load(opts)
   local env = setmetatable({}, { __index = _G })
   local chunk, err = load(source, "@" .. path, "t", env)
   if not chunk then
-    return nil, full_position(err, path)
+    return nil, config.full_position(err, path)
   end
   local ran, result = pcall(chunk)
   if not ran then
-    return nil, full_position(result, path)
+    return nil, config.full_position(result, path)
   end
   local cfg
   if type(result) == "table" then

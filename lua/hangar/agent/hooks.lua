@@ -11,6 +11,8 @@
 -- Hooks run in load order (the configuration's first, then each plugin's); after_* hooks run
 -- in reverse, so what a before_* hook set up is torn down last-in first-out. A hook that
 -- raises fails the run with "hook NAME (file:line): message".
+local config = require "hangar.config"
+
 local hooks = {}
 
 local NAMES = { "agent_start", "agent_stop", "before_accept", "environment", "before_run", "after_run" }
@@ -36,12 +38,10 @@ end
 
 -- Lua shortens long chunk names to "...tail": put back the whole path of a file we know.
 local function expand(where, files)
-  local tail, line = where:match("^%.%.%.(.*):(%d+)$")
-  if tail then
-    for _, f in ipairs(files or {}) do
-      if f:sub(-#tail) == tail then
-        return f .. ":" .. line
-      end
+  for _, f in ipairs(files or {}) do
+    local full = config.full_position(where, f)
+    if full ~= where then
+      return full
     end
   end
   return where
@@ -123,11 +123,6 @@ function Set:run(name, args, on_hook)
     return true, args[2]
   end
   return true
-end
-
---- The number of hooks of a kind.
-function Set:count(name)
-  return #self.lists[name]
 end
 
 return hooks

@@ -194,14 +194,19 @@ function Dev:note(fmt, ...)
   say("      " .. fmt, ...)
 end
 
--- Runs `hangar ARGS` to its end in the temporary directory; returns its stdout. A non-zero
--- exit fails the step with what it printed on stderr.
-function Dev:hangar(args, env)
+-- The command line of `hangar ARGS`: this executable, started again.
+function Dev:argv(args)
   local argv = { self.host.self }
   for _, a in ipairs(args) do
     argv[#argv + 1] = a
   end
-  local p, err = process.spawn { argv = argv, env = env or self:cli_env(), cwd = self.dir,
+  return argv
+end
+
+-- Runs `hangar ARGS` to its end in the temporary directory; returns its stdout. A non-zero
+-- exit fails the step with what it printed on stderr.
+function Dev:hangar(args, env)
+  local p, err = process.spawn { argv = self:argv(args), env = env or self:cli_env(), cwd = self.dir,
                                  stdout = "capture", stderr = "capture" }
   if not p then
     fail("cannot start " .. self.host.self .. ": " .. err)
@@ -218,11 +223,7 @@ end
 -- Starts a long-lived `hangar ARGS` (the hub, the agent) with its output kept in memory.
 function Dev:daemon(name, args)
   local log = sink.buffer()
-  local argv = { self.host.self }
-  for _, a in ipairs(args) do
-    argv[#argv + 1] = a
-  end
-  local p, err = process.spawn { argv = argv, env = self:env(), cwd = self.dir, stdout = log, stderr = log }
+  local p, err = process.spawn { argv = self:argv(args), env = self:env(), cwd = self.dir, stdout = log, stderr = log }
   if not p then
     fail("cannot start " .. self.host.self .. ": " .. err)
   end
@@ -402,12 +403,8 @@ function Dev:follow_run()
   self:step(("Run '%s' and follow it live"):format(self.opts.task), "hangar " .. table.concat(args, " "))
   say("")
   args[#args + 1] = "--cancel-on-interrupt"
-  local argv = { self.host.self }
-  for _, a in ipairs(args) do
-    argv[#argv + 1] = a
-  end
   -- The CLI writes straight to our stdout and stderr: the log appears as the agent uploads it.
-  local p, err = process.spawn { argv = argv, env = self:cli_env(), cwd = self.dir,
+  local p, err = process.spawn { argv = self:argv(args), env = self:cli_env(), cwd = self.dir,
                                  stdout = self.host.stdout, stderr = self.host.stderr }
   if not p then
     fail("cannot start " .. self.host.self .. ": " .. err)

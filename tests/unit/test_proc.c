@@ -120,7 +120,25 @@ static int run_until(hg_loop *loop, const int *flag, int64_t deadline_ms) {
   return *flag != 0;
 }
 
-/* Spawns argv with the given sinks, runs it to the end and frees it. */
+/* Spawns o on loop, its exit recorded in r, runs it to the end and frees it. */
+static int run_on(hg_loop *loop, hg_proc_opts o, result *r) {
+  hg_err e;
+  r->free_in_callback = 1;
+  o.on_exit = on_exit_cb;
+  o.data = r;
+  hg_proc *p;
+  int rc = hg_proc_spawn(loop, &o, &p, &e);
+  if (rc) {
+    fprintf(stderr, "spawn: %s\n", e.msg);
+    return rc;
+  }
+  CHECK(run_until(loop, &r->calls, 60000));
+  if (!r->calls) hg_proc_free(p);
+  return 0;
+}
+
+/* Spawns argv in its own group with the given sinks on a loop of its own, runs it to the end
+ * and frees it. */
 static int run_proc(const char *const *argv, const char *const *env, capture *out, capture *err,
                     result *r) {
   hg_loop loop;
@@ -129,21 +147,12 @@ static int run_proc(const char *const *argv, const char *const *env, capture *ou
   memset(r, 0, sizeof *r);
   r->out = out;
   r->err = err;
-  r->free_in_callback = 1;
   hg_proc_opts o = {.argv = argv,
                     .env = env,
                     .out = out ? &out->sink : NULL,
                     .err = err ? &err->sink : NULL,
-                    .new_pgroup = 1,
-                    .on_exit = on_exit_cb,
-                    .data = r};
-  hg_proc *p;
-  int rc = hg_proc_spawn(&loop, &o, &p, &e);
-  if (rc) fprintf(stderr, "spawn: %s\n", e.msg);
-  if (!rc) {
-    CHECK(run_until(&loop, &r->calls, 60000));
-    if (!r->calls) hg_proc_free(p);
-  }
+                    .new_pgroup = 1};
+  int rc = run_on(&loop, o, r);
   hg_loop_close(&loop);
   return rc;
 }
@@ -269,13 +278,10 @@ static void runs_in_the_given_directory(void) {
   CHECK_EQ_INT(hg_loop_init(&loop, &e), 0);
   capture out;
   capture_init(&out);
-  result r = {.free_in_callback = 1};
+  result r = {0};
   const char *argv[] = {"pwd", "-P", NULL};
-  hg_proc_opts o = {.argv = argv, .env = base_env, .cwd = dir, .out = &out.sink,
-                    .new_pgroup = 1, .on_exit = on_exit_cb, .data = &r};
-  hg_proc *p;
-  CHECK_EQ_INT(hg_proc_spawn(&loop, &o, &p, &e), 0);
-  CHECK(run_until(&loop, &r.calls, 60000));
+  hg_proc_opts o = {.argv = argv, .env = base_env, .cwd = dir, .out = &out.sink, .new_pgroup = 1};
+  CHECK_EQ_INT(run_on(&loop, o, &r), 0);
   CHECK_EQ_STR(text(&out), expect);
   hg_loop_close(&loop);
   rmdir(dir);
@@ -551,13 +557,10 @@ static void backpressure_delivers_every_byte_once_in_order(void) {
   out.pause = INT_MAX;
   out.resume_ms = 2;
   CHECK_EQ_INT(hg_timer_new(&loop, resume_now, &out, &out.resume_timer, &e), 0);
-  result r = {.free_in_callback = 1};
+  result r = {0};
   const char *argv[] = {"seq", "1", "200000", NULL};
-  hg_proc_opts o = {.argv = argv, .env = base_env, .out = &out.sink, .new_pgroup = 1,
-                    .on_exit = on_exit_cb, .data = &r};
-  hg_proc *p;
-  CHECK_EQ_INT(hg_proc_spawn(&loop, &o, &p, &e), 0);
-  CHECK(run_until(&loop, &r.calls, 60000));
+  hg_proc_opts o = {.argv = argv, .env = base_env, .out = &out.sink, .new_pgroup = 1};
+  CHECK_EQ_INT(run_on(&loop, o, &r), 0);
   hg_buf expect = HG_BUF_INIT;
   for (int i = 1; i <= 200000; i++) hg_buf_printf(&expect, "%d\n", i);
   CHECK_EQ_INT(out.bytes.len, expect.len);
@@ -580,14 +583,12 @@ static void shared_sink_pauses_and_resumes_both_pipes(void) {
   both.pause = INT_MAX;
   both.resume_ms = 1;
   CHECK_EQ_INT(hg_timer_new(&loop, resume_now, &both, &both.resume_timer, &e), 0);
-  result r = {.free_in_callback = 1};
+  result r = {0};
   /* Both pipes fill at once, so both end up waiting on the one sink. */
   const char *argv[] = {"/bin/sh", "-c", "seq 1 100000 & seq 1 100000 >&2; wait", NULL};
   hg_proc_opts o = {.argv = argv, .env = base_env, .out = &both.sink, .err = &both.sink,
-                    .new_pgroup = 1, .on_exit = on_exit_cb, .data = &r};
-  hg_proc *p;
-  CHECK_EQ_INT(hg_proc_spawn(&loop, &o, &p, &e), 0);
-  CHECK(run_until(&loop, &r.calls, 60000));
+                    .new_pgroup = 1};
+  CHECK_EQ_INT(run_on(&loop, o, &r), 0);
   hg_buf one = HG_BUF_INIT;
   for (int i = 1; i <= 100000; i++) hg_buf_printf(&one, "%d\n", i);
   CHECK_EQ_INT(both.bytes.len, 2 * one.len);
@@ -743,15 +744,12 @@ static void daemonized_grandchild_does_not_hold_exit_forever(void) {
   CHECK_EQ_INT(hg_loop_init(&loop, &e), 0);
   capture out;
   capture_init(&out);
-  result r = {.out = &out, .free_in_callback = 1};
+  result r = {.out = &out};
   /* The background sleep keeps stdout open long after sh exited. */
   const char *argv[] = {"/bin/sh", "-c", "sleep 30 & echo $!", NULL};
-  hg_proc_opts o = {.argv = argv, .env = base_env, .out = &out.sink, .new_pgroup = 1,
-                    .on_exit = on_exit_cb, .data = &r};
-  hg_proc *p;
+  hg_proc_opts o = {.argv = argv, .env = base_env, .out = &out.sink, .new_pgroup = 1};
   int64_t start = hg_clock_mono_ms();
-  CHECK_EQ_INT(hg_proc_spawn(&loop, &o, &p, &e), 0);
-  CHECK(run_until(&loop, &r.calls, 60000));
+  CHECK_EQ_INT(run_on(&loop, o, &r), 0);
   CHECK(r.at_ms - start < 20000);
   CHECK(r.at_ms - start >= HG_PROC_DRAIN_MS - 100); /* waited for the drain first */
   CHECK_EQ_INT(r.status.exit_code, 0);
@@ -774,15 +772,13 @@ static void paused_sink_keeps_its_bytes_past_the_drain_deadline(void) {
   out.pause = 1;
   out.resume_ms = HG_PROC_DRAIN_MS + 500;
   CHECK_EQ_INT(hg_timer_new(&loop, resume_now, &out, &out.resume_timer, &e), 0);
-  result r = {.out = &out, .err = &err, .free_in_callback = 1};
+  result r = {.out = &out, .err = &err};
   /* Less than a pipe holds, so sh exits at once; the grandchild keeps both pipes open. */
   const char *argv[] = {"/bin/sh", "-c", "seq 1 10000; sleep 30 & echo $! >&2", NULL};
   hg_proc_opts o = {.argv = argv, .env = base_env, .out = &out.sink, .err = &err.sink,
-                    .new_pgroup = 1, .on_exit = on_exit_cb, .data = &r};
-  hg_proc *p;
+                    .new_pgroup = 1};
   int64_t start = hg_clock_mono_ms();
-  CHECK_EQ_INT(hg_proc_spawn(&loop, &o, &p, &e), 0);
-  CHECK(run_until(&loop, &r.calls, 60000));
+  CHECK_EQ_INT(run_on(&loop, o, &r), 0);
   hg_buf expect = HG_BUF_INIT;
   for (int i = 1; i <= 10000; i++) hg_buf_printf(&expect, "%d\n", i);
   CHECK_EQ_INT(out.bytes.len, expect.len);

@@ -312,16 +312,18 @@ static int seal(hg_runlog *rl) {
   h[2] = (unsigned char)(n >> 16);
   h[3] = (unsigned char)(n >> 24);
   uint64_t record = hg_spool_count(rl->spool);
+  bool marked = record % MARK_STRIDE == 0;
   int rc = add_mark(rl, record, rl->sealed);
-  if (rc) rc = hg_err_set(&rl->ferr, rc, "run %s: out of memory for an event", rl->run_id);
+  if (rc) {
+    rc = hg_err_set(&rl->ferr, rc, "run %s: out of memory for an event", rl->run_id);
+    marked = false;
+  }
   if (!rc) rc = hg_spool_append(rl->spool, b->data, b->len, &rl->ferr);
   hg_buf_reset(b);
   /* A burst's buffer is not kept: an agent holds one group, most of its runs idle. */
   if (b->cap > 2 * BLOCK_MAX) hg_buf_wipe(b);
   if (rc < 0) {
-    if (record % MARK_STRIDE == 0 && rl->nmarks && rl->marks[rl->nmarks - 1] == rl->sealed &&
-        rl->nmarks * MARK_STRIDE > hg_spool_count(rl->spool))
-      rl->nmarks--;
+    if (marked) rl->nmarks--; /* its record was not stored */
     rl->events = rl->sealed;
     return rc;
   }
@@ -746,11 +748,7 @@ static void on_sync_timer(hg_timer *t, void *data) {
   if (!hg_spool_dirty(rl->spool)) return;
   hg_err e = {0};
   sync_work *w = calloc(1, sizeof *w);
-  if (w) {
-    w->req.data = w;
-    w->rl = rl;
-  }
-  if (w) w->events = rl->sealed;
+  if (w) *w = (sync_work){.req.data = w, .rl = rl, .events = rl->sealed};
   if (!w || !(w->path = strdup(hg_spool_path(rl->spool))) ||
       hg_spool_flush(rl->spool, &w->mark, &e) ||
       uv_queue_work(&rl->g->loop->uv, &w->req, sync_in_pool, sync_done)) {

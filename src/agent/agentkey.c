@@ -71,11 +71,17 @@ int hg_agentkey_read_fd(int fd, hg_buf *out, hg_err *err) {
   return rc;
 }
 
-int hg_agentkey_take_env(const char *name, hg_buf *out, hg_err *err) {
-  char *value = getenv(name);
+int hg_agentkey_read_env(const char *name, hg_buf *out, hg_err *err) {
+  const char *value = getenv(name);
   if (!value) return hg_err_set(err, HG_ENOENT, "key_env %s is not set", name);
+  return append_trimmed(out, value, strlen(value), err);
+}
+
+int hg_agentkey_take_env(const char *name, hg_buf *out, hg_err *err) {
+  int rc = hg_agentkey_read_env(name, out, err);
+  if (rc == HG_ENOENT) return rc;
+  char *value = getenv(name);
   size_t len = strlen(value);
-  int rc = append_trimmed(out, value, len, err);
   /* getenv points into the environment block itself (for variables inherited at exec, the
    * very bytes /proc/self/environ shows): overwrite them, then drop the variable. */
   hg_crypto_wipe(value, len);

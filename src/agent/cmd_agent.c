@@ -164,12 +164,9 @@ static int read_key(const agent_settings *s, bool check, hg_buf *key, hg_err *er
              s->key_file, NULL);
   } else if (s->key_env) {
     snprintf(from, sizeof from, "key_env %s", s->key_env);
-    if (check) {
-      const char *v = getenv(s->key_env);
-      rc = v ? hg_buf_appends(key, v) : hg_err_set(err, HG_ENOENT, "key_env %s is not set", s->key_env);
-    } else {
-      rc = hg_agentkey_take_env(s->key_env, key, err);
-    }
+    /* Only checking: the variable stays for the agent that will run. */
+    rc = check ? hg_agentkey_read_env(s->key_env, key, err)
+               : hg_agentkey_take_env(s->key_env, key, err);
   } else if (s->has_key_fd) {
     if (check) return 0; /* reading it would consume it */
     snprintf(from, sizeof from, "key_fd %lld", (long long)s->key_fd);

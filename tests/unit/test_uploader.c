@@ -24,7 +24,6 @@ static hg_loop loop;
 static hg_http *http;
 static pid_t hub_pid;
 static char hub_url[64];
-static int n_paths;
 
 /* ---- the loop, driven until a condition holds ---- */
 
@@ -99,7 +98,8 @@ static void control(const char *json) {
   cJSON_Delete(hub_call("POST", "/_control", json));
 }
 
-/* The stand-in's record of a run, or NULL. */
+/* The stand-in's whole state (GET /_state, see fakehub.py) in *all, also returned; NULL when
+ * the stand-in did not answer. */
 static cJSON *hub_state(cJSON **all) {
   *all = hub_call("GET", "/_state", NULL);
   return *all;
@@ -230,7 +230,7 @@ static void write_lines(run *r, int from, int to) {
   for (int i = from; i < to; i++) {
     hg_buf_printf(&b, "%s line %d %.*s\n", r->id, i, i % 50, "..................................................");
     if (b.len > 8192 || i == to - 1) {
-      CHECK(hg_runlog_write(r->rl, i % 3 ? HG_RUNLOG_STDOUT : HG_RUNLOG_STDOUT, b.data, b.len, 0, &err) >= 0);
+      CHECK(hg_runlog_write(r->rl, HG_RUNLOG_STDOUT, b.data, b.len, 0, &err) >= 0);
       hg_buf_reset(&b);
     }
   }
@@ -574,7 +574,6 @@ static void teardown(void) {
   snprintf(p, sizeof p, "%s/fakehub.log", dir);
   if (!check_failures) unlink(p);
   rmdir(dir);
-  (void)n_paths;
 }
 
 TEST_MAIN(T(setup), T(runs_in_parallel_in_order_once), T(server_errors_are_retried_with_backoff),

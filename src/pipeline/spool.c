@@ -284,7 +284,7 @@ int hg_spool_open(hg_spool **out, const char *path, hg_spool_budget *budget, hg_
     /* Empty, or a creation cut short: but never overwrite what is not the start of a spool.
      * A header of zeros is one a crash kept the size of but not the bytes: it was never
      * synced, so neither was anything after it. */
-    if (size < HG_SPOOL_HEADER_SIZE ? memcmp(have, want, head) != 0 : 0) {
+    if (size < HG_SPOOL_HEADER_SIZE && memcmp(have, want, head) != 0) {
       rc = hg_err_set(err, HG_EPROTO, "spool %s: not a spool file (bad header)", path);
       goto fail;
     }
@@ -370,32 +370,25 @@ int hg_spool_append(hg_spool *s, const void *data, size_t len, hg_err *err) {
   return hg_spool_budget_full(s->budget) ? HG_SPOOL_FULL : 0;
 }
 
-int hg_spool_sync(hg_spool *s, hg_err *err) {
-  int rc = write_pending(s, err);
-  if (rc) return rc;
-  /* A buffer a burst made large is let go here, not at every early write (which would make a
-   * busy spool fault in fresh pages for each MiB): an agent holds one spool per run, most of
-   * them idle. */
-  if (s->wbuf.cap > WBUF_KEEP_BYTES) hg_buf_free(&s->wbuf);
-  s->early_failed = false;
-  if (s->synced_len < s->file_len) {
-    if (fdatasync(s->fd)) return io_error(err, "fdatasync", s->path, errno);
-    if (s->dir_pending) {
-      if (sync_dir(s->path)) return io_error(err, "sync its directory", s->path, errno);
-      s->dir_pending = false;
-    }
-    s->synced_len = s->file_len;
-    s->synced_count = s->written_count;
-  }
-  return 0;
-}
-
 int hg_spool_flush(hg_spool *s, hg_spool_mark *mark, hg_err *err) {
   int rc = write_pending(s, err);
   if (rc) return rc;
   s->early_failed = false;
+  /* A buffer a burst made large is let go here, not at every early write (which would make a
+   * busy spool fault in fresh pages for each MiB): an agent holds one spool per run, most of
+   * them idle. */
   if (s->wbuf.cap > WBUF_KEEP_BYTES) hg_buf_free(&s->wbuf);
   *mark = (hg_spool_mark){s->file_len, s->written_count, s->dir_pending};
+  return 0;
+}
+
+int hg_spool_sync(hg_spool *s, hg_err *err) {
+  hg_spool_mark mark;
+  int rc = hg_spool_flush(s, &mark, err);
+  if (rc || mark.bytes <= s->synced_len) return rc;
+  if (fdatasync(s->fd)) return io_error(err, "fdatasync", s->path, errno);
+  if (mark.dir && sync_dir(s->path)) return io_error(err, "sync its directory", s->path, errno);
+  hg_spool_mark_durable(s, &mark);
   return 0;
 }
 

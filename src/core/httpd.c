@@ -44,15 +44,18 @@ int hg_httpd_parse_listen(const char *text, const char *field, bool any_host, hg
   long port = strtol(colon + 1, &end, 10);
   if (*end || colon[1] == '\0' || port < 0 || port > 65535)
     return hg_err_set(err, HG_EINVAL, "%s: '%s' has no valid port", field, text);
+  const char *host = text;
   size_t hlen = (size_t)(colon - text);
   if (hlen >= 2 && text[0] == '[' && text[hlen - 1] == ']') {
-    text++;
+    host++;
     hlen -= 2;
   }
   if (hlen == 0 && !any_host)
     return hg_err_set(err, HG_EINVAL, "%s: '%s' names no host (use 127.0.0.1:PORT)", field, text);
-  if (hlen >= sizeof out->host) return hg_err_set(err, HG_EINVAL, "%s: host too long", field);
-  memcpy(out->host, text, hlen);
+  if (hlen >= sizeof out->host)
+    return hg_err_set(err, HG_EINVAL, "%s: '%s' has a host longer than %zu bytes", field, text,
+                      sizeof out->host - 1);
+  memcpy(out->host, host, hlen);
   out->host[hlen] = '\0';
   if (any_host && (hlen == 0 || !strcmp(out->host, "*")))
     snprintf(out->host, sizeof out->host, "0.0.0.0");

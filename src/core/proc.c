@@ -562,12 +562,15 @@ static void close_fd(int *fd) {
   *fd = -1;
 }
 
-static int open_stream(hg_proc *p, hg_proc_stream *s, int *fd, hg_err *err, const char *name) {
-  int rc = uv_pipe_init(&p->loop->uv, &s->pipe, 0);
+/* Wraps our end *fd of a pipe in a handle of p's (stdin, stdout or stderr), which owns it from
+ * then on; *open tells that the handle must be closed. */
+static int open_pipe(hg_proc *p, uv_pipe_t *pipe, int *open, int *fd, const char *name,
+                     hg_err *err) {
+  int rc = uv_pipe_init(&p->loop->uv, pipe, 0);
   if (rc) return hg_err_set(err, rc, "cannot start '%s': %s", name, uv_strerror(rc));
-  init_handle(p, (uv_handle_t *)&s->pipe);
-  s->open = 1;
-  rc = uv_pipe_open(&s->pipe, *fd);
+  init_handle(p, (uv_handle_t *)pipe);
+  *open = 1;
+  rc = uv_pipe_open(pipe, *fd);
   if (rc) return hg_err_set(err, rc, "cannot start '%s': %s", name, uv_strerror(rc));
   *fd = -1; /* the handle owns it now */
   return 0;
@@ -667,23 +670,9 @@ int hg_proc_spawn(hg_loop *loop, const hg_proc_opts *o, hg_proc **out, hg_err *e
     rc = hg_err_set(err, rc, "cannot start '%s': %s", name, uv_strerror(rc));
     goto fail;
   }
-  if (o->stdin_pipe) {
-    rc = uv_pipe_init(&loop->uv, &p->in, 0);
-    if (rc) {
-      rc = hg_err_set(err, rc, "cannot start '%s': %s", name, uv_strerror(rc));
-      goto fail;
-    }
-    init_handle(p, (uv_handle_t *)&p->in);
-    p->in_open = 1;
-    rc = uv_pipe_open(&p->in, parent_in);
-    if (rc) {
-      rc = hg_err_set(err, rc, "cannot start '%s': %s", name, uv_strerror(rc));
-      goto fail;
-    }
-    parent_in = -1;
-  }
-  if (o->out && (rc = open_stream(p, &p->out, &parent_out, err, name))) goto fail;
-  if (o->err && (rc = open_stream(p, &p->err, &parent_err, err, name))) goto fail;
+  if (o->stdin_pipe && (rc = open_pipe(p, &p->in, &p->in_open, &parent_in, name, err))) goto fail;
+  if (o->out && (rc = open_pipe(p, &p->out.pipe, &p->out.open, &parent_out, name, err))) goto fail;
+  if (o->err && (rc = open_pipe(p, &p->err.pipe, &p->err.open, &parent_err, name, err))) goto fail;
 
   child_plan plan = {
       .fds = {o->stdin_pipe ? child_in : devnull, o->out ? child_out : devnull,
@@ -731,7 +720,6 @@ int hg_proc_spawn(hg_loop *loop, const hg_proc_opts *o, hg_proc **out, hg_err *e
     int st;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
     }
-    p->exited = 1;
     rc = report_error(&r, o, path, err);
     goto fail;
   }

@@ -24,6 +24,7 @@ local SRC = os.getenv("HANGAR_SOURCE_DIR") or "."
 package.path = SRC .. "/tests/helpers/?.lua;" .. package.path
 local hubtest = require "hubtest"
 local agenttest = require "agenttest"
+local testutil = require "testutil"
 local async = require "hangar.async"
 local timer = require "hangar.timer"
 
@@ -78,10 +79,7 @@ end
 
 -- Seconds of CPU (user + system) a process used so far.
 local function cpu(pid)
-  local stat = slurp("/proc/" .. pid .. "/stat")
-  local fields = {}
-  for v in stat:match("%) (.*)$"):gmatch("%S+") do fields[#fields + 1] = v end
-  return (tonumber(fields[12]) + tonumber(fields[13])) / 100
+  return assert(testutil.cpu_seconds(pid), "no process " .. pid)
 end
 
 local function metric(hub, name)

@@ -9,6 +9,7 @@
 local SRC = os.getenv("HANGAR_SOURCE_DIR") or "."
 package.path = SRC .. "/tests/helpers/?.lua;" .. package.path
 local hubtest = require "hubtest"
+local testutil = require "testutil"
 local async = require "hangar.async"
 local json = require "hangar.json"
 
@@ -19,18 +20,13 @@ local function now()
   return timer.monotonic() / 1000
 end
 
+-- Seconds of CPU the process used so far, and its resident memory in KiB; nil when it is gone.
 local function proc_stat(pid)
-  local f = io.open("/proc/" .. pid .. "/stat")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  local fields = {}
-  for v in s:match("%) (.*)$"):gmatch("%S+") do fields[#fields + 1] = v end
-  -- utime, stime are fields 14 and 15 of stat: here at 12 and 13 (after "pid (comm)")
-  local ticks = tonumber(fields[12]) + tonumber(fields[13])
+  local cpu = testutil.cpu_seconds(pid)
+  if not cpu then return nil end
   local status = io.open("/proc/" .. pid .. "/status"):read("a")
   local rss = tonumber(status:match("VmRSS:%s+(%d+)"))
-  return ticks / 100, rss
+  return cpu, rss
 end
 
 local function report(name, value, unit)

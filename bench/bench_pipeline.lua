@@ -14,6 +14,7 @@
 local SRC = os.getenv("HANGAR_SOURCE_DIR") or "."
 package.path = SRC .. "/tests/helpers/?.lua;" .. package.path
 local hubtest = require "hubtest"
+local testutil = require "testutil"
 local pipeline = require "hangar.pipeline"
 local process = require "hangar.process"
 local timer = require "hangar.timer"
@@ -78,13 +79,7 @@ local function make_data(bytes)
 end
 
 local function cpu_of(pid)
-  local f = io.open("/proc/" .. pid .. "/stat")
-  if not f then return 0 end
-  local s = f:read("a")
-  f:close()
-  local fields = {}
-  for v in s:match("%) (.*)$"):gmatch("%S+") do fields[#fields + 1] = v end
-  return (tonumber(fields[12]) + tonumber(fields[13])) / 100
+  return testutil.cpu_seconds(pid) or 0
 end
 
 local function self_cpu()

@@ -105,6 +105,21 @@ end
 
 -- ---- background processes ----
 
+--- Seconds of CPU (user and system) process pid (or "self") used so far; nil when it is gone.
+function testutil.cpu_seconds(pid)
+  local stat = slurp("/proc/" .. pid .. "/stat")
+  if not stat then
+    return nil
+  end
+  -- utime and stime are fields 14 and 15, in clock ticks (100 a second on Linux); the command
+  -- name before them may hold spaces, so count from its closing parenthesis.
+  local fields = {}
+  for v in stat:match("%) (.*)$"):gmatch("%S+") do
+    fields[#fields + 1] = v
+  end
+  return (tonumber(fields[12]) + tonumber(fields[13])) / 100
+end
+
 --- Whether pid runs. A process that exited but was not reaped yet (started in the background,
 --- it is not our child: whoever reaps it may take its time) counts as gone -- once all its
 --- threads are: a killed process's first thread turns zombie while the others may still be

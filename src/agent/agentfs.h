@@ -3,6 +3,7 @@
 #pragma once
 
 #include <lua.h>
+#include <stddef.h>
 
 /* Pushes the `core.fs` table:
  *   fs.mkdir_p(path)              -> true | nil, err   (missing parents too, mode 0700)
@@ -33,5 +34,10 @@
  *   fs.exists(path)               -> boolean
  * Paths are used as given; misuse (a non-string) raises. */
 void hg_agentfs_push(lua_State *L);
+/* Replaces path (mode 0600) with data through a temporary file and a rename; 0 or an errno.
+ * Durable: the file and the rename are on the disk when it returns (fsync of both). Without,
+ * the file is replaced as atomically (a crash of the process leaves the old or the new text)
+ * but not waited for: after a power loss it may be missing, or empty where there was none. */
+int hg_agentfs_write_file(const char *path, const char *data, size_t len, int durable);
 /* mkdir -p with mode 0700 for what it creates; 0 or -1 with errno set. path is not changed. */
 int hg_agentfs_mkdir_p(const char *path);

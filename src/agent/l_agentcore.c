@@ -179,27 +179,17 @@ static void keyring_load(hg_agentcore *c) {
 }
 
 static int keyring_save(hg_agentcore *c, hg_err *err) {
-  hg_buf text = HG_BUF_INIT, tmp = HG_BUF_INIT;
+  hg_buf text = HG_BUF_INIT;
   int rc = 0;
   for (int i = 0; i < c->nkeys && !rc; i++) {
     rc = hg_crypto_b64_encode(&text, c->keys[i], HG_CRYPTO_X25519_LEN, HG_CRYPTO_B64_STD, err);
     if (!rc && hg_buf_appendc(&text, '\n')) rc = hg_err_set(err, HG_ENOMEM, "out of memory");
   }
-  if (!rc && hg_buf_printf(&tmp, "%s.tmp", c->keyring_path))
-    rc = hg_err_set(err, HG_ENOMEM, "out of memory");
   if (!rc) {
-    int fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    int e = fd < 0 ? errno : 0;
-    if (!e && (write(fd, text.data, text.len) != (ssize_t)text.len || fsync(fd))) e = errno ? errno : EIO;
-    if (fd >= 0) close(fd);
-    if (!e && rename(tmp.data, c->keyring_path)) e = errno;
-    if (e) {
-      unlink(tmp.data);
-      rc = hg_err_set(err, HG_EIO, "cannot write %s: %s", c->keyring_path, strerror(e));
-    }
+    int e = hg_agentfs_write_file(c->keyring_path, text.data ? text.data : "", text.len, 1);
+    if (e) rc = hg_err_set(err, HG_EIO, "cannot write %s: %s", c->keyring_path, strerror(e));
   }
   hg_buf_wipe(&text);
-  hg_buf_free(&tmp);
   return rc;
 }
 

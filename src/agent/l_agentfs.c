@@ -154,11 +154,18 @@ static void parent_of(const char *path, char *out, size_t cap) {
   }
 }
 
-/* Replaces path with data through a temporary file and a rename; 0 or an errno. Durable: the
- * file and the rename are on the disk when it returns (fsync of both). Without, the file is
- * replaced as atomically (a crash of the process leaves the old or the new text) but not
- * waited for: after a power loss it may be missing, or empty where there was none before. */
-static int write_file(const char *path, const char *data, size_t len, int durable) {
+/* Puts path's directory entry on the disk (best effort: the data already is). */
+static void sync_parent(const char *path) {
+  char dir[4096];
+  parent_of(path, dir, sizeof dir);
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    fsync(dfd);
+    close(dfd);
+  }
+}
+
+int hg_agentfs_write_file(const char *path, const char *data, size_t len, int durable) {
   hg_buf tmp = HG_BUF_INIT;
   if (hg_buf_printf(&tmp, "%s.tmp%ld", path, (long)getpid())) return ENOMEM;
   int fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -173,13 +180,7 @@ static int write_file(const char *path, const char *data, size_t len, int durabl
   }
   hg_buf_free(&tmp);
   if (e || !durable) return e;
-  char dir[4096];
-  parent_of(path, dir, sizeof dir);
-  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    fsync(dfd);
-    close(dfd);
-  }
+  sync_parent(path);
   return 0;
 }
 
@@ -198,13 +199,7 @@ static int append_file(const char *path, const char *data, size_t len, int durab
   }
   if (close(fd) && !e) e = errno;
   if (e || !durable) return e;
-  char dir[4096];
-  parent_of(path, dir, sizeof dir);
-  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    fsync(dfd);
-    close(dfd);
-  }
+  sync_parent(path);
   return 0;
 }
 
@@ -222,7 +217,7 @@ static int l_write_atomic(lua_State *L) {
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
   int durable = lua_isnoneornil(L, 3) || lua_toboolean(L, 3);
-  int e = write_file(path, data, len, durable);
+  int e = hg_agentfs_write_file(path, data, len, durable);
   if (e) return fail(L, "cannot write", path, e);
   return ok(L);
 }
@@ -255,7 +250,7 @@ static void durable_in_pool(uv_work_t *req) {
   durable_op *op = req->data;
   op->error = op->kind == OP_REMOVE   ? remove_any(op->path)
               : op->kind == OP_APPEND ? append_file(op->path, op->data, op->len, 1)
-                                      : write_file(op->path, op->data, op->len, 1);
+                                      : hg_agentfs_write_file(op->path, op->data, op->len, 1);
 }
 
 static void durable_done(uv_work_t *req, int status) {

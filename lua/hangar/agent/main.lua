@@ -15,15 +15,15 @@
 -- accepted from then on; hub, name, labels, state_dir, plugin_dirs, spool and health need a
 -- restart (a warning says so). Runs already going keep what they started with.
 --
--- Plugins: lua/hangar/agent/plugins.lua (the plugin loader), when present, is asked for
--- plugins.load(config.plugin_dirs, { core = core }) -> a list of { name, version,
--- schedulers = { name = backend }, hooks = { ... }, secret_resolvers = { scheme = fn } }.
+-- Plugins: hangar.agent.plugins loads them into a registry: the list of plugins (each with its
+-- name and hooks) and their schedulers and secret resolvers merged by name.
 local json = require "hangar.json"
 local log = require "hangar.log"
 local async = require "hangar.async"
 local timer = require "hangar.timer"
 local state = require "hangar.agent.state"
 local hooks = require "hangar.agent.hooks"
+local plugin_loader = require "hangar.agent.plugins"
 local session = require "hangar.agent.session"
 local run = require "hangar.agent.run"
 local file_secrets = require "hangar.secrets.file"
@@ -35,29 +35,20 @@ local EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_REVOKED = 0, 1, 2, 3
 
 -- ---- plugins, schedulers, resolvers ----
 
-local function load_plugins(config, core)
-  local found, plugins = pcall(require, "hangar.agent.plugins")
-  if not found then
-    if tostring(plugins):find("module 'hangar.agent.plugins' not found", 1, true) then
-      return {}
-    end
-    return nil, "plugins: " .. tostring(plugins)
-  end
-  local list, err = plugins.load(config.plugin_dirs, { core = core, builtin_schedulers = { "local" },
-                                                      builtin_resolvers = { "file", "env" } })
-  if not list then
+-- The plugins' registry (hangar.agent.plugins), or nil and a message.
+local function load_plugins(config)
+  local reg, err = plugin_loader.load(config.plugin_dirs)
+  if not reg then
     return nil, "plugins: " .. tostring(err)
   end
-  return list
+  return reg
 end
 
 -- The backend modules by name: the bundled ones on demand, the plugins', and any other
 -- hangar.schedulers.NAME the configuration names.
 local function find_backend(name, plugins)
-  for _, p in ipairs(plugins) do
-    if type(p.schedulers) == "table" and p.schedulers[name] then
-      return p.schedulers[name]
-    end
+  if plugins.schedulers[name] then
+    return plugins.schedulers[name]
   end
   if not name:match("^[%w_]+$") then
     return nil, "no scheduler named '" .. name .. "'"
@@ -81,10 +72,8 @@ local function configure_schedulers(config, plugins)
   for name in pairs(config.schedulers) do
     names[name] = true
   end
-  for _, p in ipairs(plugins) do
-    for name in pairs(type(p.schedulers) == "table" and p.schedulers or {}) do
-      names[name] = true
-    end
+  for name in pairs(plugins.schedulers) do
+    names[name] = true
   end
   local out, errors = {}, {}
   local sorted = {}
@@ -132,10 +121,8 @@ local function make_resolvers(config, core, plugins)
     file = file_secrets.resolver(core.fs, config.secret_files),
     env = env_secrets.resolver(core.getenv, config.secret_env),
   }
-  for _, p in ipairs(plugins) do
-    for scheme, fn in pairs(type(p.secret_resolvers) == "table" and p.secret_resolvers or {}) do
-      out[scheme] = fn
-    end
+  for scheme, fn in pairs(plugins.secret_resolvers) do
+    out[scheme] = fn
   end
   for scheme, fn in pairs(config.secret_resolvers) do
     out[scheme] = fn
@@ -153,7 +140,7 @@ end
 
 --- Validates what the schema cannot: the schedulers' own settings. For `hangar agent --check`.
 function main.check(config)
-  local plugins, err = load_plugins(config, nil)
+  local plugins, err = load_plugins(config)
   if not plugins then
     return nil, err
   end
@@ -174,7 +161,7 @@ local function new_agent(config, core)
   if not st then
     return nil, err
   end
-  local plugins, perr = load_plugins(config, core)
+  local plugins, perr = load_plugins(config)
   if not plugins then
     return nil, perr
   end

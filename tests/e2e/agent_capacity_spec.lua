@@ -30,9 +30,18 @@ describe("an agent with a queue of runs", function()
     assert.is_true(timer.monotonic() - t0 < 30000)
     assert.equal(0, agent:count_log("not taking an assigned run"), agent:log())
     -- The hub never held more of the agent's runs than it has slots for: assigned and
-    -- running runs together, as the hub saw them, fit the capacity.
-    local assigned = 0
-    for _ in hub:log():gmatch('"msg":"run assigned"') do assigned = assigned + 1 end
+    -- running runs together, as the hub saw them (its log, in order: a run is the agent's
+    -- from "run assigned" to "run finished"), fit the capacity.
+    local assigned, held, most = 0, 0, 0
+    for msg in hub:log():gmatch('"msg":"(run %a+)"') do
+      if msg == "run assigned" then
+        assigned, held = assigned + 1, held + 1
+        most = math.max(most, held)
+      elseif msg == "run finished" then
+        held = held - 1
+      end
+    end
     assert.equal(#ids, assigned, "every run is assigned once")
+    assert.is_true(most <= capacity, ("the hub held %d of the agent's runs at once"):format(most))
   end)
 end)

@@ -307,7 +307,12 @@ void api_agent_work(api_ctx *c) {
       goto out;
     }
     take = calloc(n_queued ? n_queued : 1, sizeof *take);
-    for (size_t i = 0; take && i < n_queued && (int64_t)n_take < free_slots; i++)
+    if (!take) {
+      hg_err_set(&err, HG_ENOMEM, "out of memory");
+      api_internal(c, "choosing queued runs", &err);
+      goto out;
+    }
+    for (size_t i = 0; i < n_queued && (int64_t)n_take < free_slots; i++)
       if (hg_hub_constraints_met(queued[i].constraints, labels)) take[n_take++] = i;
   }
   if (n_pending || n_take) {

@@ -224,10 +224,6 @@ void hg_runlog_group_free(hg_runlog_group *g) {
   free(g);
 }
 
-hg_spool_budget *hg_runlog_group_budget(hg_runlog_group *g) {
-  return &g->budget;
-}
-
 /* ---- storing events ---- */
 
 static void arm_sync(hg_runlog *rl) {

@@ -76,7 +76,6 @@ typedef struct hg_runlog hg_runlog;
 int hg_runlog_group_new(hg_runlog_group **out, hg_loop *loop, uint64_t budget_bytes, hg_err *err);
 /* Every runlog of the group must be closed first. NULL is a no-op. */
 void hg_runlog_group_free(hg_runlog_group *g);
-hg_spool_budget *hg_runlog_group_budget(hg_runlog_group *g);
 
 typedef struct hg_runlog_opts {
   hg_runlog_group *group; /* required */

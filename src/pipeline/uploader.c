@@ -663,10 +663,6 @@ const char *hg_uploader_run_hub_status(const hg_uploader_run *run) {
   return run->hub_status[0] ? run->hub_status : NULL;
 }
 
-hg_runlog *hg_uploader_run_log(const hg_uploader_run *run) {
-  return run->rl;
-}
-
 void hg_uploader_stats_get(const hg_uploader *up, hg_uploader_stats *out) {
   *out = up->st;
   out->runs = 0;

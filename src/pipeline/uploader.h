@@ -121,7 +121,6 @@ int hg_uploader_finish(hg_uploader_run *run, const hg_uploader_finish_opts *opts
 uint64_t hg_uploader_run_acked(const hg_uploader_run *run);
 /* The run's status in the hub's last answer ("running", "cancelling", ...); NULL before one. */
 const char *hg_uploader_run_hub_status(const hg_uploader_run *run);
-hg_runlog *hg_uploader_run_log(const hg_uploader_run *run);
 
 typedef struct hg_uploader_stats {
   size_t runs;

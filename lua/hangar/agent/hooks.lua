@@ -15,7 +15,10 @@ local config = require "hangar.config"
 
 local hooks = {}
 
+-- Every hook the agent runs, in the order of an agent's life; the configuration schema and the
+-- plugin loader check names against this list.
 local NAMES = { "agent_start", "agent_stop", "before_accept", "environment", "before_run", "after_run" }
+hooks.NAMES = NAMES
 local REVERSED = { after_run = true, agent_stop = true }
 
 local Set = {}

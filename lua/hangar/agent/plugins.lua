@@ -21,17 +21,16 @@
 -- and returns { name, version, description?, schedulers?, hooks?, secret_resolvers? }. Its
 -- own Lua modules are required by "<directory name>.<module>", since every plugin directory
 -- is a require root. See docs/plugins.md.
+local hooks = require "hangar.agent.hooks"
+
 local plugins = {}
 
--- Every hook the agent runs. after_* hooks run in reverse load order (the agent does that).
-plugins.HOOKS = {
-  agent_start = true,
-  agent_stop = true,
-  before_accept = true,
-  environment = true,
-  before_run = true,
-  after_run = true,
-}
+-- Every hook the agent runs, as a set. after_* hooks run in reverse load order (the agent does
+-- that).
+plugins.HOOKS = {}
+for _, name in ipairs(hooks.NAMES) do
+  plugins.HOOKS[name] = true
+end
 
 local BACKEND_REQUIRED = { "start", "wait", "cancel", "cleanup" }
 local BACKEND_OPTIONAL = { "configure", "reattach" }

@@ -1,6 +1,6 @@
 -- The agent's configuration schema (`hangar agent --config agent.lua`); examples/agent.lua
 -- shows every key in use. lua/hangar/config.lua describes the schema language.
-local HOOKS = { "agent_start", "agent_stop", "before_accept", "environment", "before_run", "after_run" }
+local HOOKS = require("hangar.agent.hooks").NAMES
 
 local function at_least(lo)
   return function(v)

@@ -473,14 +473,20 @@ out:
   return rc;
 }
 
+/* A value the redactor did not take (rc of hg_redact_set_add, e its message): a system line
+ * says so, naming what, never the value. */
+static int warn_unmasked(hg_runlog *rl, int rc, const char *what, const hg_err *e) {
+  if (rc == HG_REDACT_TOO_SHORT)
+    return system_msg(rl, "%s is shorter than %d bytes and is not masked in the log", what,
+                      HG_REDACT_MIN_LEN);
+  return system_msg(rl, "%s is not masked in the log: %s", what, e->msg);
+}
+
 static int mask_value(hg_runlog *rl, const char *value, size_t len, const char *what) {
   hg_err e = {0};
   int rc = hg_redact_set_add(rl->secrets, value, len, &e);
   if (rc == 0) return 0;
-  if (rc == HG_REDACT_TOO_SHORT)
-    return system_msg(rl, "%s is shorter than %d bytes and is not masked in the log", what,
-                      HG_REDACT_MIN_LEN);
-  if (rc == HG_ETOOBIG) return system_msg(rl, "%s is not masked in the log: %s", what, e.msg);
+  if (rc == HG_REDACT_TOO_SHORT || rc == HG_ETOOBIG) return warn_unmasked(rl, rc, what, &e);
   rl->ferr = e;
   return rc;
 }
@@ -625,23 +631,17 @@ int hg_runlog_add_secret(hg_runlog *rl, const void *value, size_t len, const cha
   int rc = hg_redact_set_add(rl->secrets, value, len, &e);
   if (rc == 0) return 0;
   if (rc == HG_ENOMEM) return hg_err_set(err, rc, "run %s: out of memory for a secret", rl->run_id);
-  const char *who = name && *name ? name : "a secret";
-  int wrc = 0;
+  char what[256] = "a secret";
+  if (name && *name) snprintf(what, sizeof what, "secret %s", name);
   if (!rl->failed && !rl->ended) {
     hg_err_clear(&rl->ferr);
-    if (rc == HG_REDACT_TOO_SHORT)
-      wrc = system_msg(rl, "secret %s is shorter than %d bytes and is not masked in the log", who,
-                       HG_REDACT_MIN_LEN);
-    else
-      wrc = system_msg(rl, "secret %s is not masked in the log: %s", who, e.msg);
-    wrc = end_call(rl, wrc);
+    int wrc = end_call(rl, warn_unmasked(rl, rc, what, &e));
     if (wrc < 0) return fail(rl, wrc, err);
   }
-  if (rc == HG_REDACT_TOO_SHORT) {
-    hg_err_set(err, rc, "secret %s is shorter than %d bytes and is not masked", who, HG_REDACT_MIN_LEN);
-    return rc;
-  }
-  return hg_err_set(err, rc, "secret %s: %s", who, e.msg);
+  if (rc == HG_REDACT_TOO_SHORT)
+    return hg_err_set(err, rc, "%s is shorter than %d bytes and is not masked", what,
+                      HG_REDACT_MIN_LEN);
+  return hg_err_set(err, rc, "%s: %s", what, e.msg);
 }
 
 /* ---- the sinks ---- */

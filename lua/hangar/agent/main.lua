@@ -63,8 +63,6 @@ local function find_backend(name, plugins)
   return mod
 end
 
-local REQUIRED = { "start", "wait", "cancel", "cleanup" }
-
 -- Configures every scheduler the agent offers: the default one, each with a settings section,
 -- and the plugins'. Returns { name = { backend = module, settings = table } }.
 local function configure_schedulers(config, plugins)
@@ -84,7 +82,7 @@ local function configure_schedulers(config, plugins)
   for _, name in ipairs(sorted) do
     local backend, err = find_backend(name, plugins)
     if backend then
-      for _, fn in ipairs(REQUIRED) do
+      for _, fn in ipairs(plugin_loader.BACKEND_REQUIRED) do
         if type(backend[fn]) ~= "function" then
           err = ("scheduler %s has no %s function"):format(name, fn)
         end
@@ -252,8 +250,8 @@ end
 function Agent:update_metrics()
   local counts = { accepted = 0, running = 0 }
   for _, r in pairs(self.runs) do
-    local state = r.phase == "running" and "running" or "accepted"
-    counts[state] = counts[state] + 1
+    local kind = r.phase == "running" and "running" or "accepted"
+    counts[kind] = counts[kind] + 1
   end
   self.core.metrics_set('runs{state="accepted"}', counts.accepted)
   self.core.metrics_set('runs{state="running"}', counts.running)

@@ -32,7 +32,8 @@ for _, name in ipairs(hooks.NAMES) do
   plugins.HOOKS[name] = true
 end
 
-local BACKEND_REQUIRED = { "start", "wait", "cancel", "cleanup" }
+-- The functions every scheduler backend has (the agent checks its bundled ones against it too).
+plugins.BACKEND_REQUIRED = { "start", "wait", "cancel", "cleanup" }
 local BACKEND_OPTIONAL = { "configure", "reattach" }
 local FIELDS = {
   name = true,
@@ -106,7 +107,7 @@ local function validate(p, dirname)
     if type(b) ~= "table" then
       problem("schedulers.%s must be a backend table, not %s", name, type(b))
     end
-    for _, fn in ipairs(BACKEND_REQUIRED) do
+    for _, fn in ipairs(plugins.BACKEND_REQUIRED) do
       if type(b[fn]) ~= "function" then
         problem("schedulers.%s.%s must be a function (got %s)", name, fn, type(b[fn]))
       end

@@ -7,6 +7,17 @@ local timer = require "hangar.timer"
 
 local TMP = os.getenv("HANGAR_TEST_TMP") or "/tmp"
 
+-- Whether a process is gone: no longer in /proc, or a zombie waiting for whoever reaps it.
+local function gone(pid)
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if not f then
+    return true
+  end
+  local stat = f:read("a")
+  f:close()
+  return stat:match("^%d+ %b() (%a)") == "Z"
+end
+
 local n = 0
 local function context(env)
   n = n + 1
@@ -74,10 +85,15 @@ describe("the local scheduler", function()
 
   it("cancels the whole process group: SIGTERM, then SIGKILL after the grace", function()
     local ctx = context()
-    -- The shell ignores TERM; its child would outlive a signal to the shell alone.
-    local run = run_doc("trap '' TERM; sleep 30 & echo started; wait")
+    -- The shell ignores TERM, and so does its child; the child would outlive signals sent to
+    -- the shell alone.
+    local run = run_doc("trap '' TERM; sleep 30 & echo started $!; wait")
     local handle = assert(scheduler.start(run, ctx))
-    while not ctx.stdout:contents():find("started") do timer.sleep(10) end
+    local child
+    while not child do
+      child = ctx.stdout:contents():match("started (%d+)\n")
+      if not child then timer.sleep(10) end
+    end
     local t0 = timer.monotonic()
     scheduler.cancel(run, handle, ctx, 0.3)
     local result = scheduler.wait(run, handle, ctx)
@@ -85,6 +101,10 @@ describe("the local scheduler", function()
     assert.truthy(result.error and result.error:match("^killed by signal"), result.error)
     assert.truthy(timer.monotonic() - t0 >= 250)
     assert.is_nil(io.open("/proc/" .. handle.pid .. "/stat"))
+    -- SIGKILL reached the child too; it may take a moment to be gone.
+    local deadline = timer.monotonic() + 5000
+    while not gone(child) and timer.monotonic() < deadline do timer.sleep(20) end
+    assert.is_true(gone(child), "the run's child (pid " .. child .. ") outlived the cancel")
   end)
 
   it("refuses a task without a command", function()

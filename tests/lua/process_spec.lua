@@ -11,6 +11,17 @@ local function alive(pid)
   return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true
 end
 
+-- Whether a process is gone: no longer in /proc, or a zombie waiting for whoever reaps it.
+local function gone(pid)
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if not f then
+    return true
+  end
+  local stat = f:read("a")
+  f:close()
+  return stat:match("^%d+ %b() (%a)") == "Z"
+end
+
 describe("hangar.process", function()
   it("reports the exit code and captures both streams", function()
     local p = assert(process.spawn {
@@ -74,13 +85,23 @@ describe("hangar.process", function()
     local r = p:wait()
     assert.equal(-1, r.exit_code)
     assert.equal(15, r.signal)
+    -- A shell that ignores TERM, and a child of it that does too (ignoring is inherited): only
+    -- a SIGKILL to the whole group ends both.
+    local out = sink.buffer()
     local stubborn = assert(process.spawn {
-      argv = { "/bin/sh", "-c", "trap '' TERM; echo ready; while :; do sleep 0.05; done" },
-      stdout = "capture",
+      argv = { "/bin/sh", "-c", "trap '' TERM; sleep 30 & echo ready $!; while :; do sleep 0.05; done" },
+      stdout = out,
     })
-    timer.sleep(200)
+    local child
+    while not child do
+      child = out:contents():match("ready (%d+)\n")
+      if not child then timer.sleep(10) end
+    end
     assert.is_true(stubborn:kill(100))
     assert.equal(9, stubborn:wait().signal)
+    local deadline = timer.monotonic() + 5000
+    while not gone(child) and timer.monotonic() < deadline do timer.sleep(20) end
+    assert.is_true(gone(child), "the shell's child (pid " .. child .. ") outlived the kill")
   end)
 
   it("sends signals by name or number", function()

@@ -60,8 +60,8 @@ describe("a run log in Lua", function()
     assert.equal(0, st.acked)
     assert.is_false(st.truncated)
     assert.is_false(st.paused)
-    assert.has_error(function() rl:write("system", "x") end)
-    assert.has_error(function() rl:write("stdout") end)
+    refused(function() rl:write("system", "x") end, 'stream must be "stdout" or "stderr", not "system"')
+    refused(function() rl:write("stdout") end, "string expected, got no value")
     rl:close()
   end)
 
@@ -73,7 +73,7 @@ describe("a run log in Lua", function()
     rl:close() -- twice is fine
     assert.is_false(out:valid()) -- producers can no longer write into it
     assert.has_error(function() rl:write("stdout", "late\n") end, "the run log is closed")
-    assert.has_error(function() return rl.stdout end)
+    refused(function() return rl.stdout end, "the run log is closed")
     assert.equal(3, rl:count()) -- what it knew when it closed
     local again = assert(p:runlog("run_reopen"))
     assert.equal(3, again:count())

@@ -1,5 +1,5 @@
 -- The agent's calls to the hub's agent API (everything but register, which the core makes
--- with the API key): JSON in and out, the session token, TLS settings, and a classification
+-- with the API key): JSON in and out with a session token, TLS settings, and a classification
 -- of each answer that tells the caller what to do next.
 local http = require "hangar.http"
 local json = require "hangar.json"
@@ -15,12 +15,7 @@ function hubclient.new(opts)
     url = (opts.url:gsub("/+$", "")),
     tls = opts.tls or {},
     timeout_ms = opts.timeout_ms or 30000,
-    token = nil,
   }, Client)
-end
-
-function Client:set_token(token)
-  self.token = token
 end
 
 --- What an answer means for the caller:
@@ -64,15 +59,15 @@ function hubclient.describe(res, err)
   return ("HTTP %d"):format(res.status)
 end
 
---- One call. opts: body (a table, sent as JSON), token (the session token to send; default
---- the one set last), timeout_ms. Returns the response with `json` decoded (when the body is
---- JSON), or nil and a message when no answer came.
+--- One call. opts: token (the session token to send; the caller keeps it, so that it can tell
+--- which session a 401 ended), body (a table, sent as JSON), timeout_ms. Returns the response
+--- with `json` decoded (when the body is JSON), or nil and a message when no answer came.
 function Client:call(method, path, opts)
   opts = opts or {}
   local res, err = http.request {
     method = method,
     url = self.url .. path,
-    headers = { ["Authorization"] = "Bearer " .. tostring(opts.token or self.token) },
+    headers = { ["Authorization"] = "Bearer " .. tostring(opts.token) },
     json = opts.body,
     timeout_ms = opts.timeout_ms or self.timeout_ms,
     ca_file = self.tls.ca_file,

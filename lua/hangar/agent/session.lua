@@ -110,7 +110,6 @@ function Session:adopt(doc)
   self.poll_wait_s = math.max(1, math.min(60, math.tointeger(doc.poll_wait_s) or 30))
   self.lease_ttl_s = math.tointeger(doc.lease_ttl_s) or 30
   self.max_batch_bytes = math.tointeger(doc.max_batch_bytes) or (1 << 20)
-  self.hub:set_token(self.token)
   self.core.set_session(self.agent_id, self.token, self.max_batch_bytes)
   if not self.reconnects then
     self.reconnects = 0

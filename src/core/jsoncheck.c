@@ -123,17 +123,17 @@ size_t hg_jsoncheck_plain_len(const char *s, size_t n) {
   return plain_run(s, n, 0);
 }
 
-int hg_jsoncheck_span(const char *text, size_t from, size_t len, hg_err *err) {
+int hg_jsoncheck_span(const char *text, size_t from, size_t to, hg_err *err) {
   size_t i = from;
-  while (i < len) {
-    i = other_run(text, len, i);
-    if (i >= len) break;
+  while (i < to) {
+    i = other_run(text, to, i);
+    if (i >= to) break;
     char c = text[i];
     size_t next = i + 1;
     if (c == '"')
-      next = check_string(text, len, i, err);
+      next = check_string(text, to, i, err);
     else if (c == '-' || is_digit(c))
-      next = check_number(text, len, i, err);
+      next = check_number(text, to, i, err);
     if (!next) return HG_EINVAL;
     i = next;
   }

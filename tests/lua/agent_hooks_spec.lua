@@ -54,6 +54,18 @@ describe("agent hooks", function()
     assert.truthy(msg:match("^hook before_run %(.*agent_hooks_spec%.lua:%d+%): no disk left$"), msg)
   end)
 
+  it("names the whole file when Lua shortened its name to '...tail'", function()
+    local file = "/etc/hangar/a-directory-whose-name-alone-is-longer-than-lua-keeps/agent.lua"
+    local short = "..." .. file:sub(-50)
+    local set = hooks.new({ before_run = function() error(short .. ":7: no disk left", 0) end }, nil,
+      function() return short .. ":5" end, { "/elsewhere/agent.lua", file })
+    local _, msg = set:run("before_run", { {}, {}, n = 2 })
+    assert.equal("hook before_run (" .. file .. ":7): no disk left", msg)
+    set = hooks.new({ after_run = function() error({ code = 1 }) end }, nil, function() return short .. ":5" end, { file })
+    _, msg = set:run("after_run", { {}, {}, n = 2 })
+    assert.truthy(msg:find("hook after_run (" .. file .. ":5): ", 1, true), msg)
+  end)
+
   it("falls back to where the hook was defined when the error carries no position", function()
     local fn = function() error({ code = 1 }) end
     local set = hooks.new({ after_run = fn }, nil, where)

@@ -121,6 +121,21 @@ static void key_env_is_scrubbed_from_the_process_environment(void) {
   CHECK(strstr(err.msg, "HANGAR_TEST_NO_SUCH_VAR") != NULL);
 }
 
-TEST_MAIN(T(key_file_is_trimmed_and_loose_modes_noticed), T(key_fd_is_read_to_its_end_and_closed),
+/* `hangar agent --check` reads the key the way the agent does (trimmed) but leaves it set. */
+static void key_env_read_is_trimmed_and_left_in_place(void) {
+  CHECK_EQ_INT(setenv("HANGAR_TEST_READ_KEY", "  " KEY "\n", 1), 0);
+  hg_buf key = HG_BUF_INIT;
+  hg_err err;
+  CHECK_EQ_INT(hg_agentkey_read_env("HANGAR_TEST_READ_KEY", &key, &err), 0);
+  CHECK_EQ_STR(key.data, KEY);
+  const char *still = getenv("HANGAR_TEST_READ_KEY");
+  CHECK(still && strcmp(still, "  " KEY "\n") == 0);
+  hg_buf_wipe(&key);
+  CHECK_EQ_INT(unsetenv("HANGAR_TEST_READ_KEY"), 0);
+  CHECK_EQ_INT(hg_agentkey_read_env("HANGAR_TEST_READ_KEY", &key, &err), HG_ENOENT);
+  CHECK(strstr(err.msg, "HANGAR_TEST_READ_KEY") != NULL);
+}
+
+TEST_MAIN(T(key_file_is_trimmed_and_loose_modes_noticed), T(key_env_read_is_trimmed_and_left_in_place), T(key_fd_is_read_to_its_end_and_closed),
           T(shape_errors_never_quote_the_key), T(key_env_is_scrubbed_from_the_process_environment),
           T(scrub_child))

@@ -261,7 +261,7 @@ int hg_fields_check_body(const char *text, size_t len, hg_err *err) {
     /* Validated from here as the UTF-8 check does; its first invalid byte is reported. */
     size_t n = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
     if (!n || len - i < n || !hg_fields_utf8_valid(text + i, n))
-      return hg_err_set(err, HG_EINVAL, "body: not valid UTF-8");
+      return hg_err_set(err, HG_EINVAL, "body: not valid UTF-8 at offset %zu", i);
     i += n;
   }
   return 0;

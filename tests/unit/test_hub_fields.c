@@ -43,7 +43,7 @@ static void bodies_without_raw_control_bytes(void) {
   }
   CHECK_EQ_INT(body("{\"a\":\"\x1f\"}", 7, &err), HG_EINVAL);
   CHECK_EQ_INT(body("0123456789abcdef\xe2\x82", 18, &err), HG_EINVAL);
-  CHECK_EQ_STR(err.msg, "body: not valid UTF-8");
+  CHECK_EQ_STR(err.msg, "body: not valid UTF-8 at offset 16");
   CHECK_EQ_INT(body("\xed\xa0\x80", 3, &err), HG_EINVAL);
   CHECK_EQ_INT(body("\x7f \xc3\xa9", 4, &err), 0);
 }
@@ -63,7 +63,8 @@ static void long_bodies_byte_by_byte(void) {
     CHECK_EQ_STR(err.msg, want);
     text[at] = '\x80';
     CHECK_EQ_INT(body(text, sizeof text, &err), HG_EINVAL);
-    CHECK_EQ_STR(err.msg, "body: not valid UTF-8");
+    snprintf(want, sizeof want, "body: not valid UTF-8 at offset %zu", at);
+    CHECK_EQ_STR(err.msg, want);
     text[at] = at % 2 ? '\x7f' : '\t';
     CHECK_EQ_INT(body(text, sizeof text, &err), 0);
     if (at + 1 < sizeof text) {

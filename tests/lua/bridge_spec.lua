@@ -59,7 +59,8 @@ describe("the async bridge", function()
   it("keeps other tasks running while one waits", function()
     local order = {}
     local waiter = task.spawn(function()
-      local p = assert(process.spawn { argv = { "/bin/sleep", "0.3" } })
+      -- Long enough for three loopback fetches on a busy machine.
+      local p = assert(process.spawn { argv = { "/bin/sleep", "2" } })
       p:wait()
       order[#order + 1] = "process done"
     end)

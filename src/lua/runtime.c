@@ -52,7 +52,6 @@ hg_lua *hg_lua_from(lua_State *L) {
 
 lua_State *hg_lua_state(hg_lua *rt) { return rt->L; }
 hg_loop *hg_lua_loop(hg_lua *rt) { return rt->loop; }
-hg_lua_mode hg_lua_get_mode(hg_lua *rt) { return rt->mode; }
 void hg_lua_set_blocking(hg_lua *rt, int on) { rt->blocking = on; }
 size_t hg_lua_mem_used(hg_lua *rt) { return rt->mem_used; }
 

@@ -63,7 +63,6 @@ lua_State *hg_lua_state(hg_lua *rt);
 /* The runtime a state (or any of its coroutines) belongs to. */
 hg_lua *hg_lua_from(lua_State *L);
 hg_loop *hg_lua_loop(hg_lua *rt);
-hg_lua_mode hg_lua_get_mode(hg_lua *rt);
 /* Adds a require root after the existing ones. */
 int hg_lua_add_root(hg_lua *rt, const char *dir, hg_err *err);
 /* Registers a C module for `require name` (package.preload), in both modes. */

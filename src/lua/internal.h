@@ -63,6 +63,9 @@ int hg_lua_msgh(lua_State *L);
  * "...". When msg starts so and path, or the file of a function running in co, ends with what
  * is left, pushes msg with the whole name and returns 1; otherwise pushes nothing, returns 0. */
 int hg_lua_push_full_position(lua_State *L, lua_State *co, const char *msg, const char *path);
+/* luaL_traceback of co from level, with msg first, and every file name Lua shortened to
+ * "...tail" in its lines written out whole. Pushes the text. */
+void hg_lua_traceback(lua_State *L, lua_State *co, const char *msg, int level);
 /* Turns a status of lua_pcall/lua_resume into an hg_err code. */
 int hg_lua_status_code(hg_lua *rt, int status);
 

@@ -133,6 +133,22 @@ int hg_lua_push_full_position(lua_State *L, lua_State *co, const char *msg, cons
   return 1;
 }
 
+void hg_lua_traceback(lua_State *L, lua_State *co, const char *msg, int level) {
+  luaL_traceback(L, co, msg, level);
+  /* Each line of the traceback reads "\n\t<short_src>:<line>: in ...". For every frame whose
+   * file name Lua cut, put the whole name back; the line text is Lua's own. */
+  lua_Debug ar;
+  for (; lua_getstack(co, level, &ar); level++) {
+    if (!lua_getinfo(co, "S", &ar) || ar.source[0] != '@' || strncmp(ar.short_src, "...", 3) != 0)
+      continue;
+    lua_pushfstring(L, "\n\t%s:", ar.short_src);
+    lua_pushfstring(L, "\n\t%s:", ar.source + 1);
+    luaL_gsub(L, lua_tostring(L, -3), lua_tostring(L, -2), lua_tostring(L, -1));
+    lua_replace(L, -4);
+    lua_pop(L, 2);
+  }
+}
+
 int hg_lua_msgh(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
   if (!msg) {
@@ -143,7 +159,7 @@ int hg_lua_msgh(lua_State *L) {
     }
   }
   if (hg_lua_push_full_position(L, L, msg, NULL)) msg = lua_tostring(L, -1);
-  luaL_traceback(L, L, msg, 1);
+  hg_lua_traceback(L, L, msg, 1);
   return 1;
 }
 

@@ -235,7 +235,7 @@ static int finish_tramp(lua_State *L) {
     if (lua_type(L, -1) == LUA_TSTRING && hg_lua_push_full_position(L, t->co, lua_tostring(L, -1), NULL))
       lua_replace(L, -2);
     const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_tolstring(L, -1, NULL);
-    luaL_traceback(L, t->co, msg, 0);
+    hg_lua_traceback(L, t->co, msg, 0);
     lua_setfield(L, obj + 1, "trace");
     lua_settop(L, obj + 2);
     lua_setfield(L, obj + 1, "error");

@@ -299,6 +299,10 @@ static void errors_carry_file_line_and_traceback(void) {
   CHECK(full && contains(full, "stack traceback:"));
   CHECK(full && contains(full, "broken.lua:5:"));
   CHECK(contains(err.msg, want));
+  /* The traceback's lines name the whole file too, not Lua's "...tail". */
+  snprintf(want, sizeof want, "\n\t%s:5: in ", path);
+  CHECK(full && contains(full, want));
+  CHECK(full && !contains(full, "\n\t..."));
   lua_pop(L, 1);
   /* A syntax error names the file and line too. */
   snprintf(path, sizeof path, "%s/syntax.lua", dir);
@@ -318,6 +322,8 @@ static void errors_carry_file_line_and_traceback(void) {
   CHECK_EQ_INT(task_done_ok, 0);
   snprintf(want, sizeof want, "%s:2: gave up", path);
   CHECK(strncmp(task_done_text, want, strlen(want)) == 0);
+  snprintf(want, sizeof want, "\n\t%s:2: in ", path);
+  CHECK(contains(task_done_text, want));
   close_rt(rt);
   remove_tree();
 }

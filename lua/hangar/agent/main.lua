@@ -503,9 +503,9 @@ function Agent:reconcile(hub_runs)
   end
   for _, rec in ipairs(records or {}) do
     if listed[rec.run_id] then
+      local r = run.from_record(self, rec, listed[rec.run_id])
       listed[rec.run_id] = nil
       self.held = self.held + 1
-      local r = run.from_record(self, rec)
       self.runs[rec.run_id] = r
       run.spawn(r)
     else

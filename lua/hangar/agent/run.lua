@@ -2,8 +2,9 @@
 --
 --   accept -> record it in the state directory -> open its log -> before_accept hooks
 --   -> open the sealed secrets, resolve secret references, hand every secret to the redactor
---   -> build the environment -> environment hooks -> before_run hooks -> tell the hub it
---   started -> scheduler start -> wait, racing the timeout and a cancel -> scheduler cleanup
+--   -> build the environment -> environment hooks -> before_run hooks -> scheduler start
+--   -> tell the hub it started (the answer comes while the process runs) -> wait, racing the
+--   timeout, a cancel and a refused start -> scheduler cleanup
 --   -> after_run hooks -> finish (once every event reached the hub)
 --
 -- The outcome: succeeded (exit code 0), failed ("exit code N", "killed by signal N",
@@ -70,10 +71,12 @@ function run.new(agent, run_id, lease_id)
   }, Run)
 end
 
---- A run found in the state directory after a restart, which the hub says this agent holds.
-function run.from_record(agent, rec)
+--- A run found in the state directory after a restart, which the hub says this agent holds
+--- (hub_status: the run's status in the hub's register answer).
+function run.from_record(agent, rec, hub_status)
   local r = run.new(agent, rec.run_id, rec.lease_id)
   r.resumed = rec
+  r.hub_status_at_resume = hub_status
   return r
 end
 
@@ -171,8 +174,8 @@ function Run:accept()
   return nil
 end
 
-function Run:tell_started()
-  local res, kind = self.agent.session:call("POST", "/v1/runs/" .. self.id .. "/start", { body = { at = rfc3339(timer.now()) } })
+function Run:tell_started(at_ms)
+  local res, kind = self.agent.session:call("POST", "/v1/runs/" .. self.id .. "/start", { body = { at = rfc3339(at_ms) } })
   if kind ~= "ok" then
     return nil, "the hub refused to start the run: " .. hubclient.describe(res, kind)
   end
@@ -180,6 +183,34 @@ function Run:tell_started()
     self:cancel("cancelled")
   end
   return true
+end
+
+-- Tells the hub the run started at at_ms, in a task of its own: the process is already
+-- running, and the round trip to the hub need not delay it. An answer that refuses the start
+-- (a lost lease, a run the hub ended, a session that ended for good) stops the process; while
+-- the hub cannot be reached, the call retries as any other. The run is not finished before
+-- the answer came (see Run:await_start), so that the hub never sees a finish before the start.
+function Run:announce_start(at_ms)
+  self.start_pending = true
+  async.run(function()
+    local ok, told, err = pcall(self.tell_started, self, at_ms)
+    if not ok then
+      err = "the agent failed while telling the hub the run started: " .. first_line(told)
+    end
+    if not (ok and told) then
+      self.start_refused = err
+      log.info("the hub refused to start a running run; stopping it", { run = self.id, error = err })
+    end
+    self.start_pending = false
+    self.cond:notify()
+  end)
+end
+
+-- Waits for the answer to the start call, if one is still out.
+function Run:await_start()
+  while self.start_pending do
+    self.cond:wait(1000)
+  end
 end
 
 -- ---- secrets ----
@@ -367,7 +398,10 @@ function Run:watch()
   local stopping
   while not outcome.done do
     if not stopping then
-      if self.cancel_reason then
+      if self.start_refused then
+        stopping = "refused"
+        self:stop_backend(self.start_refused)
+      elseif self.cancel_reason then
         stopping = "cancel"
         self:stop_backend(self.cancel_reason)
       elseif timer.monotonic() >= deadline then
@@ -381,11 +415,16 @@ function Run:watch()
   end
 
   if not outcome.ok then
+    self:await_start()
     return failed(("scheduler %s: waiting for the run failed: %s"):format(self.sched_name, first_line(outcome.r)))
   end
   local r = type(outcome.r) == "table" and outcome.r or { error = outcome.err or "the scheduler reported no result" }
   local code = math.tointeger(present(r.exit_code))
-  if stopping == "timeout" then
+  self:await_start()
+  if self.start_refused then
+    -- Whatever the process did, the hub never had the run running.
+    return failed(self.start_refused, code)
+  elseif stopping == "timeout" then
     return failed(("timed out after %d s"):format(timeout_s), code)
   elseif stopping == "cancel" then
     return { status = "cancelled", error = self.cancel_reason, exit_code = code }
@@ -411,15 +450,9 @@ function Run:cleanup()
   self.core.fs.remove_in_pool(self.agent.state:workdir(self.id))
 end
 
--- Tells the hub, starts the run through the scheduler, waits, cleans up.
+-- Starts the run through the scheduler, then tells the hub (the answer comes while the
+-- process runs), waits, cleans up.
 function Run:launch(run_env)
-  if self.cancel_reason then
-    return { status = "cancelled", error = self.cancel_reason }
-  end
-  local ok, err = self:tell_started()
-  if not ok then
-    return failed(err)
-  end
   if self.cancel_reason then
     return { status = "cancelled", error = self.cancel_reason }
   end
@@ -440,6 +473,7 @@ function Run:launch(run_env)
     return failed(m)
   end
   self.handle = handle
+  self:announce_start(self.record.started_at)
   self.record.handle = handle
   self.record.phase = "running"
   -- The handle matters after a power cut only when the run outlives the machine (a backend
@@ -514,6 +548,10 @@ function Run:resume()
       local rok, handle, rerr = pcall(sched.backend.reattach, self.doc, rec.handle, self.ctx)
       if rok and handle then
         self.handle = handle == true and rec.handle or handle
+        if self.hub_status_at_resume == "accepted" then
+          -- The agent stopped between starting the process and the hub's answer to the start.
+          self:announce_start(math.tointeger(rec.started_at) or timer.now())
+        end
         self.phase = "running"
         self.ran_before_run = true
         local elapsed = math.max(0, timer.now() - (math.tointeger(rec.started_at) or timer.now()))

@@ -258,6 +258,54 @@ static cJSON *work_answer(cJSON *assign, cJSON *cancel) {
   return doc;
 }
 
+/* Queued runs read per page while choosing what a poll takes. */
+#define QUEUE_PAGE_MIN 64
+#define QUEUE_PAGE_MAX 512
+
+/* The oldest queued runs this agent's labels allow, at most free_slots of them, into *out.
+ * The queue is read a page at a time: a poll costs what it hands out, not the length of the
+ * queue (reading all of it on every poll made draining a long queue quadratic). Answers 500
+ * and returns false on failure. */
+static bool choose_queued(api_ctx *c, const cJSON *labels, int64_t free_slots,
+                          hg_store_run **out, size_t *n_out) {
+  hg_err err = {0};
+  size_t page = free_slots < QUEUE_PAGE_MIN   ? QUEUE_PAGE_MIN
+                : free_slots > QUEUE_PAGE_MAX ? QUEUE_PAGE_MAX
+                                              : (size_t)free_slots;
+  size_t cap = 0;
+  int64_t after = 0;
+  for (;;) {
+    hg_store_run *v = NULL;
+    size_t n = 0;
+    hg_store_run_query qq = {.set = HG_RUNS_QUEUED, .after_seqno = after, .limit = page};
+    if (hg_store_run_list(c->hub->store, &qq, &v, &n, &err)) {
+      api_internal(c, "store: listing queued runs", &err);
+      return false;
+    }
+    if (n) after = v[n - 1].seqno;
+    for (size_t i = 0; i < n && (int64_t)*n_out < free_slots; i++) {
+      if (!hg_hub_constraints_met(v[i].constraints, labels)) continue;
+      if (*n_out == cap) {
+        size_t ncap = cap ? cap * 2 : (n < 8 ? 8 : n);
+        hg_store_run *grown = realloc(*out, ncap * sizeof *grown);
+        if (!grown) {
+          hg_store_runs_free(v, n);
+          hg_err_set(&err, HG_ENOMEM, "out of memory");
+          api_internal(c, "choosing queued runs", &err);
+          return false;
+        }
+        *out = grown;
+        cap = ncap;
+      }
+      /* Moved, not copied: what stays behind in v is freed with it. */
+      (*out)[(*n_out)++] = v[i];
+      memset(&v[i], 0, sizeof v[i]);
+    }
+    hg_store_runs_free(v, n);
+    if (n < page || (int64_t)*n_out >= free_slots) return true;
+  }
+}
+
 void api_agent_work(api_ctx *c) {
   hg_hub *hub = c->hub;
   if (!own_agent(c)) return;
@@ -283,8 +331,7 @@ void api_agent_work(api_ctx *c) {
    * true until it writes. */
   hg_err err = {0};
   hg_store_run *pending = NULL, *held = NULL, *queued = NULL;
-  size_t n_pending = 0, n_held = 0, n_queued = 0, n_take = 0;
-  size_t *take = NULL;
+  size_t n_pending = 0, n_held = 0, n_queued = 0;
   cJSON *assign = cJSON_CreateArray(), *cancel = cJSON_CreateArray();
   cJSON *labels = api_parse_stored(c->agent.labels, "{}");
   hg_store_run_query qp = {.set = HG_RUNS_CANCEL_PENDING, .agent_id = c->agent.id};
@@ -300,22 +347,8 @@ void api_agent_work(api_ctx *c) {
     }
     free_slots = c->agent.capacity - (int64_t)n_held;
   }
-  if (free_slots > 0) {
-    hg_store_run_query qq = {.set = HG_RUNS_QUEUED};
-    if (hg_store_run_list(hub->store, &qq, &queued, &n_queued, &err)) {
-      api_internal(c, "store: listing queued runs", &err);
-      goto out;
-    }
-    take = calloc(n_queued ? n_queued : 1, sizeof *take);
-    if (!take) {
-      hg_err_set(&err, HG_ENOMEM, "out of memory");
-      api_internal(c, "choosing queued runs", &err);
-      goto out;
-    }
-    for (size_t i = 0; i < n_queued && (int64_t)n_take < free_slots; i++)
-      if (hg_hub_constraints_met(queued[i].constraints, labels)) take[n_take++] = i;
-  }
-  if (n_pending || n_take) {
+  if (free_slots > 0 && !choose_queued(c, labels, free_slots, &queued, &n_queued)) goto out;
+  if (n_pending || n_queued) {
     if (!api_begin(c)) goto out;
     for (size_t i = 0; i < n_pending; i++) {
       pending[i].cancel_notified = true;
@@ -325,8 +358,8 @@ void api_agent_work(api_ctx *c) {
       }
       cJSON_AddItemToArray(cancel, cJSON_CreateString(pending[i].id));
     }
-    for (size_t k = 0; k < n_take; k++) {
-      hg_store_run *r = &queued[take[k]];
+    for (size_t k = 0; k < n_queued; k++) {
+      hg_store_run *r = &queued[k];
       char lease[40];
       if (hg_apikey_random_id("lease_", 24, lease, sizeof lease, &err)) {
         fail_store(c, "making a lease id", &err);
@@ -367,7 +400,6 @@ void api_agent_work(api_ctx *c) {
   api_json(c, 200, work_answer(assign, cancel));
   assign = cancel = NULL;
 out:
-  free(take);
   cJSON_Delete(assign);
   cJSON_Delete(cancel);
   cJSON_Delete(labels);

@@ -200,6 +200,8 @@ typedef struct hg_store_run_query {
   int status;          /* HG_RUNS_ALL: only this status (-1: any) */
   const char *agent_id;/* HELD, CANCEL_PENDING */
   int64_t now_ms;      /* LAPSED, OVERDUE */
+  int64_t after_seqno; /* QUEUED: only runs created after this one (0: from the first), so
+                          that a long queue can be read a page at a time */
   size_t limit;        /* 0: no limit */
 } hg_store_run_query;
 

@@ -169,7 +169,7 @@ static const char *const sql[Q_COUNT] = {
                          " ORDER BY seqno DESC LIMIT ?1",
     [Q_RUNS_BY_TASK_STATUS] = "SELECT " RUN_COLS " FROM runs WHERE task = ?2 AND status = ?3"
                               " ORDER BY seqno DESC LIMIT ?1",
-    [Q_RUNS_QUEUED] = "SELECT " RUN_COLS " FROM runs WHERE status = 'queued'"
+    [Q_RUNS_QUEUED] = "SELECT " RUN_COLS " FROM runs WHERE status = 'queued' AND seqno > ?2"
                       " ORDER BY seqno LIMIT ?1",
     [Q_RUNS_HELD] = "SELECT " RUN_COLS " FROM runs WHERE agent_id = ?2 AND agent_finished = 0"
                     " AND (status = 'assigned' OR accepted = 1) ORDER BY seqno LIMIT ?1",
@@ -916,6 +916,7 @@ static int sq_run_list(hg_store *base, const hg_store_run_query *qr, hg_store_ru
     break;
   case HG_RUNS_QUEUED:
     st = q(s, Q_RUNS_QUEUED);
+    sqlite3_bind_int64(st, 2, qr->after_seqno);
     break;
   case HG_RUNS_HELD:
     st = q(s, Q_RUNS_HELD);

@@ -1202,6 +1202,69 @@ static void wake_ups_reach_the_right_agents(void) {
   free(akey);
 }
 
+/* Assigned ids of a work answer, in order, into ids (at most max); returns how many. */
+static int assigned(const reply *r, char ids[][40], int max) {
+  int n = 0;
+  const cJSON *as = cJSON_GetObjectItemCaseSensitive(r->json, "assign");
+  for (const cJSON *a = as ? as->child : NULL; a && n < max; a = a->next)
+    snprintf(ids[n++], 40, "%s", str(a, "run_id") ? str(a, "run_id") : "");
+  return n;
+}
+
+/* A poll takes the oldest runs its labels allow, however far into a long queue they are, and
+ * never more than it has room for: the queue is read a page at a time. */
+static void long_queue_taken_in_order(void) {
+  enum { ZONED = 140, FREE = 65 };
+  char *akey = make_key("agent", NULL);
+  agent north, south;
+  CHECK_EQ_INT(register_agent(&north, akey, "{\"zone\":\"north\"}", 200, NULL), 201);
+  CHECK_EQ_INT(register_agent(&south, akey, "{\"zone\":\"south\"}", 200, NULL), 201);
+  char *zoned[ZONED], *anyw[3];
+  for (int i = 0; i < ZONED; i++) zoned[i] = create_run("zoned", NULL);
+  for (int i = 0; i < 3; i++) anyw[i] = create_run("img", NULL);
+  static char got[200][40];
+  char url[200];
+  /* Behind more northern runs than a page holds: the southern agent finds the open ones. */
+  snprintf(url, sizeof url, "/v1/agents/%s/work?wait=0&free=2", south.id);
+  reply r = call("GET", url, south.token, NULL);
+  EXPECT(r, 200, NULL);
+  int n = assigned(&r, got, 200);
+  CHECK_EQ_INT(n, 2);
+  if (n == 2) {
+    CHECK_EQ_STR(got[0], anyw[0]);
+    CHECK_EQ_STR(got[1], anyw[1]);
+  }
+  reply_free(&r);
+  /* The northern agent takes exactly what it has room for, oldest first, page after page. */
+  snprintf(url, sizeof url, "/v1/agents/%s/work?wait=0&free=%d", north.id, FREE);
+  for (int k = 0; k < 2; k++) {
+    r = call("GET", url, north.token, NULL);
+    EXPECT(r, 200, NULL);
+    n = assigned(&r, got, 200);
+    CHECK_EQ_INT(n, FREE);
+    for (int i = 0; i < n && i < FREE; i++) CHECK_EQ_STR(got[i], zoned[k * FREE + i]);
+    reply_free(&r);
+  }
+  /* The rest: the last northern ones, then the one open run left, and nothing more. */
+  snprintf(url, sizeof url, "/v1/agents/%s/work?wait=0&free=%d", north.id, 100);
+  r = call("GET", url, north.token, NULL);
+  n = assigned(&r, got, 200);
+  CHECK_EQ_INT(n, ZONED - 2 * FREE + 1);
+  if (n == ZONED - 2 * FREE + 1) {
+    CHECK_EQ_STR(got[0], zoned[2 * FREE]);
+    CHECK_EQ_STR(got[n - 1], anyw[2]);
+  }
+  reply_free(&r);
+  for (int i = 0; i < ZONED + 3; i++) {
+    char *id = i < ZONED ? zoned[i] : anyw[i - ZONED];
+    snprintf(url, sizeof url, "/v1/runs/%s/cancel", id);
+    r = call("POST", url, admin, NULL);
+    reply_free(&r);
+    free(id);
+  }
+  free(akey);
+}
+
 static void metrics_text(void) {
   reply r = call("GET", "/metrics", admin, NULL);
   EXPECT(r, 200, NULL);
@@ -1221,4 +1284,5 @@ TEST_MAIN(T(setup), T(auth_comes_first), T(keys_roles), T(task_validation_and_re
           T(run_params), T(full_run_lifecycle), T(output_errors_recorded), T(event_batches),
           T(leases_lapse),
           T(long_polls_wake), T(secrets_are_sealed), T(run_tokens), T(deadline_backstop),
-          T(wake_ups_reach_the_right_agents), T(metrics_text), T(teardown))
+          T(wake_ups_reach_the_right_agents), T(long_queue_taken_in_order), T(metrics_text),
+          T(teardown))

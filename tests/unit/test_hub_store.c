@@ -225,6 +225,14 @@ static void runs_sets_and_update(void) {
   CHECK_EQ_INT(n, 3);
   if (n == 3) CHECK_EQ_STR(v[0].id, "run_a");
   hg_store_runs_free(v, n);
+  /* A page of the queue after a given run. */
+  hg_store_run_query qpage = {.set = HG_RUNS_QUEUED, .after_seqno = a.seqno, .limit = 1};
+  CHECK_EQ_INT(hg_store_run_list(s, &qpage, &v, &n, &err), 0);
+  CHECK_EQ_INT(n, 1);
+  if (n == 1) CHECK_EQ_STR(v[0].id, "run_b");
+  hg_store_runs_free(v, n);
+  qpage.after_seqno = c.seqno;
+  CHECK_EQ_INT(count_set(s, &qpage), 0);
 
   /* Assign a to agent x with a lease that lapses at 100; b accepted, lease at 500. */
   hg_store_run r;

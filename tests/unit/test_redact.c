@@ -621,6 +621,156 @@ static void test_thousand_secrets(void) {
   hg_redact_set_free(set);
 }
 
+/* Checks t against the reference, in one write, in two at every offset and in three at every
+ * first offset with a few second ones; prints the first difference. */
+static void check_all_splits(hg_redact_set *set, const ref_forms *forms, const unsigned char *t,
+                             size_t n) {
+  size_t en, on;
+  unsigned char *expect = ref_mask(forms, t, n, &en);
+  char *once = run_once(set, t, n, &on);
+  if (!same(once, on, expect, en)) {
+    CHECK(!"one write differs from the reference");
+    show("input", t, n);
+    show("got", once, on);
+    show("expected", expect, en);
+  }
+  for (size_t i = 0; i <= n; i++) {
+    static const size_t later[] = {0, 1, 2, 5, 13, 31};
+    for (size_t k = 0; k < sizeof later / sizeof later[0]; k++) {
+      size_t cuts[2] = {i, i + later[k]}, ln;
+      if (cuts[1] > n) break;
+      char *o = run_cuts(set, t, n, cuts, k ? 2 : 1, &ln, false);
+      bool ok = same(o, ln, expect, en);
+      if (!ok) {
+        CHECK(!"split writes differ from the reference");
+        fprintf(stderr, "  cut at %zu and %zu\n", cuts[0], k ? cuts[1] : n);
+        show("got", o, ln);
+        show("expected", expect, en);
+      }
+      free(o);
+      if (!ok) i = n + 1;
+    }
+  }
+  free(once);
+  free(expect);
+}
+
+/* Secrets that share long beginnings, that begin others, and whose endings begin others: the
+ * trie branches deep down and its failure links lead from one long chain into the middle of
+ * another. Among a few hundred unrelated secrets (so the first levels of the trie are full),
+ * each is still found whatever the write boundaries, and a near miss that leaves a shared
+ * beginning at its last byte is not masked. */
+static void test_shared_prefixes_every_split(void) {
+  static const char *const special[] = {
+      "shared-beginning-of-a-key-0001", "shared-beginning-of-a-key-0002",
+      "shared-beginning-of-a-key", /* begins both above */
+      "of-a-key-0001-and-more",    /* begins inside the first: a deep failure link */
+      "key-0002x",
+  };
+  rng_state = 7;
+  hg_redact_set *set;
+  CHECK_EQ_INT(hg_redact_set_new(&set, NULL), 0);
+  ref_forms forms = {0};
+  for (size_t i = 0; i < sizeof special / sizeof special[0]; i++) {
+    CHECK_EQ_INT(hg_redact_set_add(set, special[i], strlen(special[i]), NULL), 0);
+    ref_forms_add(&forms, (const unsigned char *)special[i], strlen(special[i]));
+  }
+  for (size_t i = 0; i < 300; i++) {
+    unsigned char r[24];
+    size_t len = 12 + rnd_below(12);
+    for (size_t j = 0; j < len; j++)
+      r[j] = (unsigned char)"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"[rnd_below(62)];
+    CHECK_EQ_INT(hg_redact_set_add(set, r, len, NULL), 0);
+    ref_forms_add(&forms, r, len);
+  }
+  static const char *const texts[] = {
+      "a shared-beginning-of-a-key-0001 b shared-beginning-of-a-key-0003 c\n",
+      "shared-beginning-of-a-key-000shared-beginning-of-a-key-0002-and-more\n",
+      "x shared-beginning-of-a-key-0001-and-more y of-a-key-0001-and-mor\n",
+      "shared-beginning-of-a-kez key-0002key-0002x shared-beginning-of-a-ke",
+  };
+  for (size_t k = 0; k < sizeof texts / sizeof texts[0]; k++)
+    check_all_splits(set, &forms, (const unsigned char *)texts[k], strlen(texts[k]));
+  /* The same keys base64-encoded, by the standard alphabet, inside other base64. */
+  static const char *const enc[] = {
+      "c2hhcmVkLWJlZ2lubmluZy1vZi1hLWtleS0wMDAx", /* base64("shared-beginning-of-a-key-0001") */
+  };
+  unsigned char t[256];
+  size_t n = 0;
+  memcpy(t + n, "QUJD", 4), n += 4;
+  memcpy(t + n, enc[0], strlen(enc[0])), n += strlen(enc[0]);
+  memcpy(t + n, "=\nc2hhcmVkLWJlZ2lubmluZy1vZi1hLWtl\n", 35), n += 35;
+  check_all_splits(set, &forms, t, n);
+  size_t on;
+  char *o = run_once(set, t, n, &on);
+  CHECK(strstr(o, "\nc2hhcmVkLWJlZ2lubmluZy1vZi1hLWtl\n") != NULL); /* a beginning only */
+  CHECK(strstr(o, "c2hhcmVkLWJlZ2lubmluZy1vZi1hLWtleS0wMDAx") == NULL);
+  free(o);
+  ref_forms_free(&forms);
+  hg_redact_set_free(set);
+}
+
+/* Some 1,500 secrets over a few characters, so that they share beginnings at every depth,
+ * with characters whose encodings carry hex digits of either case: random texts of their
+ * forms, pieces and noise, cut at random, are masked as the reference masks them. */
+static void test_many_secrets_random_against_reference(void) {
+  rng_state = 0xC0FFEEull;
+  hg_redact_set *set;
+  CHECK_EQ_INT(hg_redact_set_new(&set, NULL), 0);
+  ref_forms forms = {0};
+  static const char alpha[] = "abAB01/<";
+  for (size_t i = 0; i < 1500; i++) {
+    unsigned char r[32];
+    size_t len = 6 + rnd_below(20);
+    for (size_t j = 0; j < len; j++) r[j] = (unsigned char)alpha[rnd_below(sizeof alpha - 1)];
+    CHECK_EQ_INT(hg_redact_set_add(set, r, len, NULL), 0);
+    ref_forms_add(&forms, r, len);
+  }
+  CHECK(hg_redact_set_count(set) > 1400);
+  size_t failures = 0;
+  for (int iter = 0; iter < 6 && failures == 0; iter++) {
+    unsigned char t[2500];
+    size_t n = 0;
+    while (n < sizeof t - 400) {
+      size_t what = rnd_below(4);
+      if (what == 0) {
+        for (size_t k = 1 + rnd_below(12); k > 0; k--) t[n++] = (unsigned char)"abAB01/< \n%"[rnd_below(11)];
+        continue;
+      }
+      const ref_form *f = &forms.f[rnd_below(forms.n)];
+      size_t len = what == 1 ? 1 + rnd_below(f->len) : f->len;
+      for (size_t j = 0; j < len; j++) {
+        unsigned char c = f->b[j];
+        if (f->ci[j] && rnd_below(2)) c = (unsigned char)(c >= 'a' ? c - 32 : c >= 'A' ? c + 32 : c);
+        t[n++] = c;
+      }
+    }
+    size_t en, on;
+    unsigned char *expect = ref_mask(&forms, t, n, &en);
+    size_t cuts[10], nc = rnd_below(10);
+    for (size_t i = 0; i < nc; i++) cuts[i] = rnd_below(n + 1);
+    for (size_t i = 1; i < nc; i++)
+      for (size_t j = i; j > 0 && cuts[j - 1] > cuts[j]; j--) {
+        size_t x = cuts[j];
+        cuts[j] = cuts[j - 1];
+        cuts[j - 1] = x;
+      }
+    char *o = run_cuts(set, t, n, cuts, nc, &on, false);
+    if (!same(o, on, expect, en)) {
+      failures++;
+      CHECK(!"streaming result differs from the reference");
+      fprintf(stderr, "  iteration %d\n", iter);
+      show("input", t, n);
+      show("got", o, on);
+      show("expected", expect, en);
+    }
+    free(o);
+    free(expect);
+  }
+  ref_forms_free(&forms);
+  hg_redact_set_free(set);
+}
+
 static int failing_emit(void *ud, const char *p, size_t n, int64_t ts) {
   return HG_EIO;
 }
@@ -643,4 +793,5 @@ TEST_MAIN(T(test_every_form_every_split), T(test_known_encodings), T(test_short_
           T(test_timestamps_travel_with_bytes), T(test_multiline_secret),
           T(test_add_midstream_same_write), T(test_add_midstream_through_framer),
           T(test_add_from_elsewhere_rescans_held), T(test_random_against_reference),
-          T(test_random_mask_lines), T(test_thousand_secrets), T(test_consumer_error_stops))
+          T(test_random_mask_lines), T(test_thousand_secrets), T(test_shared_prefixes_every_split),
+          T(test_many_secrets_random_against_reference), T(test_consumer_error_stops))

@@ -205,6 +205,96 @@ static size_t count_set(hg_store *s, hg_store_run_query *q) {
   return n;
 }
 
+/* An update writes every field, the indexed ones (task, status, agent, token) too, whether
+ * they change alone, together or not at all, and lookups by them follow. */
+static void run_update_writes_every_field(void) {
+  hg_store *s = open_new("update.db");
+  if (!s) return;
+  hg_err err = {0};
+  hg_store_run a = new_run("run_u", 1);
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  CHECK_EQ_INT(hg_store_run_insert(s, &a, &err), 0);
+  CHECK_EQ_INT(hg_store_commit(s, &err), 0);
+  hg_store_run_query held = {.set = HG_RUNS_HELD, .agent_id = "agent_u"};
+  hg_store_run_query queued = {.set = HG_RUNS_QUEUED};
+  hg_store_run_query running = {.set = HG_RUNS_ALL, .status = HG_RUN_RUNNING};
+  hg_store_run_query by_task = {.set = HG_RUNS_ALL, .status = -1, .task = "other"};
+  uint8_t tok[HG_STORE_HASH_LEN];
+  memset(tok, 7, sizeof tok);
+  hg_store_run r;
+  /* Agent and token set with the status unchanged. */
+  CHECK_EQ_INT(hg_store_run_get(s, "run_u", &r, &err), 0);
+  r.agent_id = strdup("agent_u");
+  r.status = HG_RUN_ASSIGNED;
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  CHECK_EQ_INT(hg_store_run_update(s, &r, &err), 0);
+  r.status = HG_RUN_RUNNING;
+  r.accepted = true;
+  r.has_token = true;
+  memcpy(r.token_hash, tok, sizeof tok);
+  r.lease_expires_ms = 42;
+  CHECK_EQ_INT(hg_store_run_update(s, &r, &err), 0);
+  CHECK_EQ_INT(hg_store_commit(s, &err), 0);
+  hg_store_run_clear(&r);
+  CHECK_EQ_INT(count_set(s, &held), 1);
+  CHECK_EQ_INT(count_set(s, &queued), 0);
+  CHECK_EQ_INT(count_set(s, &running), 1);
+  CHECK_EQ_INT(hg_store_run_by_token(s, tok, &r, &err), 0);
+  CHECK_EQ_STR(r.agent_id, "agent_u");
+  CHECK_EQ_INT(r.lease_expires_ms, 42);
+  /* Nothing indexed changes: the rest is still written. */
+  r.next_seq = 9;
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  CHECK_EQ_INT(hg_store_run_update(s, &r, &err), 0);
+  CHECK_EQ_INT(hg_store_commit(s, &err), 0);
+  hg_store_run_clear(&r);
+  CHECK_EQ_INT(hg_store_run_get(s, "run_u", &r, &err), 0);
+  CHECK_EQ_INT(r.next_seq, 9);
+  CHECK_EQ_INT(r.status, HG_RUN_RUNNING);
+  /* Back to nothing: no agent, no token, queued again, another task. */
+  free(r.agent_id);
+  r.agent_id = NULL;
+  r.has_token = false;
+  r.status = HG_RUN_QUEUED;
+  free(r.task);
+  r.task = strdup("other");
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  CHECK_EQ_INT(hg_store_run_update(s, &r, &err), 0);
+  CHECK_EQ_INT(hg_store_commit(s, &err), 0);
+  hg_store_run_clear(&r);
+  CHECK_EQ_INT(count_set(s, &held), 0);
+  CHECK_EQ_INT(count_set(s, &queued), 1);
+  CHECK_EQ_INT(count_set(s, &running), 0);
+  CHECK_EQ_INT(count_set(s, &by_task), 1);
+  CHECK_EQ_INT(hg_store_run_by_token(s, tok, &r, &err), HG_ENOENT);
+  CHECK_EQ_INT(hg_store_run_get(s, "run_u", &r, &err), 0);
+  CHECK(r.agent_id == NULL);
+  CHECK(!r.has_token);
+  CHECK_EQ_INT(r.next_seq, 9);
+  hg_store_run_clear(&r);
+  /* A token another run holds is refused, and the transaction rolls back whole. */
+  hg_store_run b = new_run("run_v", 2);
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  CHECK_EQ_INT(hg_store_run_insert(s, &b, &err), 0);
+  b.has_token = true;
+  memcpy(b.token_hash, tok, sizeof tok);
+  CHECK_EQ_INT(hg_store_run_update(s, &b, &err), 0);
+  CHECK_EQ_INT(hg_store_commit(s, &err), 0);
+  CHECK_EQ_INT(hg_store_run_get(s, "run_u", &r, &err), 0);
+  r.has_token = true;
+  memcpy(r.token_hash, tok, sizeof tok);
+  r.next_seq = 10;
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  CHECK(hg_store_run_update(s, &r, &err) != 0);
+  hg_store_rollback(s);
+  hg_store_run_clear(&r);
+  CHECK_EQ_INT(hg_store_run_get(s, "run_u", &r, &err), 0);
+  CHECK_EQ_INT(r.next_seq, 9);
+  CHECK(!r.has_token);
+  hg_store_run_clear(&r);
+  hg_store_close(s);
+}
+
 static void runs_sets_and_update(void) {
   hg_store *s = open_new("runs.db");
   if (!s) return;
@@ -621,5 +711,6 @@ static void setup(void) { make_dir(); }
 TEST_MAIN(T(setup), T(creates_schema_and_reopens), T(missing_store_is_enoent_unless_create),
           T(refuses_newer_schema), T(one_process_at_a_time), T(keys_roundtrip_revoke_touch),
           T(rollback_discards), T(tasks_latest_revision), T(runs_sets_and_update),
+          T(run_update_writes_every_field),
           T(events_in_chunks), T(events_large_chunk), T(events_compact), T(upgrades_events_of_schema_1),
           T(config_vars), T(agents_and_sessions), T(cleanup))

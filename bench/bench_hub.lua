@@ -98,14 +98,14 @@ end
 function benches.runs()
   local hub = hubtest.start { name = "bench-runs", args = { "--lease-ttl", "120", "--log-level", "warn" } }
   hub:post("/v1/tasks", { slug = "quick", command = { "true" } })
-  local total, capacity = 400, 16
+  local total, capacity = tonumber(os.getenv("RUNS") or "400"), 16
   local agent = hub:agent { capacity = capacity }
-  local t0 = now()
+  local t0, cpu0 = now(), proc_stat(hub.pid)
   -- creating
   async.map((function() local t = {} for i = 1, total do t[i] = i end return t end)(), function()
     assert(hub:post("/v1/runs", { task = "quick" }).status == 201)
   end, 8)
-  local t1 = now()
+  local t1, cpu1 = now(), proc_stat(hub.pid)
   -- the scripted agent: poll, then accept/start/events/finish each run, capacity at a time
   local done = 0
   while done < total do
@@ -119,10 +119,13 @@ function benches.runs()
     end)
     done = done + #assigned
   end
-  local t2 = now()
+  local t2, cpu2 = now(), proc_stat(hub.pid)
   report("runs created per second (8 clients)", total / (t1 - t0), "")
   report(("runs completed per second (agent capacity %d)"):format(capacity), total / (t2 - t1), "")
   report("runs created and completed per second", total / (t2 - t0), "")
+  -- The hub's own CPU: steadier than the rates, which share the machine with this client.
+  report("hub CPU per run created", (cpu1 - cpu0) / total * 1e6, "us")
+  report("hub CPU per run completed (work, accept, start, events, finish)", (cpu2 - cpu1) / total * 1e6, "us")
   hub:cleanup()
 end
 

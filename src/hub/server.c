@@ -132,11 +132,20 @@ static int on_req(void *data, h2o_req_t *req) {
     f->waiter.deliver = deliver;
     f->waiter.data = f;
     hg_hub_park(s->hub, &f->waiter);
-  } else {
+    hg_hub_flush(s->hub);
+  } else if (s->hub->wake_queued.n) {
+    /* A run was queued: a parked work poll that takes it is answered before this request,
+     * so that the run reaches its agent without waiting for its creator's answer to be
+     * written (both come after the commit they report). */
+    hg_hub_flush(s->hub);
     respond(f, &res);
+  } else {
+    /* Otherwise this request first: an agent's finish frees its slot for the next run
+     * sooner than a reader of the run would gain from hearing of its end first. */
+    respond(f, &res);
+    hg_hub_flush(s->hub);
   }
   hg_api_res_clear(&res);
-  hg_hub_flush(s->hub);
   return 0;
 }
 

@@ -1,0 +1,83 @@
+-- Which answer the hub writes first when one request wakes a parked one. A new run goes to
+-- the agent waiting for it before its creator is answered; a finish is answered before the
+-- run's waiting reader, so that the agent moves on to its next run. Read from the hub's debug
+-- log, which has a "request" line per answer, in the order the answers were written.
+local hubtest = require "hubtest"
+local json = require "hangar.json"
+
+local hub, agent
+
+setup(function()
+  hub = hubtest.start { name = "hub-answer-order", args = { "--log-level", "debug" } }
+  assert(hub:post("/v1/tasks", { slug = "order", command = { "true" } }).status == 201)
+  agent = hub:agent { capacity = 1 }
+end)
+
+teardown(function()
+  if hub then hub:cleanup() end
+end)
+
+local function open_polls()
+  local body = hub:get("/metrics").body
+  return tonumber(body:match("\nhangar_long_polls_open (%d+)")) or 0
+end
+
+-- The "request" lines of the hub's log from line `from` on, as {method, path, status}.
+local function answers(from)
+  local out, n = {}, 0
+  for line in hub:log():gmatch("[^\n]+") do
+    n = n + 1
+    local ok, rec = pcall(json.decode, line)
+    if n >= from and ok and type(rec) == "table" and rec.msg == "request" then
+      out[#out + 1] = rec
+    end
+  end
+  return out, n
+end
+
+local function log_lines()
+  local _, n = answers(math.huge)
+  return n
+end
+
+-- Position of the first answer to method + path (a Lua pattern) in list.
+local function position(list, method, pattern)
+  for i, rec in ipairs(list) do
+    if rec.method == method and rec.path:match(pattern) then return i end
+  end
+end
+
+describe("a request that wakes a parked one", function()
+  it("creating a run answers the agent's parked work poll first, then the creator", function()
+    local poll = hub:async("GET", agent:path("/work?wait=30"), { key = agent.token })
+    assert(hubtest.wait_for(function() return open_polls() >= 1 end, 10000, 20), "the poll did not park")
+    local from = log_lines() + 1
+    local created = hub:post("/v1/runs", { task = "order" })
+    assert.equal(201, created.status, created.body)
+    local res = hubtest.await(poll)
+    assert.equal(200, res.status, res.body)
+    assert.equal(created.json.run_id, res.json.assign[1].run_id)
+    local list = answers(from)
+    local work, create = position(list, "GET", "/work$"), position(list, "POST", "^/v1/runs$")
+    assert.is_number(work, "no answer to the work poll logged")
+    assert.is_number(create, "no answer to POST /v1/runs logged")
+    assert.is_true(work < create, "the creator was answered before the parked poll")
+
+    -- The agent's finish is answered before the reader waiting for the run's end.
+    local id, lease = created.json.run_id, res.json.assign[1].lease_id
+    assert.equal(200, agent:accept(id, lease).status)
+    assert.equal(200, agent:start(id).status)
+    local reader = hub:async("GET", "/v1/runs/" .. id .. "/events?wait=30")
+    assert(hubtest.wait_for(function() return open_polls() >= 1 end, 10000, 20), "the reader did not park")
+    from = log_lines() + 1
+    assert.equal(200, agent:finish(id, "succeeded", 0, 0).status)
+    local read = hubtest.await(reader)
+    assert.equal(200, read.status, read.body)
+    assert.is_true(read.json.done)
+    list = answers(from)
+    local events, finish = position(list, "GET", "/events$"), position(list, "POST", "/finish$")
+    assert.is_number(events, "no answer to the reader logged")
+    assert.is_number(finish, "no answer to the finish logged")
+    assert.is_true(finish < events, "the parked reader was answered before the agent")
+  end)
+end)

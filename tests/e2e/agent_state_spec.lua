@@ -1,11 +1,16 @@
 -- The agent's state directory after a crash: a run record that a power cut left empty (the
--- agent does not wait for the disk when it writes the record of a run it just accepted or
--- started locally) counts as no record; the run is finished failed and nothing is left behind.
--- A record whose last save was cut short is read as the version before it.
+-- agent does not wait for the disk when it writes the record of a run it started locally)
+-- counts as no record; the run is finished failed and nothing is left behind. A record whose
+-- last save was cut short is read as the version before it. A run's record is first written
+-- once its process started: an agent stopped before that finds the run without one.
 local hubtest = require "hubtest"
 local agenttest = require "agenttest"
 
 local slurp = agenttest.slurp
+
+local function exists(path)
+  return os.execute("test -e " .. agenttest.q(path)) == true
+end
 
 -- A hub and an agent (both cleaned up when the test ends) with one run running forever;
 -- returns them, the run's id and the path of its record in the agent's state directory.
@@ -35,8 +40,35 @@ describe("an agent restarting on its state directory", function()
     assert.equal("failed", doc.status)
     assert.equal("agent restarted; the run's record was lost", doc.error)
     assert(hubtest.wait_for(function() return slurp(record) == nil end, 5000), "the empty record is gone")
+    assert(hubtest.wait_for(function() return not exists(agent.state_dir .. "/work/" .. id) end, 5000),
+      "the run's work directory is gone")
     assert.equal(0, agent:count_log("unreadable run record"))
     assert.equal(0, agent:stop())
+  end)
+
+  it("writes no record before the run's process starts; stopped before that, the run is finished failed", function()
+    local hub = hubtest.start { name = "agent-state-early", args = { "--lease-ttl", "5", "--heartbeat-interval", "1" } }
+    local agent
+    finally(function()
+      agenttest.cleanup_all(agent, hub)
+    end)
+    agent = agenttest.start(hub, { extra = [[
+hooks = { before_run = function(run)
+  require("hangar.log").info("before_run holds the run", { run = run.id })
+  require("hangar.timer").sleep(60000)
+end }
+]] })
+    local slug = agenttest.sh_task(hub, "echo never")
+    local id = agenttest.run(hub, slug)
+    agent:wait_log("before_run holds the run", 10000)
+    assert.is_nil(slurp(agent.state_dir .. "/runs/" .. id .. ".json"), "a record was written before the run started")
+    assert.equal("accepted", agenttest.get_run(hub, id).status)
+
+    agent:kill()
+    agent:restart()
+    local doc = agenttest.wait_run(hub, id, 30000)
+    assert.equal("failed", doc.status)
+    assert.equal("agent restarted before the run started", doc.error)
   end)
 
   it("reads a record's latest whole line: a save cut short leaves the version before it", function()

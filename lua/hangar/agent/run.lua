@@ -80,8 +80,8 @@ function run.from_record(agent, rec, hub_status)
   return r
 end
 
---- A run the hub says this agent holds but that has no record (the agent died between
---- accepting it and writing the record).
+--- A run the hub says this agent holds but that has no record (the agent stopped between
+--- accepting it and starting its process, or the record was lost).
 function run.orphan(agent, run_id)
   local r = run.new(agent, run_id, nil)
   r.orphaned = true
@@ -580,8 +580,16 @@ end
 function Run:execute()
   if self.orphaned then
     self.rl = self.core.runlog(self.id)
-    self:system("agent restarted; the run's record was lost")
-    return self:finish(failed("agent restarted; the run's record was lost"))
+    -- The record is first written once the process started, just after its work directory
+    -- was made (Run:launch): with neither, the agent stopped before it started the run.
+    local wd = self.agent.state:workdir(self.id)
+    local message = "agent restarted before the run started"
+    if self.core.fs.exists(wd) then
+      message = "agent restarted; the run's record was lost"
+      self.core.fs.remove_in_pool(wd)
+    end
+    self:system(message)
+    return self:finish(failed(message))
   end
   if self.resumed then
     return self:resume()
@@ -592,8 +600,11 @@ function Run:execute()
   end
   self.doc, self.accept_body = doc, body
   self.phase = "accepted"
+  -- Written first once the process started (Run:launch), or with the result: before that a
+  -- restart has nothing of the run to stop or clean up (it finds the run without a record, and
+  -- finishes it failed as it would an accepted one), and the file's creation does not delay
+  -- the start.
   self.record = { run_id = self.id, lease_id = self.lease_id, run = doc, phase = "accepted", accepted_at = timer.now() }
-  self:save(false)
   self.rl = self.core.runlog(self.id)
   local run_env, result = self:prepare()
   if run_env then

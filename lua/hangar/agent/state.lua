@@ -2,7 +2,8 @@
 --
 --   identity.json      { "agent_id" }: a restarted agent resumes its identity
 --   session.key        the session's private keys (written by the core, never by Lua)
---   runs/<id>.json     one record per run held: the accepted RUN document (its secrets still
+--   runs/<id>.json     one record per run held, from its process's start (or its result, for
+--                      one that never started): the accepted RUN document (its secrets still
 --                      sealed), lease, scheduler and handle, phase, and the result once known
 --   spool/<id>.spool   the run's events until the hub has them (the run log's)
 --   work/<id>/         the run's working directory (HOME), removed once the run is over
@@ -12,9 +13,8 @@
 -- an old one freed, per save), and is as safe: a save cut short leaves a last line that does
 -- not parse, so the version before it stands. A restart rewrites a record of several lines as
 -- its one current line. A record whose loss a power cut could not make worse is not waited
--- for on the disk (no fsync): an accepted run not started yet, or a local process, dies with
--- the machine anyway, and the hub still lists the run, so a restart finishes it failed either
--- way. What exists nowhere else is synced: a result, and the handle of a run a backend can
+-- for on the disk (no fsync): a local process dies with the machine anyway, and the hub still
+-- lists the run, so a restart finishes it failed either way. What exists nowhere else is synced: a result, and the handle of a run a backend can
 -- reattach to. A file holding nothing but zeros or blanks is what such a write cut short
 -- leaves of a new record: it is removed and counts as no record.
 local json = require "hangar.json"

@@ -14,9 +14,10 @@
 -- not parse, so the version before it stands. A restart rewrites a record of several lines as
 -- its one current line. A record whose loss a power cut could not make worse is not waited
 -- for on the disk (no fsync): a local process dies with the machine anyway, and the hub still
--- lists the run, so a restart finishes it failed either way. What exists nowhere else is synced: a result, and the handle of a run a backend can
--- reattach to. A file holding nothing but zeros or blanks is what such a write cut short
--- leaves of a new record: it is removed and counts as no record.
+-- lists the run, so a restart finishes it failed either way. What exists nowhere else is
+-- synced: a result, and the handle of a run a backend can reattach to. A file holding nothing
+-- but zeros or blanks is what such a write cut short leaves of a new record: it is removed and
+-- counts as no record.
 local json = require "hangar.json"
 
 local state = {}

@@ -19,14 +19,18 @@
  *
  * Most bytes of ordinary output cannot begin a match, and the filter finds them without
  * looking at every position. Let m be the shortest pattern and s = m - 3 (at most 16). The
- * filter holds a hash of every 4-byte gram at offsets 0..s-1 of every pattern (bit 5 of each
- * byte cleared, which also folds hex case). A match starting at p covers exactly one of the
- * positions j = i+s-1, i+2s-1, ... within [p, p+s-1], and its gram there is in the filter; so
- * where the gram at j is not, no match starts in [j-s+1, j] and s positions are done with one
- * look-up. At a hit the automaton starts from its root at j-s+1 and runs until the text it
- * tracks is shorter than m and starts after where it started; the filter resumes from there.
- * No match can begin in skipped bytes, no match is reported twice (the rewind is shorter than
- * any pattern), and each byte is revisited fewer than m times.
+ * filter (a blocked Bloom filter: two bits in one 64-bit word per gram) holds every 4-byte gram
+ * at offsets 0..s-1 of every pattern, byte for byte, with each case a flagged hex letter may
+ * take; so it is as strict as verification and passes few grams of text that only look
+ * alike. Kept to a few hundred KiB, it stays in cache. A match starting at p covers exactly
+ * one of the positions j = i+s-1, i+2s-1, ... within [p, p+s-1], and its gram there is in the
+ * filter; so where the gram at j is not, no match starts in [j-s+1, j] and s positions are
+ * done with one look-up. Where it is, a second filter of the patterns' first grams names the
+ * first position of [j-s+1, j] where a match could begin, if any; the automaton starts from
+ * its root there and runs until the text it tracks is shorter than m and starts after where
+ * it started; the filters resume from there. No match can begin in skipped bytes, no match is
+ * reported twice (the rewind is shorter than any pattern), and each byte is revisited fewer
+ * than m times.
  *
  * A scanner sees the stream as absolute byte positions. Bytes before `pos` have been emitted;
  * bytes [hbase, hbase + hlen) are held from earlier writes; the current write follows them.
@@ -52,27 +56,49 @@ typedef struct form {
   bool verify;       /* has a case-sensitive hex letter: a folded hit must be checked */
 } form;
 
+/* One node in 16 bytes, so that a step reads one cache line. Below the first levels of the
+ * trie the forms of unrelated secrets no longer share prefixes and almost every node has one
+ * child: such a node keeps that child and its byte inline, and the nodes are laid out so that
+ * such a chain sits in consecutive slots (a match walks memory forward, not around it). */
 typedef struct ac_node {
-  uint32_t e0, e1; /* edges [e0, e1), sorted by byte */
-  uint32_t fail;   /* longest proper suffix that is a trie prefix */
-  uint32_t dict;   /* nearest node on the fail chain that ends a pattern; 0 = none */
-  uint32_t depth;
-  int32_t out;     /* first pattern ending exactly here, chained by pnext; -1 = none */
+  uint32_t fail; /* longest proper suffix that is a trie prefix */
+  uint32_t e;    /* one child: that child; more: its first edge in ebyte/etarget */
+  uint32_t dc;   /* depth << 8 | the only child's byte */
+  uint32_t meta; /* children (9 bits) | N_DICT | N_PLAIN | (first pattern here + 1) << N_OUTSHIFT */
 } ac_node;
+
+#define N_NE 0x1FFu
+#define N_DICT 0x200u  /* a pattern ends at a proper suffix (see automaton.dict) */
+#define N_PLAIN 0x400u /* a pattern that needs no verification ends here */
+#define N_OUTSHIFT 11
+#define N_REPORT (~N_NE) /* any of the above: a match may end here */
 
 typedef struct automaton {
   ac_node *nodes;
   uint32_t nnodes;
-  uint8_t *ebyte;
+  uint8_t *ebyte; /* the edges of nodes with two children or more, sorted by byte per node */
   uint32_t *etarget;
+  uint32_t nedges;
+  uint32_t *dict; /* per node: nearest node on the fail chain that ends a pattern; 0 = none */
   int32_t *pnext; /* per form: next form with the same folded bytes */
   uint32_t npats;
   uint32_t root[256];
-  uint8_t *filter; /* per hash of a 4-byte gram: 1 if some pattern has it near its start */
-  unsigned shift;
+  uint64_t *filter; /* blocked Bloom filter of the 4-byte grams near the start of each form */
+  uint64_t fmask; /* words - 1 */
+  uint64_t *start; /* the same for the gram at offset 0 of each form */
+  uint64_t smask;
+  uint64_t pair[256]; /* two bits each: see filter_bits */
   uint32_t minlen; /* of the shortest pattern */
   uint32_t stride; /* positions one filter look-up covers */
 } automaton;
+
+static inline uint32_t nd_depth(const ac_node *nd) {
+  return nd->dc >> 8;
+}
+
+static inline int32_t nd_out(const ac_node *nd) {
+  return (int32_t)(nd->meta >> N_OUTSHIFT) - 1;
+}
 
 struct hg_redact_set {
   uint8_t **sec; /* the secrets themselves, for recognising a repeat */
@@ -248,13 +274,16 @@ int hg_redact_set_new(hg_redact_set **out, hg_err *err) {
 
 static void ac_free(automaton *a) {
   if (!a) return;
-  /* The edges spell the secrets' forms out. */
-  wipe(a->ebyte, a->nnodes ? a->nnodes - 1 : 0);
+  /* The edges, inline in the nodes or not, spell the secrets' forms out. */
+  wipe(a->nodes, a->nnodes * sizeof *a->nodes);
+  wipe(a->ebyte, a->nedges);
   free(a->nodes);
   free(a->ebyte);
   free(a->etarget);
+  free(a->dict);
   free(a->pnext);
   free(a->filter);
+  free(a->start);
   free(a);
 }
 
@@ -348,8 +377,9 @@ oom:
 /* ---------------------------------------------------------------------------------------- */
 /* The automaton                                                                             */
 
-static inline uint32_t ac_child(const automaton *a, const ac_node *nd, uint8_t c) {
-  uint32_t lo = nd->e0, hi = nd->e1;
+/* The child of a node with more than one (0 if none for c). */
+static inline uint32_t ac_edge(const automaton *a, const ac_node *nd, uint8_t c) {
+  uint32_t lo = nd->e, hi = nd->e + (nd->meta & N_NE);
   while (hi - lo > 8) {
     uint32_t mid = lo + (hi - lo) / 2;
     if (a->ebyte[mid] <= c) lo = mid;
@@ -359,6 +389,52 @@ static inline uint32_t ac_child(const automaton *a, const ac_node *nd, uint8_t c
     if (a->ebyte[lo] == c) return a->etarget[lo];
   return 0;
 }
+
+static inline uint32_t ac_child(const automaton *a, const ac_node *nd, uint8_t c) {
+  if ((nd->meta & N_NE) == 1) return (uint8_t)nd->dc == c ? nd->e : 0;
+  return ac_edge(a, nd, c);
+}
+
+/* The grams of the filter: 4 bytes as they load, hashed by one multiplication (whose bits 31
+ * and up depend on every byte); bits 32.. pick a 64-bit word, the top byte which two bits of
+ * it. A shift by a constant, a mask and two look-ups keep a probe to a few instructions. */
+#define FILTER_K 0x9E3779B97F4A7C15ull
+/* Bits per gram, and the largest filter (2^FILTER_MAX_WORDS_LOG words): sized like this it
+ * stays in the L2 cache with a thousand secrets and passes well under 1% of random grams. */
+#define FILTER_BITS_PER_GRAM 16
+#define FILTER_MAX_WORDS_LOG 15
+#define START_BITS_PER_GRAM 32
+#define START_MAX_WORDS_LOG 13
+
+/* The two bits, looked up by the top byte of the hash in a table of 256 pairs: shifts by a
+ * variable amount would all want the one register (cl) x86 shifts by. */
+static inline uint64_t filter_bits(const automaton *a, uint64_t h) {
+  return a->pair[h >> 56];
+}
+
+/* Adds the gram at b (flags in ci) to the filter of 2^k words at f (mask 2^k - 1), in every case
+ * its flagged hex letters may take. */
+static void filter_add(const automaton *a, uint64_t *f, uint64_t mask, const uint8_t *b,
+                       const uint8_t *ci) {
+  uint8_t g[4];
+  unsigned vary = 0;
+  for (unsigned q = 0; q < 4; q++) {
+    g[q] = b[q];
+    if (ci[q] && hex_letter(b[q])) vary |= 1u << q;
+  }
+  for (unsigned sub = vary;; sub = (sub - 1) & vary) {
+    uint8_t v[4];
+    for (unsigned q = 0; q < 4; q++) v[q] = (uint8_t)(g[q] ^ (sub >> q & 1u ? 0x20 : 0));
+    uint32_t w;
+    memcpy(&w, v, 4);
+    uint64_t h = (uint64_t)w * FILTER_K;
+    f[(h >> 32) & mask] |= filter_bits(a, h);
+    if (!sub) break;
+  }
+}
+
+/* Levels of the trie laid out breadth-first; the rest is laid out subtree by subtree. */
+#define SHALLOW_LEVELS 2
 
 static int ac_build(const hg_redact_set *set, automaton **out) {
   *out = NULL;
@@ -372,12 +448,14 @@ static int ac_build(const hg_redact_set *set, automaton **out) {
   size_t cap = set->flen + 1;
   uint32_t *child = calloc(cap, sizeof *child), *sib = calloc(cap, sizeof *sib);
   uint32_t *depth = calloc(cap, sizeof *depth), *queue = malloc(cap * sizeof *queue);
-  uint32_t *newidx = malloc(cap * sizeof *newidx);
+  uint32_t *newidx = malloc(cap * sizeof *newidx), *order = malloc(cap * sizeof *order);
+  uint32_t *stack = malloc(cap * sizeof *stack);
   int32_t *outp = malloc(cap * sizeof *outp);
   uint8_t *cb = calloc(cap, 1);
   a->pnext = malloc(a->npats * sizeof *a->pnext);
   int rc = HG_ENOMEM;
-  if (!child || !sib || !depth || !queue || !newidx || !outp || !cb || !a->pnext)
+  if (!child || !sib || !depth || !queue || !newidx || !order || !stack || !outp || !cb ||
+      !a->pnext)
     goto done;
   uint32_t rootc[256] = {0};
   uint32_t n = 1, minlen = UINT32_MAX;
@@ -415,73 +493,100 @@ static int ac_build(const hg_redact_set *set, automaton **out) {
     outp[u] = (int32_t)p;
   }
 
-  /* Renumbered breadth-first, so that the shallow nodes, where a scan spends its time, sit
-   * together, and so that fail links, which need those of shallower nodes, can be computed
-   * in index order on the compact edge arrays. */
+  /* Fail links need those of shallower nodes: they are computed in breadth-first order. */
   uint32_t qh = 0, qt = 0;
   queue[qt++] = 0;
   while (qh < qt)
     for (uint32_t v = child[queue[qh++]]; v; v = sib[v]) queue[qt++] = v;
-  for (uint32_t i = 0; i < n; i++) newidx[queue[i]] = i;
+  /* The layout: the first levels breadth-first, as every scan runs through them; below, each
+   * subtree depth-first, so that a chain of single children takes consecutive slots. */
+  uint32_t no = 0, qi = 0;
+  while (qi < n && depth[queue[qi]] <= SHALLOW_LEVELS) order[no++] = queue[qi++];
+  for (; qi < n && depth[queue[qi]] == SHALLOW_LEVELS + 1; qi++) {
+    uint32_t sp = 0;
+    stack[sp++] = queue[qi];
+    while (sp) {
+      uint32_t u = stack[--sp];
+      order[no++] = u;
+      for (uint32_t v = child[u]; v; v = sib[v]) stack[sp++] = v;
+    }
+  }
+  for (uint32_t i = 0; i < n; i++) newidx[order[i]] = i;
 
   a->nnodes = n;
   a->nodes = malloc(n * sizeof *a->nodes);
-  a->ebyte = malloc(n > 1 ? n - 1 : 1);
-  a->etarget = malloc((n > 1 ? n - 1 : 1) * sizeof *a->etarget);
-  if (!a->nodes || !a->ebyte || !a->etarget) goto done;
+  a->dict = calloc(n, sizeof *a->dict);
+  a->ebyte = malloc(n);
+  a->etarget = malloc(n * sizeof *a->etarget);
+  if (!a->nodes || !a->dict || !a->ebyte || !a->etarget) goto done;
   uint32_t ne = 0;
   for (uint32_t i = 0; i < n; i++) {
-    uint32_t u = queue[i];
+    uint32_t u = order[i], kids = 0;
     ac_node *nd = &a->nodes[i];
-    nd->e0 = ne;
+    for (uint32_t v = child[u]; v; v = sib[v]) kids++;
+    nd->fail = 0;
+    nd->dc = depth[u] << 8;
+    nd->meta = kids | (uint32_t)(outp[u] + 1) << N_OUTSHIFT;
+    for (int32_t p = outp[u]; p >= 0; p = a->pnext[p])
+      if (!set->forms[p].verify) nd->meta |= N_PLAIN;
+    if (kids == 1) {
+      nd->e = newidx[child[u]];
+      nd->dc |= cb[child[u]];
+      continue;
+    }
+    nd->e = ne;
     for (uint32_t v = child[u]; v; v = sib[v]) {
       a->ebyte[ne] = cb[v];
       a->etarget[ne] = newidx[v];
       ne++;
     }
-    nd->e1 = ne;
-    nd->depth = depth[u];
-    nd->out = outp[u];
-    nd->fail = nd->dict = 0;
   }
+  a->nedges = ne;
   for (unsigned c = 0; c < 256; c++) a->root[c] = rootc[c] ? newidx[rootc[c]] : 0;
-  for (uint32_t i = 0; i < n; i++) {
-    const ac_node *nd = &a->nodes[i];
-    for (uint32_t e = nd->e0; e < nd->e1; e++) {
-      ac_node *v = &a->nodes[a->etarget[e]];
-      if (i != 0) {
-        uint8_t c = a->ebyte[e];
-        uint32_t f = nd->fail;
+  for (uint32_t q = 0; q < n; q++) {
+    uint32_t u = queue[q];
+    for (uint32_t v = child[u]; v; v = sib[v]) {
+      uint32_t vi = newidx[v], fl = 0;
+      if (u != 0) {
+        uint32_t f = a->nodes[newidx[u]].fail;
         for (;;) {
-          uint32_t w = f ? ac_child(a, &a->nodes[f], c) : a->root[c];
+          uint32_t w = f ? ac_child(a, &a->nodes[f], cb[v]) : a->root[cb[v]];
           if (w) {
-            v->fail = w;
+            fl = w;
             break;
           }
           if (!f) break;
           f = a->nodes[f].fail;
         }
       }
-      const ac_node *fv = &a->nodes[v->fail];
-      v->dict = fv->out >= 0 ? v->fail : fv->dict;
+      a->nodes[vi].fail = fl;
+      a->dict[vi] = nd_out(&a->nodes[fl]) >= 0 ? fl : a->dict[fl];
+      if (a->dict[vi]) a->nodes[vi].meta |= N_DICT;
     }
   }
 
   a->minlen = minlen;
   a->stride = minlen - 3 < 16 ? minlen - 3 : 16;
   uint64_t entries = (uint64_t)a->npats * a->stride;
-  unsigned bits = 12;
-  while (bits < 22 && (1ull << bits) < entries * 32) bits++;
-  a->shift = 32 - bits;
-  a->filter = calloc((size_t)1 << bits, 1);
-  if (!a->filter) goto done;
+  unsigned wlog = 6;
+  while (wlog < FILTER_MAX_WORDS_LOG && (64ull << wlog) < entries * FILTER_BITS_PER_GRAM) wlog++;
+  a->fmask = ((uint64_t)1 << wlog) - 1;
+  for (unsigned i = 0; i < 256; i++) {
+    unsigned b = i & 63;
+    a->pair[i] = 1ull << b | 1ull << ((b + 1 + (i >> 2) * 23 % 63) & 63);
+  }
+  a->filter = calloc((size_t)1 << wlog, sizeof *a->filter);
+  /* Few grams, more bits each: it is looked at only where the first filter passed, at every
+   * position where a match could begin. */
+  wlog = 6;
+  while (wlog < START_MAX_WORDS_LOG && (64ull << wlog) < a->npats * START_BITS_PER_GRAM) wlog++;
+  a->smask = ((uint64_t)1 << wlog) - 1;
+  a->start = calloc((size_t)1 << wlog, sizeof *a->start);
+  if (!a->filter || !a->start) goto done;
   for (uint32_t p = 0; p < a->npats; p++) {
-    const uint8_t *b = set->fbytes + set->forms[p].off;
-    for (uint32_t k = 0; k < a->stride; k++) {
-      uint32_t w;
-      memcpy(&w, b + k, 4);
-      a->filter[((w & 0xDFDFDFDFu) * 0x9E3779B1u) >> a->shift] = 1;
-    }
+    const uint8_t *b = set->fbytes + set->forms[p].off, *ci = set->fci + set->forms[p].off;
+    for (uint32_t k = 0; k < a->stride; k++) filter_add(a, a->filter, a->fmask, b + k, ci + k);
+    filter_add(a, a->start, a->smask, b, ci);
   }
   rc = 0;
 done:
@@ -491,6 +596,8 @@ done:
   free(depth);
   free(queue);
   free(newidx);
+  free(order);
+  free(stack);
   free(outp);
   free(cb);
   if (rc) ac_free(a);
@@ -512,8 +619,12 @@ static inline uint32_t ac_step(const automaton *a, uint32_t s, uint8_t c) {
   for (;;) {
     if (s == 0) return a->root[c];
     const ac_node *nd = &a->nodes[s];
-    uint32_t t = ac_child(a, nd, c);
-    if (t) return t;
+    if ((nd->meta & N_NE) == 1) {
+      if ((uint8_t)nd->dc == c) return nd->e;
+    } else {
+      uint32_t t = ac_edge(a, nd, c);
+      if (t) return t;
+    }
     s = nd->fail;
   }
 }
@@ -623,16 +734,22 @@ static bool verify(const hg_redact_scanner *sc, const form *f, uint64_t end) {
 
 /* The automaton is in state s after the byte before `end`: records the longest real match. */
 static void report(hg_redact_scanner *sc, const automaton *a, uint32_t s, uint64_t end) {
-  uint32_t t = a->nodes[s].out >= 0 ? s : a->nodes[s].dict;
+  uint32_t t = nd_out(&a->nodes[s]) >= 0 ? s : a->dict[s];
   while (t) {
-    for (int32_t p = a->nodes[t].out; p >= 0; p = a->pnext[p]) {
+    const ac_node *nd = &a->nodes[t];
+    if (nd->meta & N_PLAIN) {
+      /* The patterns ending at a node all have its depth for length: no need to look at them. */
+      add_match(sc, end - nd_depth(nd), end);
+      return;
+    }
+    for (int32_t p = nd_out(nd); p >= 0; p = a->pnext[p]) {
       const form *f = &sc->set->forms[p];
       if (!f->verify || verify(sc, f, end)) {
         add_match(sc, end - f->len, end);
         return;
       }
     }
-    t = a->nodes[t].dict;
+    t = a->dict[t];
   }
 }
 
@@ -643,7 +760,7 @@ static void scan_hold(hg_redact_scanner *sc, uint64_t from) {
   uint32_t s = sc->state;
   for (uint64_t abs = from; abs < sc->dbase; abs++) {
     s = ac_step(a, s, fold(sc->hold[abs - sc->hbase]));
-    if (a->nodes[s].out >= 0 || a->nodes[s].dict) report(sc, a, s, abs + 1);
+    if (a->nodes[s].meta & N_REPORT) report(sc, a, s, abs + 1);
   }
   sc->state = s;
 }
@@ -656,22 +773,40 @@ static inline uint32_t load32(const uint8_t *p) {
   return w;
 }
 
-static inline size_t skip(const automaton *a, const uint8_t *d, size_t i, size_t n) {
-  const uint8_t *filter = a->filter;
-  const unsigned shift = a->shift;
+/* 1 when the gram at p may be one of a pattern's. */
+static inline unsigned probe(const uint64_t *filter, uint64_t mask, const uint64_t *pair,
+                             const uint8_t *p) {
+  uint64_t h = (uint64_t)load32(p) * FILTER_K, m = pair[h >> 56];
+  return (filter[(h >> 32) & mask] & m) == m;
+}
+
+/* Where the automaton must start: the first position at or after i where the filters cannot
+ * rule a match out, or the start of the tail too short for them to look at. Where the first
+ * filter passes the gram at j, a match may begin anywhere in [j-s+1, j]: the second, of
+ * beginnings, picks the first such position whose gram could begin a pattern, so that the
+ * automaton neither starts on a chance hit nor walks through the text before a match.
+ * Not inlined: the unrolled probes need every register, which the automaton's loop around the
+ * call would otherwise take. */
+static __attribute__((noinline)) size_t skip(const automaton *a, const uint8_t *d, size_t i,
+                                             size_t n) {
+  const uint64_t *filter = a->filter, *start = a->start, *pair = a->pair;
+  const uint64_t mask = a->fmask, smask = a->smask;
   const size_t s = a->stride;
-#define HIT(j) filter[((load32(d + (j)) & 0xDFDFDFDFu) * 0x9E3779B1u) >> shift]
   size_t j = i + s - 1;
-  while (j + 3 * s + 4 <= n) {
-    if (HIT(j) | HIT(j + s) | HIT(j + 2 * s) | HIT(j + 3 * s)) break;
-    j += 4 * s;
-  }
-  while (j + 4 <= n) {
-    if (HIT(j)) break;
+  for (;;) {
+    while (j + 3 * s + 4 <= n) {
+      const uint8_t *p = d + j;
+      if (probe(filter, mask, pair, p) | probe(filter, mask, pair, p + s) |
+          probe(filter, mask, pair, p + 2 * s) | probe(filter, mask, pair, p + 3 * s))
+        break;
+      j += 4 * s;
+    }
+    while (j + 4 <= n && !probe(filter, mask, pair, d + j)) j += s;
+    if (j + 4 > n) return j - s + 1;
+    for (size_t p = j - s + 1; p <= j; p++)
+      if (probe(start, smask, pair, d + p)) return p;
     j += s;
   }
-#undef HIT
-  return j - s + 1;
 }
 
 /* Scans the current write from offset i on. */
@@ -693,11 +828,22 @@ static void scan_data(hg_redact_scanner *sc, size_t i) {
       s = ac_step(a, s, fold(d[i]));
       i++;
       const ac_node *nd = &a->nodes[s];
-      if (nd->out >= 0 || nd->dict) report(sc, a, s, sc->dbase + i);
-      if (nd->depth < m && i - c > nd->depth) {
+      if (nd->meta & N_REPORT) report(sc, a, s, sc->dbase + i);
+      const uint32_t depth = nd_depth(nd);
+      if (depth > SHALLOW_LEVELS && (depth & 3) == 3) {
+        /* In the cold part of the trie, most likely along one form, whose next nodes follow:
+         * ask for them a few cache lines ahead. */
+        if (depth == SHALLOW_LEVELS + 1) {
+          __builtin_prefetch(nd + 4);
+          __builtin_prefetch(nd + 8);
+          __builtin_prefetch(nd + 12);
+        }
+        __builtin_prefetch(nd + 16);
+      }
+      if (depth < m && i - c > depth) {
         /* Nothing as long as a pattern is in progress: let the filter look again from where the
          * tracked text begins. */
-        i -= nd->depth;
+        i -= depth;
         s = 0;
         break;
       }
@@ -734,7 +880,7 @@ static int sync_set(hg_redact_scanner *sc, hg_err *err) {
 
 static uint32_t live_depth(const hg_redact_scanner *sc) {
   const automaton *a = sc->set->ac;
-  return a && a->npats ? a->nodes[sc->state].depth : 0;
+  return a && a->npats ? nd_depth(&a->nodes[sc->state]) : 0;
 }
 
 /* How many of the n bytes at p an emit call takes: up to and including the first '\n' or

@@ -675,11 +675,11 @@ static void test_shared_prefixes_every_split(void) {
     CHECK_EQ_INT(hg_redact_set_add(set, special[i], strlen(special[i]), NULL), 0);
     ref_forms_add(&forms, (const unsigned char *)special[i], strlen(special[i]));
   }
+  static const char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
   for (size_t i = 0; i < 300; i++) {
     unsigned char r[24];
     size_t len = 12 + rnd_below(12);
-    for (size_t j = 0; j < len; j++)
-      r[j] = (unsigned char)"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"[rnd_below(62)];
+    for (size_t j = 0; j < len; j++) r[j] = (unsigned char)alnum[rnd_below(sizeof alnum - 1)];
     CHECK_EQ_INT(hg_redact_set_add(set, r, len, NULL), 0);
     ref_forms_add(&forms, r, len);
   }
@@ -734,7 +734,8 @@ static void test_many_secrets_random_against_reference(void) {
     while (n < sizeof t - 400) {
       size_t what = rnd_below(4);
       if (what == 0) {
-        for (size_t k = 1 + rnd_below(12); k > 0; k--) t[n++] = (unsigned char)"abAB01/< \n%"[rnd_below(11)];
+        for (size_t k = 1 + rnd_below(12); k > 0; k--)
+          t[n++] = (unsigned char)"abAB01/< \n%"[rnd_below(11)];
         continue;
       }
       const ref_form *f = &forms.f[rnd_below(forms.n)];

@@ -168,6 +168,8 @@ int hg_store_task_list(hg_store *s, hg_store_task **out, size_t *n, hg_err *err)
 /* ---- agents ---- */
 int hg_store_agent_put(hg_store *s, const hg_store_agent *a, hg_err *err); /* insert or replace */
 int hg_store_agent_get(hg_store *s, const char *id, hg_store_agent *out, hg_err *err);
+/* A backend may answer this and hg_store_key_get from rows it read before, as long as every
+ * write to the agent or key through it (and the rollback of one) is seen by the next read. */
 int hg_store_agent_by_session(hg_store *s, const uint8_t hash[HG_STORE_HASH_LEN],
                               hg_store_agent *out, hg_err *err);
 /* Agents that hold a session; with key_id, only those created by that key. */

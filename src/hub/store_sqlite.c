@@ -227,6 +227,8 @@ static const char *const sql[Q_COUNT] = {
 #define CKPT_FRAMES 1000
 #define CKPT_LIMIT 16384
 
+#define AUTH_CACHE_SLOTS 64
+
 typedef struct checkpointer {
   pthread_t thread;
   pthread_mutex_t mu;
@@ -244,9 +246,88 @@ typedef struct sqlite_store {
   bool in_tx;
   checkpointer ckpt;
   hg_buf row; /* a compact row being built */
+  /* Rows read to authenticate a request (a session's agent, an API key), kept so that most
+   * requests do not open a read transaction for them: each costs the file locks of one (a
+   * dozen fcntl calls) where the hub's own work on a request is often less. Exact because
+   * this process is the store's only writer (the flock above): any write to an agent or a
+   * key drops the copies it could change, and the rollback of a transaction that wrote one
+   * drops them all (a row read after that write may never have been committed). */
+  bool auth_written; /* the open transaction wrote an agent or a key */
+  struct {
+    bool used;
+    hg_store_agent a;
+  } agents[AUTH_CACHE_SLOTS];
+  struct {
+    bool used;
+    hg_store_key k;
+  } keys[AUTH_CACHE_SLOTS];
 } sqlite_store;
 
 static sqlite_store *S(hg_store *s) { return (sqlite_store *)s; }
+
+/* ---- the authentication cache ---- */
+
+static char *dup_or_null(const char *v, bool *oom) {
+  if (!v) return NULL;
+  char *c = strdup(v);
+  if (!c) *oom = true;
+  return c;
+}
+
+static bool agent_copy(hg_store_agent *dst, const hg_store_agent *src) {
+  bool oom = false;
+  *dst = *src;
+  dst->id = dup_or_null(src->id, &oom);
+  dst->key_id = dup_or_null(src->key_id, &oom);
+  dst->name = dup_or_null(src->name, &oom);
+  dst->hostname = dup_or_null(src->hostname, &oom);
+  dst->version = dup_or_null(src->version, &oom);
+  dst->labels = dup_or_null(src->labels, &oom);
+  dst->schedulers = dup_or_null(src->schedulers, &oom);
+  if (oom) hg_store_agent_clear(dst);
+  return !oom;
+}
+
+static bool key_copy(hg_store_key *dst, const hg_store_key *src) {
+  bool oom = false;
+  *dst = *src;
+  dst->id = dup_or_null(src->id, &oom);
+  dst->role = dup_or_null(src->role, &oom);
+  dst->name = dup_or_null(src->name, &oom);
+  dst->labels = dup_or_null(src->labels, &oom);
+  if (oom) hg_store_key_clear(dst);
+  return !oom;
+}
+
+/* Session hashes are uniformly random: their first bytes pick the slot. */
+static size_t agent_slot(const uint8_t *hash) {
+  return ((size_t)hash[0] | (size_t)hash[1] << 8) % AUTH_CACHE_SLOTS;
+}
+
+static size_t key_slot(const char *id) {
+  uint32_t h = 2166136261u;
+  for (const unsigned char *p = (const unsigned char *)id; *p; p++) h = (h ^ *p) * 16777619u;
+  return h % AUTH_CACHE_SLOTS;
+}
+
+static void agents_forget(sqlite_store *s) {
+  s->auth_written = true;
+  for (size_t i = 0; i < AUTH_CACHE_SLOTS; i++) {
+    if (s->agents[i].used) hg_store_agent_clear(&s->agents[i].a);
+    s->agents[i].used = false;
+  }
+}
+
+static void key_forget(sqlite_store *s, size_t slot) {
+  s->auth_written = true;
+  if (s->keys[slot].used) hg_store_key_clear(&s->keys[slot].k);
+  s->keys[slot].used = false;
+}
+
+static void auth_forget(sqlite_store *s) {
+  agents_forget(s);
+  for (size_t i = 0; i < AUTH_CACHE_SLOTS; i++) key_forget(s, i);
+}
 
 static int db_fail(sqlite_store *s, hg_err *err, const char *what) {
   int code = sqlite3_errcode(s->db);
@@ -499,6 +580,7 @@ static void checkpointer_stop(checkpointer *c) {
 static void sq_close(hg_store *base) {
   sqlite_store *s = S(base);
   checkpointer_stop(&s->ckpt);
+  auth_forget(s);
   hg_buf_free(&s->row);
   for (int i = 0; i < Q_COUNT; i++) sqlite3_finalize(s->st[i]);
   if (s->db) sqlite3_close(s->db);
@@ -580,7 +662,9 @@ static int sq_commit(hg_store *base, hg_err *err) {
   if (rc) {
     /* A failed COMMIT may leave the transaction open; nothing of it counts. */
     if (!sqlite3_get_autocommit(s->db)) exec_step(s, q(s, Q_ROLLBACK), NULL, "rollback");
+    if (s->auth_written) auth_forget(s);
   }
+  s->auth_written = false;
   s->in_tx = false;
   return rc;
 }
@@ -589,6 +673,8 @@ static void sq_rollback(hg_store *base) {
   sqlite_store *s = S(base);
   if (!sqlite3_get_autocommit(s->db)) exec_step(s, q(s, Q_ROLLBACK), NULL, "rollback");
   s->in_tx = false;
+  if (s->auth_written) auth_forget(s);
+  s->auth_written = false;
 }
 
 /* ---- meta ---- */
@@ -648,15 +734,24 @@ static int sq_key_insert(hg_store *base, const hg_store_key *k, hg_err *err) {
   sqlite3_bind_int64(st, 6, k->created_ms);
   sqlite3_bind_int64(st, 7, k->last_used_ms);
   sqlite3_bind_int64(st, 8, k->revoked_ms);
+  key_forget(s, key_slot(k->id));
   return exec_step(s, st, err, "inserting a key");
 }
 
 static int sq_key_get(hg_store *base, const char *id, hg_store_key *out, hg_err *err) {
   sqlite_store *s = S(base);
+  size_t slot = key_slot(id);
+  if (s->keys[slot].used && !strcmp(s->keys[slot].k.id, id) && key_copy(out, &s->keys[slot].k))
+    return 0;
   sqlite3_stmt *st = q(s, Q_KEY_GET);
   bind_text(st, 1, id);
   memset(out, 0, sizeof *out);
-  return one(s, st, read_key, clear_key, out, err, "key");
+  int rc = one(s, st, read_key, clear_key, out, err, "key");
+  if (!rc) {
+    key_forget(s, slot);
+    s->keys[slot].used = key_copy(&s->keys[slot].k, out);
+  }
+  return rc;
 }
 
 static int sq_key_list(hg_store *base, hg_store_key **out, size_t *n, hg_err *err) {
@@ -668,6 +763,7 @@ static int sq_key_list(hg_store *base, hg_store_key **out, size_t *n, hg_err *er
 static int sq_key_revoke(hg_store *base, const char *id, int64_t at_ms, hg_err *err) {
   sqlite_store *s = S(base);
   sqlite3_stmt *st = q(s, Q_KEY_REVOKE);
+  key_forget(s, key_slot(id));
   bind_text(st, 1, id);
   sqlite3_bind_int64(st, 2, at_ms);
   return exec_step(s, st, err, "revoking a key");
@@ -676,6 +772,7 @@ static int sq_key_revoke(hg_store *base, const char *id, int64_t at_ms, hg_err *
 static int sq_key_touch(hg_store *base, const char *id, int64_t at_ms, hg_err *err) {
   sqlite_store *s = S(base);
   sqlite3_stmt *st = q(s, Q_KEY_TOUCH);
+  key_forget(s, key_slot(id));
   bind_text(st, 1, id);
   sqlite3_bind_int64(st, 2, at_ms);
   return exec_step(s, st, err, "recording a key's use");
@@ -757,6 +854,7 @@ static void clear_agent(void *p) { hg_store_agent_clear(p); }
 static int sq_agent_put(hg_store *base, const hg_store_agent *a, hg_err *err) {
   sqlite_store *s = S(base);
   sqlite3_stmt *st = q(s, Q_AGENT_PUT);
+  agents_forget(s);
   bind_text(st, 1, a->id);
   bind_text(st, 2, a->key_id);
   bind_text(st, 3, a->name ? a->name : "");
@@ -783,10 +881,20 @@ static int sq_agent_get(hg_store *base, const char *id, hg_store_agent *out, hg_
 static int sq_agent_by_session(hg_store *base, const uint8_t *hash, hg_store_agent *out,
                                hg_err *err) {
   sqlite_store *s = S(base);
+  size_t slot = agent_slot(hash);
+  if (s->agents[slot].used &&
+      !memcmp(s->agents[slot].a.session_hash, hash, HG_STORE_HASH_LEN) &&
+      agent_copy(out, &s->agents[slot].a))
+    return 0;
   sqlite3_stmt *st = q(s, Q_AGENT_BY_SESSION);
   bind_blob(st, 1, hash, HG_STORE_HASH_LEN);
   memset(out, 0, sizeof *out);
-  return one(s, st, read_agent, clear_agent, out, err, "session");
+  int rc = one(s, st, read_agent, clear_agent, out, err, "session");
+  if (!rc && out->has_session) {
+    if (s->agents[slot].used) hg_store_agent_clear(&s->agents[slot].a);
+    s->agents[slot].used = agent_copy(&s->agents[slot].a, out);
+  }
+  return rc;
 }
 
 static int sq_agent_list_sessions(hg_store *base, const char *key_id, hg_store_agent **out,
@@ -801,6 +909,7 @@ static int sq_agent_list_sessions(hg_store *base, const char *key_id, hg_store_a
 static int sq_agent_end_session(hg_store *base, const char *id, hg_err *err) {
   sqlite_store *s = S(base);
   sqlite3_stmt *st = q(s, Q_AGENT_END_SESSION);
+  agents_forget(s);
   bind_text(st, 1, id);
   return exec_step(s, st, err, "ending a session");
 }

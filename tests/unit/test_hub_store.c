@@ -700,6 +700,75 @@ static void agents_and_sessions(void) {
   hg_store_close(s);
 }
 
+/* What authenticates a request (a session's agent, a key) is read again after every write
+ * to it and after a rollback, however often it was read before. */
+static void auth_lookups_follow_writes(void) {
+  hg_store *s = open_new("auth.db");
+  if (!s) return;
+  hg_err err = {0};
+  uint8_t h1[HG_STORE_HASH_LEN], h2[HG_STORE_HASH_LEN];
+  memset(h1, 1, sizeof h1);
+  memset(h2, 2, sizeof h2);
+  hg_store_agent a = {.id = "agent_c", .key_id = "key00000000c", .name = "first", .capacity = 1,
+                      .has_session = true};
+  memcpy(a.session_hash, h1, sizeof h1);
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  CHECK_EQ_INT(hg_store_agent_put(s, &a, &err), 0);
+  CHECK_EQ_INT(hg_store_commit(s, &err), 0);
+  hg_store_agent got;
+  for (int i = 0; i < 2; i++) {
+    CHECK_EQ_INT(hg_store_agent_by_session(s, h1, &got, &err), 0);
+    CHECK_EQ_STR(got.name, "first");
+    hg_store_agent_clear(&got);
+  }
+  /* Registered again: the new session and name, the old session gone. */
+  a.name = "second";
+  memcpy(a.session_hash, h2, sizeof h2);
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  CHECK_EQ_INT(hg_store_agent_put(s, &a, &err), 0);
+  CHECK_EQ_INT(hg_store_agent_by_session(s, h2, &got, &err), 0);
+  CHECK_EQ_STR(got.name, "second");
+  hg_store_agent_clear(&got);
+  CHECK_EQ_INT(hg_store_agent_by_session(s, h1, &got, &err), HG_ENOENT);
+  /* ... but rolled back: as before. */
+  hg_store_rollback(s);
+  CHECK_EQ_INT(hg_store_agent_by_session(s, h2, &got, &err), HG_ENOENT);
+  CHECK_EQ_INT(hg_store_agent_by_session(s, h1, &got, &err), 0);
+  CHECK_EQ_STR(got.name, "first");
+  hg_store_agent_clear(&got);
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  CHECK_EQ_INT(hg_store_agent_end_session(s, "agent_c", &err), 0);
+  CHECK_EQ_INT(hg_store_commit(s, &err), 0);
+  CHECK_EQ_INT(hg_store_agent_by_session(s, h1, &got, &err), HG_ENOENT);
+
+  hg_store_key k = {.id = "keyc00000001", .role = "user", .name = "k", .labels = "{}"};
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  CHECK_EQ_INT(hg_store_key_insert(s, &k, &err), 0);
+  CHECK_EQ_INT(hg_store_commit(s, &err), 0);
+  hg_store_key kg;
+  CHECK_EQ_INT(hg_store_key_get(s, k.id, &kg, &err), 0);
+  CHECK_EQ_INT(kg.revoked_ms, 0);
+  hg_store_key_clear(&kg);
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  CHECK_EQ_INT(hg_store_key_revoke(s, k.id, 77, &err), 0);
+  CHECK_EQ_INT(hg_store_key_get(s, k.id, &kg, &err), 0);
+  CHECK_EQ_INT(kg.revoked_ms, 77);
+  hg_store_key_clear(&kg);
+  hg_store_rollback(s);
+  CHECK_EQ_INT(hg_store_key_get(s, k.id, &kg, &err), 0);
+  CHECK_EQ_INT(kg.revoked_ms, 0);
+  hg_store_key_clear(&kg);
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  CHECK_EQ_INT(hg_store_key_touch(s, k.id, 55, &err), 0);
+  CHECK_EQ_INT(hg_store_key_revoke(s, k.id, 88, &err), 0);
+  CHECK_EQ_INT(hg_store_commit(s, &err), 0);
+  CHECK_EQ_INT(hg_store_key_get(s, k.id, &kg, &err), 0);
+  CHECK_EQ_INT(kg.last_used_ms, 55);
+  CHECK_EQ_INT(kg.revoked_ms, 88);
+  hg_store_key_clear(&kg);
+  hg_store_close(s);
+}
+
 static void cleanup(void) {
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
@@ -713,4 +782,4 @@ TEST_MAIN(T(setup), T(creates_schema_and_reopens), T(missing_store_is_enoent_unl
           T(rollback_discards), T(tasks_latest_revision), T(runs_sets_and_update),
           T(run_update_writes_every_field),
           T(events_in_chunks), T(events_large_chunk), T(events_compact), T(upgrades_events_of_schema_1),
-          T(config_vars), T(agents_and_sessions), T(cleanup))
+          T(config_vars), T(agents_and_sessions), T(auth_lookups_follow_writes), T(cleanup))

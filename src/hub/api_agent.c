@@ -326,66 +326,67 @@ void api_agent_work(api_ctx *c) {
     hg_api_res_clear(&old);
   }
 
-  /* Look first, write only when there is something to hand out: most evaluations of a parked
-   * poll find nothing, and this process is the store's only writer, so what it read stays
-   * true until it writes. */
+  /* What the poll reads and what it writes, one transaction: each statement outside one is
+   * a transaction of its own, with its own round of file locks, and those cost more than the
+   * reads. When there is nothing to hand out, the commit writes nothing. */
   hg_err err = {0};
   hg_store_run *pending = NULL, *held = NULL, *queued = NULL;
   size_t n_pending = 0, n_held = 0, n_queued = 0;
   cJSON *assign = cJSON_CreateArray(), *cancel = cJSON_CreateArray();
   cJSON *labels = api_parse_stored(c->agent.labels, "{}");
+  if (!api_begin(c)) goto out;
   hg_store_run_query qp = {.set = HG_RUNS_CANCEL_PENDING, .agent_id = c->agent.id};
   if (hg_store_run_list(hub->store, &qp, &pending, &n_pending, &err)) {
-    api_internal(c, "store: listing cancels", &err);
+    fail_store(c, "store: listing cancels", &err);
     goto out;
   }
   if (free_slots < 0) {
     hg_store_run_query qh = {.set = HG_RUNS_HELD, .agent_id = c->agent.id};
     if (hg_store_run_list(hub->store, &qh, &held, &n_held, &err)) {
-      api_internal(c, "store: listing held runs", &err);
+      fail_store(c, "store: listing held runs", &err);
       goto out;
     }
     free_slots = c->agent.capacity - (int64_t)n_held;
   }
-  if (free_slots > 0 && !choose_queued(c, labels, free_slots, &queued, &n_queued)) goto out;
-  if (n_pending || n_queued) {
-    if (!api_begin(c)) goto out;
-    for (size_t i = 0; i < n_pending; i++) {
-      pending[i].cancel_notified = true;
-      if (hg_store_run_update(hub->store, &pending[i], &err)) {
-        fail_store(c, "store: noting a cancel", &err);
-        goto out;
-      }
-      cJSON_AddItemToArray(cancel, cJSON_CreateString(pending[i].id));
-    }
-    for (size_t k = 0; k < n_queued; k++) {
-      hg_store_run *r = &queued[k];
-      char lease[40];
-      if (hg_apikey_random_id("lease_", 24, lease, sizeof lease, &err)) {
-        fail_store(c, "making a lease id", &err);
-        goto out;
-      }
-      free(r->agent_id);
-      free(r->lease_id);
-      r->agent_id = strdup(c->agent.id);
-      r->lease_id = strdup(lease);
-      r->status = HG_RUN_ASSIGNED;
-      r->lease_expires_ms = c->now + hub->cfg.lease_ttl_s * 1000;
-      r->attempt++;
-      r->accepted = false;
-      r->agent_finished = false;
-      r->cancel_notified = false;
-      if (!r->agent_id || !r->lease_id || hg_store_run_update(hub->store, r, &err)) {
-        fail_store(c, "store: assigning a run", &err);
-        goto out;
-      }
-      cJSON *a = cJSON_CreateObject();
-      cJSON_AddStringToObject(a, "run_id", r->id);
-      cJSON_AddStringToObject(a, "lease_id", lease);
-      cJSON_AddItemToArray(assign, a);
-    }
-    if (!api_commit(c)) goto out;
+  if (free_slots > 0 && !choose_queued(c, labels, free_slots, &queued, &n_queued)) {
+    api_rollback(c);
+    goto out;
   }
+  for (size_t i = 0; i < n_pending; i++) {
+    pending[i].cancel_notified = true;
+    if (hg_store_run_update(hub->store, &pending[i], &err)) {
+      fail_store(c, "store: noting a cancel", &err);
+      goto out;
+    }
+    cJSON_AddItemToArray(cancel, cJSON_CreateString(pending[i].id));
+  }
+  for (size_t k = 0; k < n_queued; k++) {
+    hg_store_run *r = &queued[k];
+    char lease[40];
+    if (hg_apikey_random_id("lease_", 24, lease, sizeof lease, &err)) {
+      fail_store(c, "making a lease id", &err);
+      goto out;
+    }
+    free(r->agent_id);
+    free(r->lease_id);
+    r->agent_id = strdup(c->agent.id);
+    r->lease_id = strdup(lease);
+    r->status = HG_RUN_ASSIGNED;
+    r->lease_expires_ms = c->now + hub->cfg.lease_ttl_s * 1000;
+    r->attempt++;
+    r->accepted = false;
+    r->agent_finished = false;
+    r->cancel_notified = false;
+    if (!r->agent_id || !r->lease_id || hg_store_run_update(hub->store, r, &err)) {
+      fail_store(c, "store: assigning a run", &err);
+      goto out;
+    }
+    cJSON *a = cJSON_CreateObject();
+    cJSON_AddStringToObject(a, "run_id", r->id);
+    cJSON_AddStringToObject(a, "lease_id", lease);
+    cJSON_AddItemToArray(assign, a);
+  }
+  if (!api_commit(c)) goto out;
   for (const cJSON *a = assign->child; a; a = a->next)
     hg_log(HG_LOG_INFO, "run assigned", "run",
            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a, "run_id")), "agent",

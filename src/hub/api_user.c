@@ -299,6 +299,10 @@ void api_run_create(api_ctx *c) {
   hg_store_task t = {0};
   cJSON *def = NULL, *params = NULL;
   char *params_text = NULL, *constraints_text = NULL;
+  /* The reads go in the run's transaction: outside one, each would be a transaction of its
+   * own, with its own round of file locks. */
+  if (!api_begin(c)) return;
+  bool in_tx = true;
   int rc = hg_store_task_get(hub->store, slug, 0, &t, &err);
   if (rc == HG_ENOENT) {
     api_error(c, 404, "not_found", "task '%.64s' not found", slug);
@@ -348,12 +352,11 @@ void api_run_create(api_ctx *c) {
                     .constraints = constraints_text,
                     .timeout_s = timeout,
                     .created_ms = c->now};
-  if (!api_begin(c)) goto out;
   if (hg_store_run_insert(hub->store, &r, &err)) {
-    api_rollback(c);
     api_internal(c, "store: inserting a run", &err);
     goto out;
   }
+  in_tx = false;
   if (!api_commit(c)) goto out;
   hub->metrics.runs_created++;
   hg_log(HG_LOG_INFO, "run created", "run", id, "task", t.slug, NULL);
@@ -362,6 +365,7 @@ void api_run_create(api_ctx *c) {
   cJSON_AddStringToObject(doc, "run_id", id);
   api_json(c, 201, doc);
 out:
+  if (in_tx) api_rollback(c);
   free(params_text);
   free(constraints_text);
   cJSON_Delete(params);

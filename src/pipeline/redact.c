@@ -70,12 +70,17 @@ typedef struct ac_node {
 #define N_NE 0x1FFu
 #define N_DICT 0x200u  /* a pattern ends at a proper suffix (see automaton.dict) */
 #define N_PLAIN 0x400u /* a pattern that needs no verification ends here */
-#define N_OUTSHIFT 11
+#define N_OUTSHIFT 11  /* 20 bits */
+/* A leaf where a pattern ends whose letters a-f must keep their case: `e`, unused by a leaf,
+ * says which (bit k set: the k-th such letter is upper case), so that checking a hit needs no
+ * look at the pattern's bytes, which are cold by then. */
+#define N_CASE 0x80000000u
 #define N_REPORT (~N_NE) /* any of the above: a match may end here */
 
 typedef struct automaton {
   ac_node *nodes;
   uint32_t nnodes;
+  uint32_t deep; /* nodes below SHALLOW_LEVELS start here */
   uint8_t *ebyte; /* the edges of nodes with two children or more, sorted by byte per node */
   uint32_t *etarget;
   uint32_t nedges;
@@ -97,7 +102,7 @@ static inline uint32_t nd_depth(const ac_node *nd) {
 }
 
 static inline int32_t nd_out(const ac_node *nd) {
-  return (int32_t)(nd->meta >> N_OUTSHIFT) - 1;
+  return (int32_t)(nd->meta >> N_OUTSHIFT & 0xFFFFFu) - 1;
 }
 
 struct hg_redact_set {
@@ -435,6 +440,8 @@ static void filter_add(const automaton *a, uint64_t *f, uint64_t mask, const uin
 
 /* Levels of the trie laid out breadth-first; the rest is laid out subtree by subtree. */
 #define SHALLOW_LEVELS 2
+/* Cache lines of nodes asked for on entering the deeper levels (4 nodes a line). */
+#define PREFETCH_LINES 10
 
 static int ac_build(const hg_redact_set *set, automaton **out) {
   *out = NULL;
@@ -502,6 +509,7 @@ static int ac_build(const hg_redact_set *set, automaton **out) {
    * subtree depth-first, so that a chain of single children takes consecutive slots. */
   uint32_t no = 0, qi = 0;
   while (qi < n && depth[queue[qi]] <= SHALLOW_LEVELS) order[no++] = queue[qi++];
+  a->deep = no;
   for (; qi < n && depth[queue[qi]] == SHALLOW_LEVELS + 1; qi++) {
     uint32_t sp = 0;
     stack[sp++] = queue[qi];
@@ -529,6 +537,22 @@ static int ac_build(const hg_redact_set *set, automaton **out) {
     nd->meta = kids | (uint32_t)(outp[u] + 1) << N_OUTSHIFT;
     for (int32_t p = outp[u]; p >= 0; p = a->pnext[p])
       if (!set->forms[p].verify) nd->meta |= N_PLAIN;
+    if (kids == 0 && outp[u] >= 0 && !(nd->meta & N_PLAIN)) {
+      const form *f = &set->forms[outp[u]];
+      uint32_t mask = 0, k = 0;
+      for (uint32_t j = 0; j < f->len && k <= 32; j++) {
+        uint8_t b = set->fbytes[f->off + j];
+        if (!hex_letter(b)) continue;
+        if (set->fci[f->off + j]) k = 33; /* either case here: not for a mask */
+        else if (k < 32) mask |= (uint32_t)!(b & 0x20) << k++;
+        else k = 33;
+      }
+      if (k <= 32) {
+        nd->e = mask;
+        nd->meta |= N_CASE;
+        continue;
+      }
+    }
     if (kids == 1) {
       nd->e = newidx[child[u]];
       nd->dc |= cb[child[u]];
@@ -732,12 +756,25 @@ static bool verify(const hg_redact_scanner *sc, const form *f, uint64_t end) {
   return true;
 }
 
+/* Whether the letters a-f in [start, end) have the cases mask says (see N_CASE). */
+static bool case_fits(const hg_redact_scanner *sc, uint32_t mask, uint64_t start, uint64_t end) {
+  for (uint64_t k = start; k < end; k++) {
+    uint8_t b = byte_at(sc, k);
+    if ((uint8_t)((b | 0x20) - 'a') < 6) {
+      if ((b >> 5 & 1u) == (mask & 1u)) return false;
+      mask >>= 1;
+    }
+  }
+  return true;
+}
+
 /* The automaton is in state s after the byte before `end`: records the longest real match. */
 static void report(hg_redact_scanner *sc, const automaton *a, uint32_t s, uint64_t end) {
   uint32_t t = nd_out(&a->nodes[s]) >= 0 ? s : a->dict[s];
   while (t) {
     const ac_node *nd = &a->nodes[t];
-    if (nd->meta & N_PLAIN) {
+    if ((nd->meta & N_PLAIN) ||
+        ((nd->meta & N_CASE) && case_fits(sc, nd->e, end - nd_depth(nd), end))) {
       /* The patterns ending at a node all have its depth for length: no need to look at them. */
       add_match(sc, end - nd_depth(nd), end);
       return;
@@ -815,7 +852,7 @@ static void scan_data(hg_redact_scanner *sc, size_t i) {
   if (a->npats == 0) return;
   const uint8_t *d = sc->d;
   const size_t n = sc->dlen;
-  const uint32_t m = a->minlen;
+  const uint32_t m = a->minlen, deep = a->deep;
   uint32_t s = sc->state;
   size_t c = i; /* where the automaton last started from its root (or the write's start) */
   while (i < n) {
@@ -825,21 +862,19 @@ static void scan_data(hg_redact_scanner *sc, size_t i) {
       c = i;
     }
     while (i < n) {
+      const uint32_t from = s;
       s = ac_step(a, s, fold(d[i]));
       i++;
       const ac_node *nd = &a->nodes[s];
+      if (s >= deep && from < deep) {
+        /* Into the cold, deeper levels, most likely along one form, whose next nodes follow
+         * this one: ask for as many as a common secret has, along with this one. */
+        for (unsigned k = 1; k <= PREFETCH_LINES; k++) __builtin_prefetch(nd + 4 * k);
+      }
       if (nd->meta & N_REPORT) report(sc, a, s, sc->dbase + i);
       const uint32_t depth = nd_depth(nd);
-      if (depth > SHALLOW_LEVELS && (depth & 3) == 3) {
-        /* In the cold part of the trie, most likely along one form, whose next nodes follow:
-         * ask for them a few cache lines ahead. */
-        if (depth == SHALLOW_LEVELS + 1) {
-          __builtin_prefetch(nd + 4);
-          __builtin_prefetch(nd + 8);
-          __builtin_prefetch(nd + 12);
-        }
-        __builtin_prefetch(nd + 16);
-      }
+      if (depth > SHALLOW_LEVELS + PREFETCH_LINES * 4 && (depth & 3) == 0)
+        __builtin_prefetch(nd + 4 * PREFETCH_LINES); /* a long one: stay ahead */
       if (depth < m && i - c > depth) {
         /* Nothing as long as a pattern is in progress: let the filter look again from where the
          * tracked text begins. */

@@ -710,6 +710,38 @@ static void test_shared_prefixes_every_split(void) {
   hg_redact_set_free(set);
 }
 
+/* The case of the letters a-f of a secret is checked where a match ends, also past the 32nd
+ * such letter, for two secrets that differ only in it, and for one that another begins. */
+static void test_letter_case_checked(void) {
+  static const char *const secrets[] = {
+      "aBcDeFaBcDeFaBcDeFaBcDeFaBcDeFaBcDeFx", /* 36 letters a-f */
+      "deadBEEFcafe", "DEADbeefCAFE", "abcdefAB", "abcdefABcd",
+  };
+  ref_forms forms = {0};
+  hg_redact_set *set = set_of(secrets, sizeof secrets / sizeof secrets[0], &forms);
+  static const char *const texts[] = {
+      "1 aBcDeFaBcDeFaBcDeFaBcDeFaBcDeFaBcDeFx 2 aBcDeFaBcDeFaBcDeFaBcDeFaBcDeFaBcDEFx\n",
+      "3 abcDeFaBcDeFaBcDeFaBcDeFaBcDeFaBcDeFx\n",
+      "deadBEEFcafe DEADbeefCAFE deadbeefcafe DEADBEEFCAFE deadBEEFcafE\n",
+      "abcdefab abcdefAB abcdefABcd abcdefABCD abcdefAb\n",
+  };
+  static const char *const expect[] = {
+      "1 [REDACTED] 2 aBcDeFaBcDeFaBcDeFaBcDeFaBcDeFaBcDEFx\n",
+      "3 abcDeFaBcDeFaBcDeFaBcDeFaBcDeFaBcDeFx\n",
+      "[REDACTED] [REDACTED] deadbeefcafe DEADBEEFCAFE deadBEEFcafE\n",
+      "abcdefab [REDACTED] [REDACTED] [REDACTED]CD abcdefAb\n",
+  };
+  for (size_t k = 0; k < sizeof texts / sizeof texts[0]; k++) {
+    size_t on;
+    char *o = run_once(set, texts[k], strlen(texts[k]), &on);
+    CHECK_EQ_STR(o, expect[k]);
+    free(o);
+    check_all_splits(set, &forms, (const unsigned char *)texts[k], strlen(texts[k]));
+  }
+  ref_forms_free(&forms);
+  hg_redact_set_free(set);
+}
+
 /* Some 1,500 secrets over a few characters, so that they share beginnings at every depth,
  * with characters whose encodings carry hex digits of either case: random texts of their
  * forms, pieces and noise, cut at random, are masked as the reference masks them. */
@@ -795,4 +827,5 @@ TEST_MAIN(T(test_every_form_every_split), T(test_known_encodings), T(test_short_
           T(test_add_midstream_same_write), T(test_add_midstream_through_framer),
           T(test_add_from_elsewhere_rescans_held), T(test_random_against_reference),
           T(test_random_mask_lines), T(test_thousand_secrets), T(test_shared_prefixes_every_split),
+          T(test_letter_case_checked),
           T(test_many_secrets_random_against_reference), T(test_consumer_error_stops))

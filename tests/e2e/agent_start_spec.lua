@@ -3,11 +3,13 @@
 -- that holds or refuses the start calls: the process runs before the hub answered; the run is
 -- finished only after the answer; a refused start stops the process and fails the run; a
 -- cancel while the start is out stops it too; a hub that cannot answer the start is retried
--- while the process carries on.
+-- while the process carries on; a run reattached after a restart before its start was answered
+-- is started then.
 local hubtest = require "hubtest"
 local agenttest = require "agenttest"
 local testutil = require "testutil"
 local process = require "hangar.process"
+local sink = require "hangar.sink"
 local http = require "hangar.http"
 local json = require "hangar.json"
 local timer = require "hangar.timer"
@@ -163,5 +165,77 @@ describe("agent: starting a run", function()
     testutil.write(m .. "/go", "")
     local doc = agenttest.wait_run(hub, id)
     assert.equal("succeeded", doc.status)
+  end)
+end)
+
+describe("agent: a reattached run whose start was never answered", function()
+  local service_proc, service_url, ragent
+
+  setup(function()
+    local out = sink.buffer()
+    service_proc = assert(process.spawn {
+      argv = { "/usr/bin/python3", "-u", SRC .. "/tests/helpers/fakeservice.py" },
+      env = { PATH = "/usr/bin:/bin" },
+      stdout = out,
+      stderr = out,
+      stdin = true, -- the service exits when this closes
+    })
+    local port = hubtest.wait_for(function() return tonumber(out:contents():match("port=(%d+)")) end, 10000)
+    assert(port, "the fake job service did not start: " .. out:contents())
+    service_url = "http://127.0.0.1:" .. port
+    ragent = agenttest.start(hub, {
+      hub_url = gate_url,
+      labels = { case = "start-remote" },
+      extra = ([[
+plugin_dirs = { %q }
+schedulers = { remote = { url = %q, poll_ms = 100 } }
+]]):format(SRC .. "/tests/e2e/backends", service_url),
+    })
+  end)
+
+  teardown(function()
+    if ragent then
+      ragent:cleanup()
+    end
+    if service_proc then
+      service_proc:close_stdin()
+      service_proc:wait()
+    end
+  end)
+
+  it("is started when the agent comes back and the hub still has it accepted", function()
+    ragent:deploy {
+      slug = "remote-start",
+      scheduler = "remote",
+      image = "example/job:1",
+      parameters = {
+        { slug = "lines", type = "integer", required = false, default = 3 },
+        { slug = "hold_after", type = "integer", required = false },
+      },
+    }
+    gate { start = "hold" }
+    local id = ragent:start_run("remote-start", { lines = 3, hold_after = 1 })
+    local record = ragent.state_dir .. "/runs/" .. id .. ".json"
+    -- The job exists (its handle is in the record) and the start is held at the gate.
+    assert(hubtest.wait_for(function() return (slurp(record) or ""):find('"phase":"running"', 1, true) end, 10000),
+      "the run's job never started")
+    assert.is_true(hubtest.wait_for(function() return gate().held == 1 end, 10000))
+    -- The held start is refused as unreachable (so it never reaches the hub), and the agent dies.
+    gate { start = "refuse", status = 503, code = "unavailable" }
+    ragent:kill()
+    assert.equal("accepted", agenttest.get_run(hub, id).status)
+
+    gate { start = "pass" }
+    ragent:restart()
+    agenttest.wait_run(hub, id, 20000, "running")
+    local jobs = assert(http.request { method = "GET", url = service_url .. "/jobs", timeout_ms = 5000 })
+    for _, j in ipairs(json.decode(jobs.body).jobs) do
+      http.request { method = "POST", url = service_url .. "/jobs/" .. j .. "/release", timeout_ms = 5000 }
+    end
+    local doc = agenttest.wait_run(hub, id)
+    assert.equal("succeeded", doc.status, doc.error)
+    assert.is_string(doc.started_at)
+    local system = table.concat(ragent:lines(id, { system = true }), "\n")
+    assert.truthy(system:find("reattached", 1, true), system)
   end)
 end)

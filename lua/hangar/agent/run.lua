@@ -1,11 +1,11 @@
 -- One run on this agent, from the hub's assignment to its finish, as one task:
 --
---   accept -> record it in the state directory -> open its log -> before_accept hooks
---   -> open the sealed secrets, resolve secret references, hand every secret to the redactor
---   -> build the environment -> environment hooks -> before_run hooks -> scheduler start
---   -> tell the hub it started (the answer comes while the process runs) -> wait, racing the
---   timeout, a cancel and a refused start -> scheduler cleanup
---   -> after_run hooks -> finish (once every event reached the hub)
+--   accept -> open its log -> before_accept hooks -> open the sealed secrets, resolve secret
+--   references, hand every secret to the redactor -> build the environment -> environment
+--   hooks -> before_run hooks -> scheduler start -> record it in the state directory, and
+--   tell the hub it started (the answer comes while the process runs) -> wait, racing the
+--   timeout, a cancel and a refused start -> scheduler cleanup -> after_run hooks -> finish
+--   (once every event reached the hub, and the start was answered)
 --
 -- The outcome: succeeded (exit code 0), failed ("exit code N", "killed by signal N",
 -- "timed out after N s", "hook NAME (file:line): message", a decline's reason, ...) or
@@ -199,7 +199,7 @@ function Run:announce_start(at_ms)
     end
     if not (ok and told) then
       self.start_refused = err
-      log.info("the hub refused to start a running run; stopping it", { run = self.id, error = err })
+      log.info("the hub refused the run's start; the run is stopped", { run = self.id, error = err })
     end
     self.start_pending = false
     self.cond:notify()

@@ -831,15 +831,27 @@ static __attribute__((noinline)) size_t skip(const automaton *a, const uint8_t *
   const size_t s = a->stride;
   size_t j = i + s - 1;
   for (;;) {
+    /* Four independent look-ups an iteration; a branch each, as a hit is rare. */
     while (j + 3 * s + 4 <= n) {
       const uint8_t *p = d + j;
-      if (probe(filter, mask, pair, p) | probe(filter, mask, pair, p + s) |
-          probe(filter, mask, pair, p + 2 * s) | probe(filter, mask, pair, p + 3 * s))
-        break;
+      if (probe(filter, mask, pair, p)) goto hit;
+      if (probe(filter, mask, pair, p + s)) {
+        j += s;
+        goto hit;
+      }
+      if (probe(filter, mask, pair, p + 2 * s)) {
+        j += 2 * s;
+        goto hit;
+      }
+      if (probe(filter, mask, pair, p + 3 * s)) {
+        j += 3 * s;
+        goto hit;
+      }
       j += 4 * s;
     }
     while (j + 4 <= n && !probe(filter, mask, pair, d + j)) j += s;
     if (j + 4 > n) return j - s + 1;
+  hit:
     for (size_t p = j - s + 1; p <= j; p++)
       if (probe(start, smask, pair, d + p)) return p;
     j += s;

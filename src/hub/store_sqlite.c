@@ -192,8 +192,10 @@ static const char *const sql[Q_COUNT] = {
                       " AND lease_expires_ms < ?2 ORDER BY seqno LIMIT ?1",
     [Q_RUNS_OVERDUE] = "SELECT " RUN_COLS " FROM runs WHERE status IN " ACTIVE_STATUSES
                        " AND deadline_ms > 0 AND deadline_ms < ?2 ORDER BY seqno LIMIT ?1",
-    [Q_RUNS_CANCEL_PENDING] = "SELECT " RUN_COLS " FROM runs WHERE agent_id = ?2"
-                              " AND status = 'cancelling' AND cancel_notified = 0"
+    /* By status (few runs are ever cancelling at once), not by agent: '+' keeps SQLite off
+     * the agent index, which walked every run the agent ever had on every work poll. */
+    [Q_RUNS_CANCEL_PENDING] = "SELECT " RUN_COLS " FROM runs WHERE status = 'cancelling'"
+                              " AND +agent_id = ?2 AND cancel_notified = 0"
                               " AND agent_finished = 0 ORDER BY seqno LIMIT ?1",
     [Q_RUNS_COUNT] = "SELECT status, count(*) FROM runs GROUP BY status",
     [Q_RUNS_EXTEND_LEASES] = "UPDATE runs SET lease_expires_ms = ?1 WHERE status IN "

@@ -700,6 +700,40 @@ static void agents_and_sessions(void) {
   hg_store_close(s);
 }
 
+/* The cancels due to an agent: its cancelling runs whose cancel it was not told of and which
+ * it has not finished, none of another agent's. */
+static void cancels_pending_per_agent(void) {
+  hg_store *s = open_new("cancels.db");
+  if (!s) return;
+  hg_err err = {0};
+  const char *ids[] = {"run_c1", "run_c2", "run_c3", "run_c4", "run_c5"};
+  const char *agents[] = {"agent_x", "agent_y", "agent_x", "agent_x", "agent_x"};
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  for (int i = 0; i < 5; i++) {
+    hg_store_run r = new_run(ids[i], i + 1);
+    CHECK_EQ_INT(hg_store_run_insert(s, &r, &err), 0);
+    r.agent_id = (char *)agents[i];
+    r.accepted = true;
+    r.status = i == 3 ? HG_RUN_RUNNING : HG_RUN_CANCELLING;
+    r.cancel_notified = i == 2;
+    r.agent_finished = i == 4;
+    CHECK_EQ_INT(hg_store_run_update(s, &r, &err), 0);
+  }
+  CHECK_EQ_INT(hg_store_commit(s, &err), 0);
+  hg_store_run_query qx = {.set = HG_RUNS_CANCEL_PENDING, .agent_id = "agent_x"};
+  hg_store_run *v = NULL;
+  size_t n = 0;
+  CHECK_EQ_INT(hg_store_run_list(s, &qx, &v, &n, &err), 0);
+  CHECK_EQ_INT(n, 1);
+  if (n == 1) CHECK_EQ_STR(v[0].id, "run_c1");
+  hg_store_runs_free(v, n);
+  hg_store_run_query qy = {.set = HG_RUNS_CANCEL_PENDING, .agent_id = "agent_y"};
+  CHECK_EQ_INT(count_set(s, &qy), 1);
+  hg_store_run_query qz = {.set = HG_RUNS_CANCEL_PENDING, .agent_id = "agent_z"};
+  CHECK_EQ_INT(count_set(s, &qz), 0);
+  hg_store_close(s);
+}
+
 /* What authenticates a request (a session's agent, a key) is read again after every write
  * to it and after a rollback, however often it was read before. */
 static void auth_lookups_follow_writes(void) {
@@ -782,4 +816,5 @@ TEST_MAIN(T(setup), T(creates_schema_and_reopens), T(missing_store_is_enoent_unl
           T(rollback_discards), T(tasks_latest_revision), T(runs_sets_and_update),
           T(run_update_writes_every_field),
           T(events_in_chunks), T(events_large_chunk), T(events_compact), T(upgrades_events_of_schema_1),
-          T(config_vars), T(agents_and_sessions), T(auth_lookups_follow_writes), T(cleanup))
+          T(config_vars), T(agents_and_sessions), T(auth_lookups_follow_writes),
+          T(cancels_pending_per_agent), T(cleanup))

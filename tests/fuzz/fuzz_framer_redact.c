@@ -12,7 +12,9 @@
 /*
  * Input layout (every field optional; missing bytes read as 0):
  *   flags       bit 0..1: number of secrets registered up front; bit 2: act on hangar_mask
- *               lines; bit 3: the framer is also fed the raw text directly
+ *               lines; bit 3: the framer is also fed the raw text directly; bit 4: also
+ *               register a crowd of secrets made from those (their beginnings, then a few
+ *               other bytes), so the automaton branches deep down and the filter is full
  *   per secret  one length byte (low 6 bits used), then that many bytes
  *   ncuts       one byte (at most 15 used), then two bytes per cut (offsets, taken modulo)
  *   text        the rest; 0xFE followed by a selector byte s inserts the form s of a secret
@@ -117,13 +119,17 @@ static void out_free(out *o) {
   hg_framer_free(&o->fr);
 }
 
-/* Runs text through a fresh set holding the first nsec secrets, cut at cuts. */
-static void run(out *o, uint8_t (*sec)[256], const size_t *slen, size_t nsec, bool masks,
+enum { CROWD = 120 };
+
+/* Runs text through a fresh set holding the first nsec secrets and the crowd, cut at cuts. */
+static void run(out *o, uint8_t (*sec)[256], const size_t *slen, size_t nsec,
+                uint8_t (*crowd)[72], const size_t *clen, size_t ncrowd, bool masks,
                 const uint8_t *text, size_t n, const size_t *cuts, size_t ncuts) {
   memset(o, 0, sizeof *o);
   if (hg_redact_set_new(&o->set, NULL) || hg_framer_init(&o->fr, on_line, o)) abort();
   o->masks = masks;
   for (size_t i = 0; i < nsec; i++) hg_redact_set_add(o->set, sec[i], slen[i], NULL);
+  for (size_t i = 0; i < ncrowd; i++) hg_redact_set_add(o->set, crowd[i], clen[i], NULL);
   hg_redact_scanner *sc;
   if (hg_redact_scanner_new(&sc, o->set, on_emit, o, NULL)) abort();
   size_t prev = 0;
@@ -172,20 +178,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (size_t j = 0; j < slen[i]; j++) sec[i][j] = get(&r);
     if (slen[i] >= HG_REDACT_MIN_LEN) ref_forms_add(&forms, sec[i], slen[i]);
   }
+  static uint8_t crowd[CROWD][72];
+  size_t clen[CROWD], ncrowd = 0;
+  for (size_t i = 0; flags & 16 && nsec && i < CROWD; i++) {
+    size_t k = i % nsec, take = (i * 7 + 3) % (slen[k] + 1), len = take;
+    memcpy(crowd[i], sec[k], take);
+    crowd[i][len++] = (uint8_t)(i * 37 + 11);
+    crowd[i][len++] = (uint8_t)('a' + i % 26);
+    for (; len < HG_REDACT_MIN_LEN; len++) crowd[i][len] = (uint8_t)('0' + len);
+    clen[ncrowd++] = len;
+    ref_forms_add(&forms, crowd[i], len);
+  }
   size_t ncuts = get(&r) & 15, rawcuts[15];
   for (size_t i = 0; i < ncuts; i++) rawcuts[i] = (size_t)get(&r) << 8 | get(&r);
 
-  /* Inserted forms are bounded so that the brute-force reference stays quick. */
-  enum { MAX_TEXT = 16384 };
-  uint8_t *text = malloc(r.n + MAX_TEXT);
+  /* Inserted forms are bounded so that the brute-force reference stays quick; with a crowd
+   * of secrets (some 2,000 forms), the whole text is. */
+  const size_t max_text = ncrowd ? 1024 : 16384;
+  uint8_t *text = malloc(r.n + max_text);
   size_t n = 0;
-  while (r.n) {
+  while (r.n && (!ncrowd || n < max_text)) {
     uint8_t c = get(&r);
     if (c == 0xFE && forms.n) {
       uint8_t s = get(&r);
       const ref_form *f = &forms.f[(s & 0x7F) % forms.n];
       size_t len = s & 0x80 ? f->len / 2 : f->len;
-      if (n + len > MAX_TEXT) continue;
+      if (n + len > max_text) continue;
       memcpy(text + n, f->b, len);
       n += len;
     } else {
@@ -202,8 +220,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
 
   out one, many;
-  run(&one, sec, slen, nsec, masks, text, n, NULL, 0);
-  run(&many, sec, slen, nsec, masks, text, n, cuts, ncuts);
+  run(&one, sec, slen, nsec, crowd, clen, ncrowd, masks, text, n, NULL, 0);
+  run(&many, sec, slen, nsec, crowd, clen, ncrowd, masks, text, n, cuts, ncuts);
   if (one.len != many.len || (one.len && memcmp(one.b, many.b, one.len) != 0)) __builtin_trap();
   if (one.llen != many.llen || (one.llen && memcmp(one.lines, many.lines, one.llen) != 0))
     __builtin_trap();

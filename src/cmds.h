@@ -9,7 +9,8 @@ int cmd_run(int argc, char **argv);
 int cmd_runs(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 
-/* The hub (src/hub). */
+/* The hub (src/hub), in the module hangar-hub.so: this cmd_hub (src/hub_module.c) loads it and
+ * runs the module's own. */
 int cmd_hub(int argc, char **argv);
 
 /* The agent (src/agent). */

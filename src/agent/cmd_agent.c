@@ -19,6 +19,7 @@
 #include "core/http.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/module.h"
 #include "lua/config.h"
 #include "lua/runtime.h"
 #include "pipeline/uploader.h"
@@ -178,12 +179,41 @@ static int read_key(const agent_settings *s, bool check, hg_buf *key, hg_err *er
   return rc;
 }
 
+/* ---- the health listener's module ---- */
+
+/* The health listener and the HTTP server under it (libh2o) are a module: an agent without
+ * health.listen never maps them. These are agent/health.h's functions, found in it. */
+#define HEALTH_MODULE "hangar-health.so"
+
+typedef struct {
+  int (*start)(hg_loop *loop, const hg_health_opts *opts, hg_health **out, hg_err *err);
+  const char *(*url)(const hg_health *h);
+  void (*free)(hg_health *h);
+  void (*gauge)(hg_health_scrape *s, const char *name, double value);
+  void (*counter)(hg_health_scrape *s, const char *name, double value);
+} health_api;
+
+static int health_load(health_api *api, hg_err *err) {
+  void *module;
+  int rc = hg_module_open(HEALTH_MODULE, &module, err);
+  if (rc) return rc;
+  static const char *const names[] = {"hg_health_start", "hg_health_url", "hg_health_free",
+                                      "hg_health_gauge", "hg_health_counter"};
+  /* POSIX: a function's address survives the trip through dlsym's void *. */
+  void **slots[] = {(void **)&api->start, (void **)&api->url, (void **)&api->free,
+                    (void **)&api->gauge, (void **)&api->counter};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (!(*slots[i] = hg_module_sym(module, HEALTH_MODULE, names[i], err))) return err->code;
+  return 0;
+}
+
 /* ---- the uploader, and the session it shares with Lua ---- */
 
 typedef struct {
   hg_uploader *up;
   hg_agentcore *core;
   char *token; /* the session's token, as Lua last set it */
+  health_api health;
 } upload_link;
 
 static void on_session(const char *agent_id, const char *token, int64_t max_batch, void *data) {
@@ -211,26 +241,34 @@ static void on_cancel(void *ud, const char *run_id) {
 
 /* ---- the health listener ---- */
 
+typedef struct {
+  const health_api *api;
+  hg_health_scrape *sc;
+} scrape;
+
 /* The Lua side's figures: a name ending in _total is a counter (Prometheus' convention). */
 static void add_metric(const char *name, double value, void *data) {
+  scrape *s = data;
   size_t n = strlen(name);
   if (n > 6 && !strcmp(name + n - 6, "_total"))
-    hg_health_counter(data, name, value);
+    s->api->counter(s->sc, name, value);
   else
-    hg_health_gauge(data, name, value);
+    s->api->gauge(s->sc, name, value);
 }
 
 static void health_metrics(hg_health_scrape *sc, void *data) {
   upload_link *l = data;
-  hg_agentcore_metrics_each(l->core, add_metric, sc);
+  const health_api *h = &l->health;
+  scrape s = {h, sc};
+  hg_agentcore_metrics_each(l->core, add_metric, &s);
   hg_uploader_stats st;
   hg_uploader_stats_get(l->up, &st);
-  hg_health_gauge(sc, "events_unacked", (double)st.unacked);
-  hg_health_counter(sc, "events_acked_total", (double)st.acked);
-  hg_health_counter(sc, "upload_requests_total", (double)st.requests);
-  hg_health_counter(sc, "upload_retries_total", (double)st.retries);
-  hg_health_counter(sc, "upload_reconnects_total", (double)st.reconnects);
-  hg_health_counter(sc, "upload_bytes_total", (double)st.bytes);
+  h->gauge(sc, "events_unacked", (double)st.unacked);
+  h->counter(sc, "events_acked_total", (double)st.acked);
+  h->counter(sc, "upload_requests_total", (double)st.requests);
+  h->counter(sc, "upload_retries_total", (double)st.retries);
+  h->counter(sc, "upload_reconnects_total", (double)st.reconnects);
+  h->counter(sc, "upload_bytes_total", (double)st.bytes);
 }
 
 static int health_check(char *why, size_t size, void *data) {
@@ -429,13 +467,18 @@ int cmd_agent(int argc, char **argv) {
                          .metrics = health_metrics,
                          .check = health_check,
                          .data = &link};
-    if (hg_health_start(&loop, &ho, &health, &err)) {
+    if (health_load(&link.health, &err)) {
+      hg_log(HG_LOG_ERROR, "cannot load the health listener", "error", err.msg, NULL);
+      fprintf(stderr, "hangar agent: health.listen: %s\n", err.msg);
+      goto out;
+    }
+    if (link.health.start(&loop, &ho, &health, &err)) {
       hg_log(HG_LOG_ERROR, "cannot start the health listener", "error", err.msg, NULL);
       fprintf(stderr, "hangar agent: %s\n", err.msg);
       code = EXIT_USAGE;
       goto out_code;
     }
-    hg_log(HG_LOG_INFO, "health listener", "url", hg_health_url(health), NULL);
+    hg_log(HG_LOG_INFO, "health listener", "url", link.health.url(health), NULL);
   }
 
   push_args pa = {.cfg = adopted, .core = core, .runlog = &rle, .state_dir = state_abs, .fn = "run"};
@@ -451,7 +494,7 @@ out:
   code = m.exit_code;
 out_code:
   hg_buf_wipe(&key);
-  hg_health_free(health);
+  if (health) link.health.free(health);
   hg_lua_config_free(cfg);
   hg_agentcore_free(core);
   hg_lua_free(rt); /* closes the runs' logs, which leave the uploader */

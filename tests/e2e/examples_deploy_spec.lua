@@ -10,8 +10,9 @@
 --
 -- examples/docker/Dockerfile: two stages on Debian bookworm; the sources it copies exist; the
 -- final stage installs no build tools, only Debian packages that exist (`apt-cache show`) and
--- at least those providing every library the hangar binary links; its ENTRYPOINT and CMD,
--- with the environment it sets, are a valid `hangar agent` invocation (--check).
+-- at least those providing every library the hangar binary and its modules link; its
+-- ENTRYPOINT and CMD, with the environment it sets, are a valid `hangar agent` invocation
+-- (--check).
 local agenttest = require "agenttest"
 local testutil = require "testutil"
 local process = require "hangar.process"
@@ -310,7 +311,7 @@ describe("examples/docker/Dockerfile", function()
     end
   end)
 
-  it("installs Debian packages that exist, covering every library the hangar binary links", function()
+  it("installs Debian packages that exist, covering every library hangar and its modules link", function()
     local pkgs = installed(stages[2])
     assert.truthy(#pkgs > 0)
     local have_lists = sh("ls /var/lib/apt/lists/ | grep -q _Packages")
@@ -333,8 +334,11 @@ describe("examples/docker/Dockerfile", function()
       pending("readelf or dpkg missing: cannot map the binary's libraries to packages")
       return
     end
-    local _, dyn = sh("readelf -d " .. q(BIN))
-    local _, ldd = sh("ldd " .. q(BIN))
+    -- The executable and the modules installed with it (the hub's, the health listener's).
+    local bin_dir = BIN:match("^(.*)/[^/]*$") or "."
+    local _, dyn = sh("readelf -d " .. q(BIN) .. " " .. q(bin_dir) .. "/hangar-*.so")
+    local _, ldd = sh("ldd " .. q(BIN) .. " " .. q(bin_dir) .. "/hangar-*.so")
+    assert.truthy(has(dyn, "libsqlite3"), "the hub's module is not beside " .. BIN)
     local checked = 0
     for lib in dyn:gmatch("Shared library: %[([^%]]+)%]") do
       local file = ldd:match("\n%s*" .. lib:gsub("%p", "%%%0") .. " => (%S+)")

@@ -10,7 +10,7 @@ local BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 -- The shortest decimal text that reads back as the same double.
 local function shortest(x)
-  if x == math.floor(x) and math.abs(x) < 2 ^ 53 then
+  if x == math.floor(x) and math.abs(x) < (1 << 53) then
     return string.format("%d", math.tointeger(x) or x)
   end
   for digits = 1, 17 do

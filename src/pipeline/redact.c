@@ -92,7 +92,7 @@ typedef struct automaton {
   uint64_t fmask; /* words - 1 */
   uint64_t *start; /* the same for the gram at offset 0 of each form */
   uint64_t smask;
-  uint64_t pair[256]; /* FILTER_BITS_SET bits each: see filter_bits */
+  uint64_t bitsets[256]; /* FILTER_BITS_SET bits each: see filter_bits */
   uint32_t minlen; /* of the shortest pattern */
   uint32_t stride; /* positions one filter look-up covers */
 } automaton;
@@ -418,7 +418,7 @@ static inline uint32_t ac_child(const automaton *a, const ac_node *nd, uint8_t c
  * second filter: with 1,000 secrets (bench_redact), 0.82% of look-ups pass with 4 bits, 1.0%
  * with 2; most of the rest are grams some pattern has. */
 static inline uint64_t filter_bits(const automaton *a, uint64_t h) {
-  return a->pair[h >> 56];
+  return a->bitsets[h >> 56];
 }
 
 /* Adds the gram at b (flags in ci) to the filter of 2^k words at f (mask 2^k - 1), in every case
@@ -601,12 +601,12 @@ static int ac_build(const hg_redact_set *set, automaton **out) {
   a->fmask = ((uint64_t)1 << wlog) - 1;
   for (unsigned i = 0; i < 256; i++) {
     uint32_t x = i * 0x9E3779B1u + 0x7F4A7C15u;
-    a->pair[i] = 0;
+    a->bitsets[i] = 0;
     for (unsigned k = 0; k < FILTER_BITS_SET;) {
       uint64_t bit = 1ull << (x >> 26);
       x = x * 1664525u + 1013904223u;
-      if (!(a->pair[i] & bit)) {
-        a->pair[i] |= bit;
+      if (!(a->bitsets[i] & bit)) {
+        a->bitsets[i] |= bit;
         k++;
       }
     }
@@ -823,9 +823,9 @@ static inline uint32_t load32(const uint8_t *p) {
 }
 
 /* 1 when the gram at p may be one of a pattern's. */
-static inline unsigned probe(const uint64_t *filter, uint64_t mask, const uint64_t *pair,
+static inline unsigned probe(const uint64_t *filter, uint64_t mask, const uint64_t *bitsets,
                              const uint8_t *p) {
-  uint64_t h = (uint64_t)load32(p) * FILTER_K, m = pair[h >> 56];
+  uint64_t h = (uint64_t)load32(p) * FILTER_K, m = bitsets[h >> 56];
   return (filter[(h >> 32) & mask] & m) == m;
 }
 
@@ -838,7 +838,7 @@ static inline unsigned probe(const uint64_t *filter, uint64_t mask, const uint64
  * call would otherwise take. */
 static __attribute__((noinline)) size_t skip(const automaton *a, const uint8_t *d, size_t i,
                                              size_t n) {
-  const uint64_t *filter = a->filter, *start = a->start, *pair = a->pair;
+  const uint64_t *filter = a->filter, *start = a->start, *bitsets = a->bitsets;
   const uint64_t mask = a->fmask, smask = a->smask;
   const size_t s = a->stride;
   size_t j = i + s - 1;
@@ -846,26 +846,26 @@ static __attribute__((noinline)) size_t skip(const automaton *a, const uint8_t *
     /* Four independent look-ups an iteration; a branch each, as a hit is rare. */
     while (j + 3 * s + 4 <= n) {
       const uint8_t *p = d + j;
-      if (probe(filter, mask, pair, p)) goto hit;
-      if (probe(filter, mask, pair, p + s)) {
+      if (probe(filter, mask, bitsets, p)) goto hit;
+      if (probe(filter, mask, bitsets, p + s)) {
         j += s;
         goto hit;
       }
-      if (probe(filter, mask, pair, p + 2 * s)) {
+      if (probe(filter, mask, bitsets, p + 2 * s)) {
         j += 2 * s;
         goto hit;
       }
-      if (probe(filter, mask, pair, p + 3 * s)) {
+      if (probe(filter, mask, bitsets, p + 3 * s)) {
         j += 3 * s;
         goto hit;
       }
       j += 4 * s;
     }
-    while (j + 4 <= n && !probe(filter, mask, pair, d + j)) j += s;
+    while (j + 4 <= n && !probe(filter, mask, bitsets, d + j)) j += s;
     if (j + 4 > n) return j - s + 1;
   hit:
     for (size_t p = j - s + 1; p <= j; p++)
-      if (probe(start, smask, pair, d + p)) return p;
+      if (probe(start, smask, bitsets, d + p)) return p;
     j += s;
   }
 }
@@ -877,6 +877,7 @@ static void scan_data(hg_redact_scanner *sc, size_t i) {
   const uint8_t *d = sc->d;
   const size_t n = sc->dlen;
   const uint32_t m = a->minlen, deep = a->deep;
+  const uint32_t ahead = a->nnodes > 4 * PREFETCH_LINES ? a->nnodes - 4 * PREFETCH_LINES : 0;
   uint32_t s = sc->state;
   size_t c = i; /* where the automaton last started from its root (or the write's start) */
   while (i < n) {
@@ -890,14 +891,15 @@ static void scan_data(hg_redact_scanner *sc, size_t i) {
       s = ac_step(a, s, fold(d[i]));
       i++;
       const ac_node *nd = &a->nodes[s];
-      if (s >= deep && from < deep) {
+      /* (Only within the array: a pointer past its end would be undefined, prefetched or not.) */
+      if (s >= deep && from < deep && s < ahead) {
         /* Into the cold, deeper levels, most likely along one form, whose next nodes follow
          * this one: ask for as many as a common secret has, along with this one. */
         for (unsigned k = 1; k <= PREFETCH_LINES; k++) __builtin_prefetch(nd + 4 * k);
       }
       if (nd->meta & N_REPORT) report(sc, a, s, sc->dbase + i);
       const uint32_t depth = nd_depth(nd);
-      if (depth > SHALLOW_LEVELS + PREFETCH_LINES * 4 && (depth & 3) == 0)
+      if (depth > SHALLOW_LEVELS + PREFETCH_LINES * 4 && (depth & 3) == 0 && s < ahead)
         __builtin_prefetch(nd + 4 * PREFETCH_LINES); /* a long one: stay ahead */
       if (depth < m && i - c > depth) {
         /* Nothing as long as a pattern is in progress: let the filter look again from where the

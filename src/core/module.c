@@ -7,27 +7,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/paths.h"
+
 #ifndef HANGAR_MODULE_RELDIR
 #define HANGAR_MODULE_RELDIR "../lib/hangar"
 #endif
 
-/* The directory of the running executable: an installed tree under any prefix, or a moved
- * one, finds its own modules and no other's. */
-static int exe_dir(char *dir, size_t size, hg_err *err) {
-  ssize_t n = readlink("/proc/self/exe", dir, size - 1);
-  if (n <= 0 || (size_t)n >= size - 1)
-    return hg_err_set(err, HG_ENOENT, "cannot find this executable (/proc/self/exe): %s",
-                      n <= 0 ? strerror(errno) : "path too long");
-  dir[n] = '\0';
-  char *slash = strrchr(dir, '/');
-  if (!slash) return hg_err_set(err, HG_ENOENT, "cannot find this executable's directory (%s)", dir);
-  slash[slash == dir] = '\0'; /* "/hangar" keeps its "/" */
-  return 0;
-}
-
 int hg_module_open(const char *file, void **out, hg_err *err) {
   char dir[PATH_MAX], beside[PATH_MAX + 64], installed[PATH_MAX + 256];
-  int rc = exe_dir(dir, sizeof dir, err);
+  int rc = hg_paths_exe_dir(dir, sizeof dir, err);
   if (rc) return rc;
   snprintf(beside, sizeof beside, "%s/%s", dir, file);
   snprintf(installed, sizeof installed, "%s/%s/%s", dir, HANGAR_MODULE_RELDIR, file);

@@ -25,13 +25,22 @@
 #endif
 
 /* One per socket curl asked us to watch; libcurl keeps the pointer (curl_multi_assign), so
- * a socket never gets a second poll handle. */
+ * a socket never gets a second poll handle. When curl stops watching a socket (a keep-alive
+ * connection between requests), its handle is stopped and kept, idle, for the next socket
+ * curl hands over with the same descriptor number, which is most often the same connection:
+ * initialising and closing a poll handle per request cost four system calls (a trial
+ * epoll_ctl add and delete, a FIONBIO and a second delete) and an allocation. A handle only
+ * holds the number, so reusing it for another socket of that number is as good as a new one. */
 typedef struct hg_http_sock {
   uv_poll_t poll;
   hg_http *h;
   curl_socket_t fd;
+  bool idle; /* stopped, not assigned to a socket in curl */
   struct hg_http_sock *prev, *next;
 } hg_http_sock;
+
+/* Idle poll handles kept at most; libcurl's connection cache rarely holds more. */
+#define MAX_IDLE_SOCKS 8
 
 struct hg_http_req {
   hg_http *h;
@@ -70,7 +79,8 @@ struct hg_http {
   CURLM *multi;
   uv_timer_t timer; /* curl's own timeout */
   uv_timer_t defer; /* work that must not run inside a libcurl callback */
-  hg_http_sock *socks;
+  hg_http_sock *socks; /* idle ones included */
+  int idle_socks;
   hg_http_req *reqs; /* every request whose callback has not run yet */
   hg_http_req *qhead, *qtail;
   int in_curl; /* > 0 while libcurl is on the stack: its callbacks may be running */
@@ -101,6 +111,7 @@ static void on_timer_closed(uv_handle_t *handle) {
 
 static void sock_close(hg_http_sock *s) {
   hg_http *h = s->h;
+  if (s->idle) h->idle_socks--;
   if (s->prev) s->prev->next = s->next;
   else h->socks = s->next;
   if (s->next) s->next->prev = s->prev;
@@ -168,10 +179,27 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
   hg_http_sock *s = socketp;
   if (what == CURL_POLL_REMOVE || h->torn_down) {
     if (s) {
-      sock_close(s);
       if (!h->torn_down) curl_multi_assign(h->multi, fd, NULL);
+      if (h->torn_down || h->idle_socks >= MAX_IDLE_SOCKS) {
+        sock_close(s);
+      } else {
+        uv_poll_stop(&s->poll);
+        s->idle = true;
+        h->idle_socks++;
+      }
     }
     return 0;
+  }
+  if (!s) {
+    for (hg_http_sock *i = h->socks; i; i = i->next) {
+      if (i->idle && i->fd == fd) {
+        s = i;
+        s->idle = false;
+        h->idle_socks--;
+        curl_multi_assign(h->multi, fd, s);
+        break;
+      }
+    }
   }
   if (!s) {
     s = calloc(1, sizeof *s);

@@ -102,6 +102,7 @@ enum {
   Q_RUN_BY_TOKEN,
   Q_RUN_UPDATE,
   Q_RUN_UPDATE_STATUS,
+  Q_RUN_STATUS,
   Q_RUN_UPDATE_AGENT,
   Q_RUN_UPDATE_TOKEN,
   Q_RUN_UPDATE_TASK,
@@ -174,6 +175,7 @@ static const char *const sql[Q_COUNT] = {
         " finish=?23, finish_status=?24, cancel_notified=?25, next_seq=?26, outputs=?27,"
         " output_errors=?28 WHERE id = ?2",
     [Q_RUN_UPDATE_STATUS] = "UPDATE runs SET status = ?2 WHERE id = ?1 AND status IS NOT ?2",
+    [Q_RUN_STATUS] = "SELECT status FROM runs WHERE id = ?1",
     [Q_RUN_UPDATE_AGENT] = "UPDATE runs SET agent_id = ?2 WHERE id = ?1 AND agent_id IS NOT ?2",
     [Q_RUN_UPDATE_TOKEN] =
         "UPDATE runs SET token_hash = ?2 WHERE id = ?1 AND token_hash IS NOT ?2",
@@ -255,6 +257,11 @@ typedef struct sqlite_store {
    * key drops the copies it could change, and the rollback of a transaction that wrote one
    * drops them all (a row read after that write may never have been committed). */
   bool auth_written; /* the open transaction wrote an agent or a key */
+  /* Runs per status, kept up to date by every insert and status change once counted, so that
+   * /metrics does not count the whole table on every scrape; a rollback sends the next count
+   * back to the table. */
+  bool counts_valid;
+  int64_t counts[HG_RUN_STATUS_COUNT];
   struct {
     bool used;
     hg_store_agent a;
@@ -665,6 +672,7 @@ static int sq_commit(hg_store *base, hg_err *err) {
     /* A failed COMMIT may leave the transaction open; nothing of it counts. */
     if (!sqlite3_get_autocommit(s->db)) exec_step(s, q(s, Q_ROLLBACK), NULL, "rollback");
     if (s->auth_written) auth_forget(s);
+    s->counts_valid = false;
   }
   s->auth_written = false;
   s->in_tx = false;
@@ -677,6 +685,7 @@ static void sq_rollback(hg_store *base) {
   s->in_tx = false;
   if (s->auth_written) auth_forget(s);
   s->auth_written = false;
+  s->counts_valid = false;
 }
 
 /* ---- meta ---- */
@@ -994,6 +1003,7 @@ static int sq_run_insert(hg_store *base, hg_store_run *r, hg_err *err) {
   bind_run(st, r);
   if (exec_step(s, st, err, "inserting a run")) return err ? err->code : HG_EIO;
   r->seqno = sqlite3_last_insert_rowid(s->db);
+  if (r->status >= 0 && r->status < HG_RUN_STATUS_COUNT) s->counts[r->status]++;
   return 0;
 }
 
@@ -1022,6 +1032,18 @@ static int sq_run_update(hg_store *base, const hg_store_run *r, hg_err *err) {
     return hg_err_set(err, HG_ENOENT, "store: run %s not found", r->id);
   static const int keyed[] = {Q_RUN_UPDATE_STATUS, Q_RUN_UPDATE_AGENT, Q_RUN_UPDATE_TOKEN,
                                Q_RUN_UPDATE_TASK};
+  int before = -1;
+  if (s->counts_valid) {
+    st = q(s, Q_RUN_STATUS);
+    bind_text(st, 1, r->id);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+      const char *name = (const char *)sqlite3_column_text(st, 0);
+      before = name ? hg_store_run_status_parse(name) : -1;
+    }
+    sqlite3_reset(st);
+    /* A status this build cannot name: count the table again next time. */
+    if (before < 0) s->counts_valid = false;
+  }
   for (size_t i = 0; i < sizeof keyed / sizeof keyed[0]; i++) {
     st = q(s, keyed[i]);
     bind_text(st, 1, r->id);
@@ -1034,6 +1056,11 @@ static int sq_run_update(hg_store *base, const hg_store_run *r, hg_err *err) {
     else if (keyed[i] == Q_RUN_UPDATE_TASK)
       bind_text(st, 2, r->task);
     if (exec_step(s, st, err, "updating a run")) return err ? err->code : HG_EIO;
+    if (keyed[i] == Q_RUN_UPDATE_STATUS && before >= 0 && sqlite3_changes(s->db) == 1 &&
+        (int)r->status != before && r->status >= 0 && r->status < HG_RUN_STATUS_COUNT) {
+      s->counts[before]--;
+      s->counts[r->status]++;
+    }
   }
   return 0;
 }
@@ -1084,16 +1111,27 @@ static int sq_run_list(hg_store *base, const hg_store_run_query *qr, hg_store_ru
 
 static int sq_run_count_by_status(hg_store *base, int64_t *counts, hg_err *err) {
   sqlite_store *s = S(base);
+  if (s->counts_valid) {
+    memcpy(counts, s->counts, sizeof s->counts);
+    return 0;
+  }
   sqlite3_stmt *st = q(s, Q_RUNS_COUNT);
   for (int i = 0; i < HG_RUN_STATUS_COUNT; i++) counts[i] = 0;
   int rc;
+  bool known = true;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     const char *name = (const char *)sqlite3_column_text(st, 0);
     int i = name ? hg_store_run_status_parse(name) : -1;
-    if (i >= 0) counts[i] = sqlite3_column_int64(st, 1);
+    if (i >= 0)
+      counts[i] = sqlite3_column_int64(st, 1);
+    else
+      known = false;
   }
   sqlite3_reset(st);
-  return rc == SQLITE_DONE ? 0 : db_fail(s, err, "counting runs");
+  if (rc != SQLITE_DONE) return db_fail(s, err, "counting runs");
+  memcpy(s->counts, counts, sizeof s->counts);
+  s->counts_valid = known;
+  return 0;
 }
 
 static int sq_run_extend_leases(hg_store *base, int64_t until_ms, hg_err *err) {

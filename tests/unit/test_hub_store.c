@@ -700,6 +700,66 @@ static void agents_and_sessions(void) {
   hg_store_close(s);
 }
 
+/* Runs per status, as /metrics shows them, follow inserts, status changes and rollbacks, and
+ * agree with the runs listed by status. */
+static void run_counts_follow_changes(void) {
+  hg_store *s = open_new("counts.db");
+  if (!s) return;
+  hg_err err = {0};
+  int64_t counts[HG_RUN_STATUS_COUNT];
+  CHECK_EQ_INT(hg_store_run_count_by_status(s, counts, &err), 0);
+  CHECK_EQ_INT(counts[HG_RUN_QUEUED], 0);
+  const char *ids[] = {"run_n1", "run_n2", "run_n3"};
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  for (int i = 0; i < 3; i++) {
+    hg_store_run r = new_run(ids[i], i + 1);
+    CHECK_EQ_INT(hg_store_run_insert(s, &r, &err), 0);
+  }
+  CHECK_EQ_INT(hg_store_commit(s, &err), 0);
+  CHECK_EQ_INT(hg_store_run_count_by_status(s, counts, &err), 0);
+  CHECK_EQ_INT(counts[HG_RUN_QUEUED], 3);
+  hg_store_run r;
+  /* A status change, and an update that changes no status. */
+  CHECK_EQ_INT(hg_store_run_get(s, "run_n1", &r, &err), 0);
+  r.status = HG_RUN_RUNNING;
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  CHECK_EQ_INT(hg_store_run_update(s, &r, &err), 0);
+  r.next_seq = 4;
+  CHECK_EQ_INT(hg_store_run_update(s, &r, &err), 0);
+  CHECK_EQ_INT(hg_store_commit(s, &err), 0);
+  hg_store_run_clear(&r);
+  CHECK_EQ_INT(hg_store_run_count_by_status(s, counts, &err), 0);
+  CHECK_EQ_INT(counts[HG_RUN_QUEUED], 2);
+  CHECK_EQ_INT(counts[HG_RUN_RUNNING], 1);
+  /* Rolled back: neither the change nor the new run counts. */
+  CHECK_EQ_INT(hg_store_run_get(s, "run_n2", &r, &err), 0);
+  r.status = HG_RUN_FAILED;
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  CHECK_EQ_INT(hg_store_run_update(s, &r, &err), 0);
+  hg_store_run extra = new_run("run_n4", 9);
+  CHECK_EQ_INT(hg_store_run_insert(s, &extra, &err), 0);
+  CHECK_EQ_INT(hg_store_run_count_by_status(s, counts, &err), 0);
+  CHECK_EQ_INT(counts[HG_RUN_FAILED], 1);
+  hg_store_rollback(s);
+  hg_store_run_clear(&r);
+  CHECK_EQ_INT(hg_store_run_count_by_status(s, counts, &err), 0);
+  CHECK_EQ_INT(counts[HG_RUN_QUEUED], 2);
+  CHECK_EQ_INT(counts[HG_RUN_FAILED], 0);
+  CHECK_EQ_INT(hg_store_run_get(s, "run_n3", &r, &err), 0);
+  r.status = HG_RUN_SUCCEEDED;
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  CHECK_EQ_INT(hg_store_run_update(s, &r, &err), 0);
+  CHECK_EQ_INT(hg_store_commit(s, &err), 0);
+  hg_store_run_clear(&r);
+  CHECK_EQ_INT(hg_store_run_count_by_status(s, counts, &err), 0);
+  for (int st = 0; st < HG_RUN_STATUS_COUNT; st++) {
+    hg_store_run_query q = {.set = HG_RUNS_ALL, .status = st};
+    CHECK_EQ_INT(counts[st], (int64_t)count_set(s, &q));
+  }
+  CHECK_EQ_INT(counts[HG_RUN_SUCCEEDED], 1);
+  hg_store_close(s);
+}
+
 /* The cancels due to an agent: its cancelling runs whose cancel it was not told of and which
  * it has not finished, none of another agent's. */
 static void cancels_pending_per_agent(void) {
@@ -817,4 +877,4 @@ TEST_MAIN(T(setup), T(creates_schema_and_reopens), T(missing_store_is_enoent_unl
           T(run_update_writes_every_field),
           T(events_in_chunks), T(events_large_chunk), T(events_compact), T(upgrades_events_of_schema_1),
           T(config_vars), T(agents_and_sessions), T(auth_lookups_follow_writes),
-          T(cancels_pending_per_agent), T(cleanup))
+          T(cancels_pending_per_agent), T(run_counts_follow_changes), T(cleanup))

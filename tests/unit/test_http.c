@@ -430,6 +430,31 @@ static void sequential_requests_reuse_one_connection(void) {
   env_close(&e);
 }
 
+/* Connections the client closes after each answer: every request opens another, most often
+ * with the descriptor number of the one before, whose stopped poll handle the client keeps and
+ * serves the new socket with. Each must be watched as if its handle were new. */
+static void requests_after_closed_connections_complete(void) {
+  env e;
+  if (!env_open(&e)) return;
+  static const char *const closing[] = {"Connection: close", NULL};
+  char url[256];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/echo", srv.http);
+  long before = connections_seen(&e);
+  for (int i = 0; i < 6; i++) {
+    result r = {0};
+    fetch(&e, &(hg_http_request){.method = "POST", .url = url, .headers = closing, .body = "abc",
+                                 .body_len = 3},
+          &r);
+    CHECK_EQ_INT(r.rc, 0);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(r.body && strstr(r.body, "\"body\": \"abc\"")); /* the echo of what was sent */
+    result_free(&r);
+  }
+  long after = connections_seen(&e);
+  CHECK(after - before >= 5); /* the server saw a new connection for (nearly) each */
+  env_close(&e);
+}
+
 static void environment_proxies_are_ignored(void) {
   env e;
   if (!env_open(&e)) return;
@@ -984,6 +1009,7 @@ TEST_MAIN(T(methods_headers_and_bodies_reach_the_server),
           T(status_codes_are_responses_not_failures),
           T(response_headers_are_lower_cased_and_trimmed),
           T(fifty_concurrent_requests_complete), T(sequential_requests_reuse_one_connection),
+          T(requests_after_closed_connections_complete),
           T(environment_proxies_are_ignored), T(a_configured_proxy_is_used), T(a_stalled_request_times_out),
           T(a_refused_connection_names_the_host),
           T(bad_requests_fail_at_start_without_a_callback), T(over_max_body_fails_with_etoobig),

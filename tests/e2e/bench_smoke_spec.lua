@@ -56,6 +56,9 @@ describe("bench/run's report", function()
     end
     assert.truthy(redact:match("1,000 secrets against 1: %*%*[%d.]+×%*%*"), redact)
     assert.truthy(redact:find("bench/bench_redact 1000 ", 1, true), redact)
+    -- The verdict comes from the two sets alternating in one process.
+    assert.truthy(redact:find("bench/bench_redact pair 1 1000 ", 1, true), redact)
+    assert.truthy(redact:match("quartiles [%d.]+–[%d.]+"), redact)
     assert.falsy(redact:find("?", 1, true), redact)
     -- The output of each benchmark is in the document.
     for _, name in ipairs({ "bench_agent.lua", "bench_pipeline.lua", "bench_hub.lua", "bench_redact" }) do

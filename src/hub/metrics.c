@@ -8,6 +8,11 @@
 static const double bounds[HG_METRICS_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                                   0.05,   0.1,   0.25,   0.5,   1,    2.5,
                                                   10,     60};
+/* The same bounds as written in the le label ("%g" of each): formatting a double per bucket
+ * line was most of rendering a scrape. */
+static const char *const bound_text[HG_METRICS_BUCKETS] = {
+    "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05",
+    "0.1",    "0.25",  "0.5",    "1",     "2.5",  "10",    "60"};
 
 void hg_metrics_request(hg_metrics *m, const char *route, int status, double seconds) {
   if (!route) route = "unknown";
@@ -71,9 +76,9 @@ int hg_metrics_render(const hg_metrics *m, const hg_metrics_gauges *g, hg_buf *o
     for (int b = 0; b < HG_METRICS_BUCKETS; b++) {
       cum += r->buckets[b];
       rc |= hg_buf_printf(out,
-                          "hangar_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} "
+                          "hangar_http_request_duration_seconds_bucket{route=\"%s\",le=\"%s\"} "
                           "%llu\n",
-                          r->name, bounds[b], (unsigned long long)cum);
+                          r->name, bound_text[b], (unsigned long long)cum);
     }
     rc |= hg_buf_printf(out,
                         "hangar_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} "

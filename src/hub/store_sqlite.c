@@ -319,6 +319,7 @@ static size_t key_slot(const char *id) {
   return h % AUTH_CACHE_SLOTS;
 }
 
+/* Before a write to an agent. */
 static void agents_forget(sqlite_store *s) {
   s->auth_written = true;
   for (size_t i = 0; i < AUTH_CACHE_SLOTS; i++) {
@@ -327,15 +328,20 @@ static void agents_forget(sqlite_store *s) {
   }
 }
 
-static void key_forget(sqlite_store *s, size_t slot) {
-  s->auth_written = true;
+static void key_slot_clear(sqlite_store *s, size_t slot) {
   if (s->keys[slot].used) hg_store_key_clear(&s->keys[slot].k);
   s->keys[slot].used = false;
 }
 
+/* Before a write to a key. */
+static void key_forget(sqlite_store *s, size_t slot) {
+  s->auth_written = true;
+  key_slot_clear(s, slot);
+}
+
 static void auth_forget(sqlite_store *s) {
   agents_forget(s);
-  for (size_t i = 0; i < AUTH_CACHE_SLOTS; i++) key_forget(s, i);
+  for (size_t i = 0; i < AUTH_CACHE_SLOTS; i++) key_slot_clear(s, i);
 }
 
 static int db_fail(sqlite_store *s, hg_err *err, const char *what) {
@@ -759,7 +765,7 @@ static int sq_key_get(hg_store *base, const char *id, hg_store_key *out, hg_err 
   memset(out, 0, sizeof *out);
   int rc = one(s, st, read_key, clear_key, out, err, "key");
   if (!rc) {
-    key_forget(s, slot);
+    key_slot_clear(s, slot);
     s->keys[slot].used = key_copy(&s->keys[slot].k, out);
   }
   return rc;

@@ -28,8 +28,9 @@
  * done with one look-up. Where it is, a second filter of the patterns' first grams names the
  * first position of [j-s+1, j] where a match could begin, if any; the automaton starts from
  * its root there and runs until the text it tracks is shorter than m and starts after where
- * it started; the filters resume from there. No match can begin in skipped bytes, no match is
- * reported twice (the rewind is shorter than any pattern), and each byte is revisited fewer
+ * it started (at a leaf, where most matches end, that text is its failure link's, whose depth
+ * the leaf keeps); the filters resume from there. No match can begin in skipped bytes, no match
+ * is reported twice (the rewind is shorter than any pattern), and each byte is revisited fewer
  * than m times.
  *
  * A scanner sees the stream as absolute byte positions. Bytes before `pos` have been emitted;
@@ -590,6 +591,12 @@ static int ac_build(const hg_redact_set *set, automaton **out) {
       a->nodes[vi].fail = fl;
       a->dict[vi] = nd_out(&a->nodes[fl]) >= 0 ? fl : a->dict[fl];
       if (a->dict[vi]) a->nodes[vi].meta |= N_DICT;
+      /* A leaf keeps its failure link's depth in the byte a single child would have (see
+       * scan_data); 255: too deep to say. */
+      if (!(a->nodes[vi].meta & N_NE)) {
+        uint32_t fd = nd_depth(&a->nodes[fl]);
+        a->nodes[vi].dc |= fd < 255 ? fd : 255;
+      }
     }
   }
 
@@ -770,14 +777,15 @@ static bool verify(const hg_redact_scanner *sc, const form *f, uint64_t end) {
 
 /* Whether the letters a-f in [start, end) have the cases mask says (see N_CASE). */
 static bool case_fits(const hg_redact_scanner *sc, uint32_t mask, uint64_t start, uint64_t end) {
+  /* Without a branch per byte: which bytes are a-f follows the secret, which with many
+   * secrets the branch predictor cannot learn. */
+  uint32_t bad = 0;
   for (uint64_t k = start; k < end; k++) {
-    uint8_t b = byte_at(sc, k);
-    if ((uint8_t)((b | 0x20) - 'a') < 6) {
-      if ((b >> 5 & 1u) == (mask & 1u)) return false;
-      mask >>= 1;
-    }
+    uint32_t b = byte_at(sc, k), hex = (uint8_t)((b | 0x20) - 'a') < 6;
+    bad |= hex & ~(b >> 5 ^ mask);
+    mask >>= hex;
   }
-  return true;
+  return !bad;
 }
 
 /* The automaton is in state s after the byte before `end`: records the longest real match. */
@@ -898,6 +906,19 @@ static void scan_data(hg_redact_scanner *sc, size_t i) {
         for (unsigned k = 1; k <= PREFETCH_LINES; k++) __builtin_prefetch(nd + 4 * k);
       }
       if (nd->meta & N_REPORT) report(sc, a, s, sc->dbase + i);
+      if (!(nd->meta & N_NE) && i < n) {
+        /* A leaf (most matches end at one): the next byte goes through its failure link, so
+         * only the text that link stands for can still be part of a match. Let the filters
+         * take over from where that text begins, rather than load the link's node and its
+         * edges, which with many secrets are cold. Not at the write's end, where the state
+         * says what to hold back. */
+        const uint32_t fd = (uint8_t)nd->dc;
+        if (fd < 255 && fd < m && i - c > fd) {
+          i -= fd;
+          s = 0;
+          break;
+        }
+      }
       const uint32_t depth = nd_depth(nd);
       if (depth > SHALLOW_LEVELS + PREFETCH_LINES * 4 && (depth & 3) == 0 && s < ahead)
         __builtin_prefetch(nd + 4 * PREFETCH_LINES); /* a long one: stay ahead */

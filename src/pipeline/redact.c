@@ -410,6 +410,11 @@ static inline uint32_t ac_child(const automaton *a, const ac_node *nd, uint8_t c
  * and up depend on every byte); bits 32.. pick a 64-bit word, the top byte which bits of it.
  * A shift by a constant, a mask and two look-ups keep a probe to a few instructions. */
 #define FILTER_K 0x9E3779B97F4A7C15ull
+/* The second filter's multiplier. With the first one's, the second filter (a quarter of the
+ * words, the same bits) would pass about one in ten of the grams that pass the first by chance:
+ * such a gram shares a word and bits with some pattern's gram there, and many of those are
+ * first grams; with 1,000 secrets that was ~75 needless starts of the automaton per MB. */
+#define START_K 0xD6E8FEB86659FD93ull
 /* Bits per gram, and the largest filter (2^FILTER_MAX_WORDS_LOG words): sized like this it
  * stays in the L2 cache with a thousand secrets and passes well under 1% of random grams. */
 #define FILTER_BITS_PER_GRAM 16
@@ -427,10 +432,10 @@ static inline uint64_t filter_bits(const automaton *a, uint64_t h) {
   return a->bitsets[h >> 56];
 }
 
-/* Adds the gram at b (flags in ci) to the filter of 2^k words at f (mask 2^k - 1), in every case
- * its flagged hex letters may take. */
-static void filter_add(const automaton *a, uint64_t *f, uint64_t mask, const uint8_t *b,
-                       const uint8_t *ci) {
+/* Adds the gram at b (flags in ci), hashed with the multiplier k, to the filter at f (words - 1:
+ * mask), in every case its flagged hex letters may take. */
+static void filter_add(const automaton *a, uint64_t *f, uint64_t mask, uint64_t k,
+                       const uint8_t *b, const uint8_t *ci) {
   uint8_t g[4];
   unsigned vary = 0;
   for (unsigned q = 0; q < 4; q++) {
@@ -442,7 +447,7 @@ static void filter_add(const automaton *a, uint64_t *f, uint64_t mask, const uin
     for (unsigned q = 0; q < 4; q++) v[q] = (uint8_t)(g[q] ^ (sub >> q & 1u ? 0x20 : 0));
     uint32_t w;
     memcpy(&w, v, 4);
-    uint64_t h = (uint64_t)w * FILTER_K;
+    uint64_t h = (uint64_t)w * k;
     f[(h >> 32) & mask] |= filter_bits(a, h);
     if (!sub) break;
   }
@@ -640,8 +645,9 @@ static int ac_build(const hg_redact_set *set, automaton **out) {
   if (!a->filter || !a->start) goto done;
   for (uint32_t p = 0; p < a->npats; p++) {
     const uint8_t *b = set->fbytes + set->forms[p].off, *ci = set->fci + set->forms[p].off;
-    for (uint32_t k = 0; k < a->stride; k++) filter_add(a, a->filter, a->fmask, b + k, ci + k);
-    filter_add(a, a->start, a->smask, b, ci);
+    for (uint32_t k = 0; k < a->stride; k++)
+      filter_add(a, a->filter, a->fmask, FILTER_K, b + k, ci + k);
+    filter_add(a, a->start, a->smask, START_K, b, ci);
   }
   rc = 0;
 done:
@@ -834,8 +840,7 @@ static void scan_hold(hg_redact_scanner *sc, uint64_t from) {
   sc->state = s;
 }
 
-/* Where the automaton must start: the first position at or after i from which the filter
- * cannot rule a match out, or the start of the tail too short for the filter to look at. */
+/* The 4 bytes at p, as they lie in memory. */
 static inline uint32_t load32(const uint8_t *p) {
   uint32_t w;
   memcpy(&w, p, 4);
@@ -843,15 +848,15 @@ static inline uint32_t load32(const uint8_t *p) {
 }
 
 /* 1 when the gram at p may be one of a pattern's. */
-static inline unsigned probe(const uint64_t *filter, uint64_t mask, const uint64_t *bitsets,
-                             const uint8_t *p) {
-  uint64_t h = (uint64_t)load32(p) * FILTER_K, m = bitsets[h >> 56];
+static inline unsigned probe(const uint64_t *filter, uint64_t mask, uint64_t k,
+                             const uint64_t *bitsets, const uint8_t *p) {
+  uint64_t h = (uint64_t)load32(p) * k, m = bitsets[h >> 56];
   return (filter[(h >> 32) & mask] & m) == m;
 }
 
 /* Where the automaton must start: the first position at or after i where the filters cannot
- * rule a match out, or the start of the tail too short for them to look at. Where the first
- * filter passes the gram at j, a match may begin anywhere in [j-s+1, j]: the second, of
+ * rule a match out, or, if none, the first of the last three, which have no whole gram. Where
+ * the first filter passes the gram at j, a match may begin anywhere in [j-s+1, j]: the second, of
  * beginnings, picks the first such position whose gram could begin a pattern, so that the
  * automaton neither starts on a chance hit nor walks through the text before a match.
  * Not inlined: the unrolled probes need every register, which the automaton's loop around the
@@ -866,26 +871,35 @@ static __attribute__((noinline)) size_t skip(const automaton *a, const uint8_t *
     /* Four independent look-ups an iteration; a branch each, as a hit is rare. */
     while (j + 3 * s + 4 <= n) {
       const uint8_t *p = d + j;
-      if (probe(filter, mask, bitsets, p)) goto hit;
-      if (probe(filter, mask, bitsets, p + s)) {
+      if (probe(filter, mask, FILTER_K, bitsets, p)) goto hit;
+      if (probe(filter, mask, FILTER_K, bitsets, p + s)) {
         j += s;
         goto hit;
       }
-      if (probe(filter, mask, bitsets, p + 2 * s)) {
+      if (probe(filter, mask, FILTER_K, bitsets, p + 2 * s)) {
         j += 2 * s;
         goto hit;
       }
-      if (probe(filter, mask, bitsets, p + 3 * s)) {
+      if (probe(filter, mask, FILTER_K, bitsets, p + 3 * s)) {
         j += 3 * s;
         goto hit;
       }
       j += 4 * s;
     }
-    while (j + 4 <= n && !probe(filter, mask, bitsets, d + j)) j += s;
-    if (j + 4 > n) return j - s + 1;
+    while (j + 4 <= n && !probe(filter, mask, FILTER_K, bitsets, d + j)) j += s;
+    if (j + 4 > n) {
+      /* The tail, too short for the gram at j. A match starting at p <= n - 4 still has its
+       * first gram here for the second filter to check; only the last three positions are
+       * left to the automaton. (It walked every byte of the tail from its root, and the walks
+       * from the first levels, cold with many secrets, cost a few percent at 64 KiB a write.) */
+      size_t p = j - s + 1;
+      for (; p + 4 <= n; p++)
+        if (probe(start, smask, START_K, bitsets, d + p)) return p;
+      return p;
+    }
   hit:
     for (size_t p = j - s + 1; p <= j; p++)
-      if (probe(start, smask, bitsets, d + p)) return p;
+      if (probe(start, smask, START_K, bitsets, d + p)) return p;
     j += s;
   }
 }

@@ -300,6 +300,27 @@ static void test_holds_only_possible_prefixes(void) {
   hg_redact_set_free(set);
 }
 
+/* The end of a write that only looks like a secret's beginning with other letter case, where
+ * the secret's case counts, is not held back: it can never become a match. */
+static void test_lookalike_at_write_end_not_held(void) {
+  static const char *const secrets[] = {"BEEFtoken-12345"};
+  hg_redact_set *set = set_of(secrets, 1, NULL);
+  sink s = {0};
+  hg_redact_scanner *sc;
+  CHECK_EQ_INT(hg_redact_scanner_new(&sc, set, sink_emit, &s, NULL), 0);
+  CHECK_EQ_INT(hg_redact_scanner_write(sc, "beeftoken-123", 13, 1, NULL), 0);
+  CHECK_EQ_INT(hg_redact_scanner_held(sc), 0);
+  CHECK_EQ_INT(s.out.len, 13);
+  CHECK_EQ_INT(hg_redact_scanner_write(sc, " BEEFtoken-123", 14, 2, NULL), 0);
+  CHECK_EQ_INT(hg_redact_scanner_held(sc), 13);
+  CHECK_EQ_INT(hg_redact_scanner_write(sc, "45\n", 3, 3, NULL), 0);
+  CHECK_EQ_STR(s.out.data, "beeftoken-123 [REDACTED]\n");
+  CHECK_EQ_INT(hg_redact_scanner_finish(sc, NULL), 0);
+  hg_redact_scanner_free(sc);
+  sink_free(&s);
+  hg_redact_set_free(set);
+}
+
 typedef struct tsrec {
   char text[64][32];
   int64_t ts[64];
@@ -827,5 +848,5 @@ TEST_MAIN(T(test_every_form_every_split), T(test_known_encodings), T(test_short_
           T(test_add_midstream_same_write), T(test_add_midstream_through_framer),
           T(test_add_from_elsewhere_rescans_held), T(test_random_against_reference),
           T(test_random_mask_lines), T(test_thousand_secrets), T(test_shared_prefixes_every_split),
-          T(test_letter_case_checked),
+          T(test_letter_case_checked), T(test_lookalike_at_write_end_not_held),
           T(test_many_secrets_random_against_reference), T(test_consumer_error_stops))

@@ -301,11 +301,11 @@ local function redact_section()
     ("Commands: `%s`; %s, the counts in turn within each round."):format(table.concat(commands, "`, `"), rounds(r.rounds)),
     "",
     ("- %s MiB of generated 100-byte lines in memory, one line in 100 carrying one of the registered"):format(num(r.mib)),
-    "  secrets (16 to 40 random letters and digits, each also matched in its base64, URL and JSON",
+    "  secrets (24 random letters and digits, each also matched in its base64, URL and JSON",
     "  forms), written in 64 KiB pieces to the redactor, whose output goes to the framer. Every",
     "  count gets lines of the same make: only the number of patterns changes, not how many lines",
-    "  carry a secret. Every set's first secret is 16 characters, the shortest: the shortest",
-    "  pattern sets how far the scan may skip ahead, and must not differ between the counts.",
+    "  carry a secret, nor how long a secret is (the shortest pattern sets how far the scan may",
+    "  skip ahead, and a match costs by its length).",
     "  Before it is timed, each run builds the redactor's automaton on the first 8 MiB.",
   }, "\n")
 end

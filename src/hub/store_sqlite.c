@@ -1031,9 +1031,12 @@ static int sq_run_by_token(hg_store *base, const uint8_t *hash, hg_store_run *ou
 
 static int sq_run_update(hg_store *base, const hg_store_run *r, hg_err *err) {
   sqlite_store *s = S(base);
+  /* Named, so that a refusal (a token another run holds) says which run it was. */
+  char what[96];
+  snprintf(what, sizeof what, "updating run %s", r->id ? r->id : "(no id)");
   sqlite3_stmt *st = q(s, Q_RUN_UPDATE);
   bind_run(st, r);
-  if (exec_step(s, st, err, "updating a run")) return err ? err->code : HG_EIO;
+  if (exec_step(s, st, err, what)) return err ? err->code : HG_EIO;
   if (sqlite3_changes(s->db) != 1)
     return hg_err_set(err, HG_ENOENT, "store: run %s not found", r->id);
   static const int keyed[] = {Q_RUN_UPDATE_STATUS, Q_RUN_UPDATE_AGENT, Q_RUN_UPDATE_TOKEN,
@@ -1061,7 +1064,7 @@ static int sq_run_update(hg_store *base, const hg_store_run *r, hg_err *err) {
       bind_blob(st, 2, r->token_hash, HG_STORE_HASH_LEN);
     else if (keyed[i] == Q_RUN_UPDATE_TASK)
       bind_text(st, 2, r->task);
-    if (exec_step(s, st, err, "updating a run")) return err ? err->code : HG_EIO;
+    if (exec_step(s, st, err, what)) return err ? err->code : HG_EIO;
     if (keyed[i] == Q_RUN_UPDATE_STATUS && before >= 0 && sqlite3_changes(s->db) == 1 &&
         (int)r->status != before && r->status >= 0 && r->status < HG_RUN_STATUS_COUNT) {
       s->counts[before]--;

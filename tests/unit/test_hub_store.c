@@ -286,6 +286,7 @@ static void run_update_writes_every_field(void) {
   r.next_seq = 10;
   CHECK_EQ_INT(hg_store_begin(s, &err), 0);
   CHECK(hg_store_run_update(s, &r, &err) != 0);
+  CHECK(strstr(err.msg, "run run_u") != NULL);
   hg_store_rollback(s);
   hg_store_run_clear(&r);
   CHECK_EQ_INT(hg_store_run_get(s, "run_u", &r, &err), 0);

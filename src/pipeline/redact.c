@@ -286,7 +286,7 @@ static void ac_free(automaton *a) {
   /* The edges, inline in the nodes or not, spell the secrets' forms out. */
   wipe(a->nodes, a->nnodes * sizeof *a->nodes);
   wipe(a->ebyte, a->nedges);
-  wipe(a->chain, a->chain ? a->nnodes + 16 : 0);
+  wipe(a->chain, a->nnodes + 16);
   free(a->nodes);
   free(a->ebyte);
   free(a->etarget);
@@ -680,12 +680,8 @@ static inline uint32_t ac_step(const automaton *a, uint32_t s, uint8_t c) {
   for (;;) {
     if (s == 0) return a->root[c];
     const ac_node *nd = &a->nodes[s];
-    if ((nd->meta & N_NE) == 1) {
-      if ((uint8_t)nd->dc == c) return nd->e;
-    } else {
-      uint32_t t = ac_edge(a, nd, c);
-      if (t) return t;
-    }
+    uint32_t t = ac_child(a, nd, c);
+    if (t) return t;
     s = nd->fail;
   }
 }

@@ -106,6 +106,14 @@ static void show(const char *what, const void *p, size_t n) {
   fputc('\n', stderr);
 }
 
+/* What a mismatch report shows: the input, the output and what the reference expected. */
+static void show_diff(const void *t, size_t n, const void *got, size_t gn, const void *expect,
+                      size_t en) {
+  show("input", t, n);
+  show("got", got, gn);
+  show("expected", expect, en);
+}
+
 static hg_redact_set *set_of(const char *const *secrets, size_t n, ref_forms *forms) {
   hg_redact_set *set;
   CHECK_EQ_INT(hg_redact_set_new(&set, NULL), 0);
@@ -158,9 +166,7 @@ static void test_every_form_every_split(void) {
       char *once = run_once(set, t, n, &on);
       if (!same(once, on, expect, en)) {
         CHECK(!"one write differs from the reference");
-        show("input", t, n);
-        show("got", once, on);
-        show("expected", expect, en);
+        show_diff(t, n, once, on, expect, en);
       }
       for (size_t k = 0; k < forms.n; k++) CHECK(!ref_contains(&forms.f[k], (unsigned char *)once, on));
       for (size_t i = 0; i <= n; i++) {
@@ -529,9 +535,7 @@ static void test_random_against_reference(void) {
       CHECK(!"streaming result differs from the reference");
       fprintf(stderr, "  case %d\n", iter);
       for (size_t i = 0; i < ns; i++) show("secret", secrets[i], lens[i]);
-      show("input", t, n);
-      show("got", o, on);
-      show("expected", expect, en);
+      show_diff(t, n, o, on, expect, en);
     }
     free(o);
     free(expect);
@@ -651,9 +655,7 @@ static void check_all_splits(hg_redact_set *set, const ref_forms *forms, const u
   char *once = run_once(set, t, n, &on);
   if (!same(once, on, expect, en)) {
     CHECK(!"one write differs from the reference");
-    show("input", t, n);
-    show("got", once, on);
-    show("expected", expect, en);
+    show_diff(t, n, once, on, expect, en);
   }
   for (size_t i = 0; i <= n; i++) {
     static const size_t later[] = {0, 1, 2, 5, 13, 31};
@@ -814,9 +816,7 @@ static void test_many_secrets_random_against_reference(void) {
       failures++;
       CHECK(!"streaming result differs from the reference");
       fprintf(stderr, "  iteration %d\n", iter);
-      show("input", t, n);
-      show("got", o, on);
-      show("expected", expect, en);
+      show_diff(t, n, o, on, expect, en);
     }
     free(o);
     free(expect);

@@ -4,19 +4,9 @@
 local scheduler = require "hangar.schedulers.local"
 local sink = require "hangar.sink"
 local timer = require "hangar.timer"
+local testutil = require "testutil"
 
 local TMP = os.getenv("HANGAR_TEST_TMP") or "/tmp"
-
--- Whether a process is gone: no longer in /proc, or a zombie waiting for whoever reaps it.
-local function gone(pid)
-  local f = io.open("/proc/" .. pid .. "/stat")
-  if not f then
-    return true
-  end
-  local stat = f:read("a")
-  f:close()
-  return stat:match("^%d+ %b() (%a)") == "Z"
-end
 
 local n = 0
 local function context(env)
@@ -102,9 +92,7 @@ describe("the local scheduler", function()
     assert.truthy(timer.monotonic() - t0 >= 250)
     assert.is_nil(io.open("/proc/" .. handle.pid .. "/stat"))
     -- SIGKILL reached the child too; it may take a moment to be gone.
-    local deadline = timer.monotonic() + 5000
-    while not gone(child) and timer.monotonic() < deadline do timer.sleep(20) end
-    assert.is_true(gone(child), "the run's child (pid " .. child .. ") outlived the cancel")
+    assert.is_true(testutil.wait_gone(child, 5000), "the run's child (pid " .. child .. ") outlived the cancel")
   end)
 
   it("refuses a task without a command", function()

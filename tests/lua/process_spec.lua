@@ -4,22 +4,12 @@ local process = require "hangar.process"
 local sink = require "hangar.sink"
 local task = require "hangar.task"
 local timer = require "hangar.timer"
+local testutil = require "testutil"
 
 local PATH = os.getenv("PATH")
 
 local function alive(pid)
   return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true
-end
-
--- Whether a process is gone: no longer in /proc, or a zombie waiting for whoever reaps it.
-local function gone(pid)
-  local f = io.open("/proc/" .. pid .. "/stat")
-  if not f then
-    return true
-  end
-  local stat = f:read("a")
-  f:close()
-  return stat:match("^%d+ %b() (%a)") == "Z"
 end
 
 describe("hangar.process", function()
@@ -99,9 +89,7 @@ describe("hangar.process", function()
     end
     assert.is_true(stubborn:kill(100))
     assert.equal(9, stubborn:wait().signal)
-    local deadline = timer.monotonic() + 5000
-    while not gone(child) and timer.monotonic() < deadline do timer.sleep(20) end
-    assert.is_true(gone(child), "the shell's child (pid " .. child .. ") outlived the kill")
+    assert.is_true(testutil.wait_gone(child, 5000), "the shell's child (pid " .. child .. ") outlived the kill")
   end)
 
   it("sends signals by name or number", function()

@@ -90,6 +90,16 @@ local function marks()
   return m
 end
 
+-- Runs a shell task that writes its pid into the marker directory m, then runs script.
+-- Returns the run's id and the pid, once written whole (the file exists before echo fills it).
+local function run_task(m, script)
+  local slug = agenttest.sh_task(hub, "echo $$ > " .. q(m .. "/pid") .. "; " .. script)
+  local id = agenttest.run(hub, slug)
+  local pid = hubtest.wait_for(function() return tonumber((slurp(m .. "/pid") or ""):match("^(%d+)\n")) end, 15000, 20)
+  assert(pid, "the run's process wrote no pid to " .. m .. "/pid")
+  return id, pid
+end
+
 describe("agent: starting a run", function()
   after_each(function()
     gate { start = "pass" }
@@ -97,13 +107,10 @@ describe("agent: starting a run", function()
 
   it("runs the process before the hub answered the start, and finishes only after the answer", function()
     gate { start = "hold" }
-    local m = marks()
-    local slug = agenttest.sh_task(hub, "echo $$ > " .. q(m .. "/pid") .. "; echo ran")
-    local id = agenttest.run(hub, slug)
+    local id, pid = run_task(marks(), "echo ran")
     -- The process ran (and ended) while the start call is still held.
-    agenttest.wait_file(m .. "/pid")
     assert.is_true(hubtest.wait_for(function() return gate().held == 1 end, 10000))
-    testutil.wait_gone(tonumber(slurp(m .. "/pid")), 10000)
+    testutil.wait_gone(pid, 10000)
     timer.sleep(300) -- time enough for a finish that did not wait
     assert.is_nil(index_of(calls(id), "request", "finish"), "a finish went out before the start was answered")
     assert.equal("accepted", agenttest.get_run(hub, id).status)
@@ -120,10 +127,7 @@ describe("agent: starting a run", function()
 
   it("stops the process and fails the run when the hub refuses the start", function()
     gate { start = "refuse", status = 409, code = "lease_lost" }
-    local m = marks()
-    local slug = agenttest.sh_task(hub, "echo $$ > " .. q(m .. "/pid") .. "; exec sleep 60")
-    local id = agenttest.run(hub, slug)
-    local pid = tonumber(agenttest.wait_file(m .. "/pid"))
+    local id, pid = run_task(marks(), "exec sleep 60")
     local doc = agenttest.wait_run(hub, id, 20000)
     assert.equal("failed", doc.status)
     assert.truthy(doc.error:find("the hub refused to start the run: 409 lease_lost", 1, true), doc.error)
@@ -133,10 +137,7 @@ describe("agent: starting a run", function()
 
   it("stops the process of a run cancelled while its start is out, and finishes it cancelled", function()
     gate { start = "hold" }
-    local m = marks()
-    local slug = agenttest.sh_task(hub, "echo $$ > " .. q(m .. "/pid") .. "; exec sleep 60")
-    local id = agenttest.run(hub, slug)
-    local pid = tonumber(agenttest.wait_file(m .. "/pid"))
+    local id, pid = run_task(marks(), "exec sleep 60")
     assert.is_true(hubtest.wait_for(function() return gate().held == 1 end, 10000))
     local res = assert(hub:post("/v1/runs/" .. id .. "/cancel", {}))
     assert.equal(202, res.status, res.body)
@@ -153,9 +154,7 @@ describe("agent: starting a run", function()
   it("retries a start the hub cannot answer (503) while the process carries on", function()
     gate { start = "refuse", status = 503, code = "unavailable" }
     local m = marks()
-    local slug = agenttest.sh_task(hub, "echo $$ > " .. q(m .. "/pid") .. "; while [ ! -e " .. q(m .. "/go") .. " ]; do sleep 0.05; done")
-    local id = agenttest.run(hub, slug)
-    local pid = tonumber(agenttest.wait_file(m .. "/pid"))
+    local id, pid = run_task(m, "while [ ! -e " .. q(m .. "/go") .. " ]; do sleep 0.05; done")
     assert.is_true(hubtest.wait_for(function() return count(calls(id), "request", "start") >= 2 end, 10000))
     assert.is_true(testutil.alive(pid))
     assert.equal("accepted", agenttest.get_run(hub, id).status)

@@ -414,13 +414,12 @@ function Run:watch()
     end
   end
 
+  self:await_start()
   if not outcome.ok then
-    self:await_start()
     return failed(("scheduler %s: waiting for the run failed: %s"):format(self.sched_name, first_line(outcome.r)))
   end
   local r = type(outcome.r) == "table" and outcome.r or { error = outcome.err or "the scheduler reported no result" }
   local code = math.tointeger(present(r.exit_code))
-  self:await_start()
   if self.start_refused then
     -- Whatever the process did, the hub never had the run running.
     return failed(self.start_refused, code)

@@ -88,6 +88,7 @@ end }
     assert.equal("agent restarted; the run's process was lost", doc.error)
     assert.equal(0, agent:count_log("unreadable run record"))
     assert(hubtest.wait_for(function() return slurp(record) == nil end, 5000), "the record is gone once finished")
+    assert.is_false(exists(agent.state_dir .. "/work/" .. id), "the lost run's work directory is left")
     assert.equal(0, agent:stop())
   end)
 end)

@@ -95,7 +95,7 @@ function run.discard_leftovers(agent, rec)
   if sched and rec.handle ~= nil and rec.run then
     pcall(sched.backend.cleanup, rec.run, rec.handle, { run_id = rec.run_id, settings = sched.settings, log = log })
   end
-  fs.remove_tree(st:workdir(rec.run_id))
+  fs.remove_in_pool(st:workdir(rec.run_id))
   fs.remove(st.dir .. "/spool/" .. rec.run_id .. ".spool")
   st:remove_run(rec.run_id)
 end
@@ -568,7 +568,7 @@ function Run:resume()
     self.ctx = self:context(nil)
     pcall(sched.backend.cleanup, self.doc, rec.handle, self.ctx)
   end
-  self.core.fs.remove_tree(self.agent.state:workdir(self.id))
+  self.core.fs.remove_in_pool(self.agent.state:workdir(self.id))
   local message = rec.phase == "running" and "agent restarted; the run's process was lost"
     or "agent restarted before the run started"
   self:system(message)

@@ -116,7 +116,8 @@ function State:read_record(path, id)
     return nil, path .. ": no line is a JSON object of run_id " .. id
   end
   if text ~= line .. "\n" then
-    local ok, werr = self.fs.write_atomic(path, line .. "\n")
+    -- Synced (it may hold a result), in the thread pool: a restart rewrites many records.
+    local ok, werr = self.fs.write_durable(path, line .. "\n")
     if not ok then
       return nil, werr
     end

@@ -111,7 +111,7 @@ function agenttest.other_uid_home(uid)
   -- some build containers, forbids even loading libc).
   local ok = os.execute("setpriv --reuid=" .. uid .. " --regid=" .. uid .. " --clear-groups -- "
     .. q(base .. "/bin/hangar") .. " --version >/dev/null 2>&1")
-  assert(ok, agenttest.cannot_run_as(uid))
+  assert(ok, agenttest.cannot_run_as(uid) or ("uid %d cannot run %s"):format(uid, base .. "/bin/hangar"))
   other_homes[uid] = base
   return base
 end

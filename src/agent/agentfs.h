@@ -15,16 +15,9 @@
  *                                                       durable = false skips both fsyncs:
  *                                                       still atomic for a process crash,
  *                                                       not waited for on the disk)
- *   fs.write_durable(path, text)  -> true | nil, err   (write_atomic's durable write, done in
- *                                                       the thread pool while the calling task
- *                                                       waits: the loop never waits for the
- *                                                       disk)
  *   fs.append(path, text)         -> true | nil, err   (creates it, mode 0600; not waited for
  *                                                       on the disk; one that fails leaves
  *                                                       nothing of itself in the file)
- *   fs.append_durable(path, text) -> true | nil, err   (append, then fdatasync and an fsync of
- *                                                       the directory, in the thread pool while
- *                                                       the calling task waits)
  *   fs.remove(path)               -> true | nil, err   (a missing file is fine)
  *   fs.remove_in_pool(path)       -> true | nil, err   (remove_tree of a file or a tree, in the
  *                                                       thread pool while the calling task
@@ -32,6 +25,26 @@
  *                                                       device)
  *   fs.list(dir)                  -> { names, sorted } | nil, err
  *   fs.exists(path)               -> boolean
+ *   fs.journal(path)              -> j | nil, err      (opens, creating it with mode 0600, an
+ *                                                       append-only file shared by many writers)
+ *     j:write(text)               -> true | nil, err   (appended on the loop, in call order, not
+ *                                                       waited for; one that fails leaves nothing)
+ *     j:sync()                    -> true | nil, err   (waits, in the thread pool, for an
+ *                                                       fdatasync that covers every write made
+ *                                                       before the call; syncs asked for while
+ *                                                       one is in flight share the next one)
+ *     j:rewrite(text [, wait])    -> true | false | nil, err
+ *                                                      (replaces the file with text plus what is
+ *                                                       written until the new file is in place:
+ *                                                       temporary file synced in the pool, then
+ *                                                       renamed; false: a rewrite is in flight
+ *                                                       already; wait: the task waits until the
+ *                                                       new file and its name are on the disk)
+ *     j:truncate()                -> true | false | nil, err  (empties it in place; false while
+ *                                                       a rewrite is in flight)
+ *     j:size()                    -> bytes written and not rewritten away
+ *     j:syncs()                   -> fdatasyncs done so far (for tests)
+ *     j:close()                   (also on collection; a job in flight finishes first)
  * Paths are used as given; misuse (a non-string) raises. */
 void hg_agentfs_push(lua_State *L);
 /* Replaces path (mode 0600) with data through a temporary file and a rename; 0 or an errno.

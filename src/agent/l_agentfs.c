@@ -185,29 +185,26 @@ int hg_agentfs_write_file(const char *path, const char *data, size_t len, int du
 }
 
 /* Appends data to path (created with mode 0600); 0 or an errno. An append that fails leaves
- * nothing of itself (the file is cut back), so that the next one starts on a line of its own.
- * Durable: the bytes and the file's directory entry are on the disk when it returns. */
-static int append_file(const char *path, const char *data, size_t len, int durable) {
+ * nothing of itself (the file is cut back), so that the next one starts on a line of its own. */
+static int append_file(const char *path, const char *data, size_t len) {
   int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return errno;
   int e = 0;
   off_t end = lseek(fd, 0, SEEK_END);
-  if (end < 0 || write_all(fd, data, len) || (durable && fdatasync(fd))) e = errno;
+  if (end < 0 || write_all(fd, data, len)) e = errno;
   if (e && end >= 0) {
     int cut = ftruncate(fd, end); /* should this fail too, the reader skips the broken line */
     (void)cut;
   }
   if (close(fd) && !e) e = errno;
-  if (e || !durable) return e;
-  sync_parent(path);
-  return 0;
+  return e;
 }
 
 static int l_append(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
-  int e = append_file(path, data, len, 0);
+  int e = append_file(path, data, len);
   if (e) return fail(L, "cannot write", path, e);
   return ok(L);
 }
@@ -222,19 +219,15 @@ static int l_write_atomic(lua_State *L) {
   return ok(L);
 }
 
-/* fs.write_durable, fs.append_durable and fs.remove_in_pool: write_atomic's and append's
- * durable writes, and remove_tree, done in libuv's thread pool while the calling task waits,
- * so that the loop (every other run, the polls, the uploads) never waits for the disk. A
- * removal waits for it too: freeing the blocks of a file that was synced, or of a directory,
- * can mean a discard request to the device, answered in a millisecond or more. */
-enum { OP_WRITE, OP_APPEND, OP_REMOVE };
+/* fs.remove_in_pool: remove_tree, done in libuv's thread pool while the calling task waits,
+ * so that the loop (every other run, the polls, the uploads) never waits for the disk: freeing
+ * the blocks of a file that was synced, or of a directory, can mean a discard request to the
+ * device, answered in a millisecond or more. */
 
 typedef struct durable_op {
   uv_work_t req;
   hg_lua_wait *w;
-  char *path, *data;
-  size_t len;
-  int kind;
+  char *path;
   int error;
   int abandoned;
 } durable_op;
@@ -242,15 +235,12 @@ typedef struct durable_op {
 static void durable_free(void *data) {
   durable_op *op = data;
   free(op->path);
-  free(op->data);
   free(op);
 }
 
 static void durable_in_pool(uv_work_t *req) {
   durable_op *op = req->data;
-  op->error = op->kind == OP_REMOVE   ? remove_any(op->path)
-              : op->kind == OP_APPEND ? append_file(op->path, op->data, op->len, 1)
-                                      : hg_agentfs_write_file(op->path, op->data, op->len, 1);
+  op->error = remove_any(op->path);
 }
 
 static void durable_done(uv_work_t *req, int status) {
@@ -265,8 +255,7 @@ static void durable_done(uv_work_t *req, int status) {
 
 static int durable_push(lua_State *L, void *data) {
   durable_op *op = data;
-  if (op->error)
-    return fail(L, op->kind == OP_REMOVE ? "cannot remove" : "cannot write", op->path, op->error);
+  if (op->error) return fail(L, "cannot remove", op->path, op->error);
   return ok(L);
 }
 
@@ -277,45 +266,378 @@ static void durable_abandon(void *data) {
 
 static const hg_lua_wait_ops durable_ops = {durable_push, durable_abandon, durable_free};
 
-static int in_pool(lua_State *L, int kind, const char *name) {
-  const char *path = kind == OP_REMOVE ? check_removable(L) : luaL_checkstring(L, 1);
-  size_t len = 0;
-  const char *data = kind == OP_REMOVE ? "" : luaL_checklstring(L, 2, &len);
-  hg_lua_wait *w = hg_lua_wait_new(L, name);
+static int l_remove_in_pool(lua_State *L) {
+  const char *path = check_removable(L);
+  hg_lua_wait *w = hg_lua_wait_new(L, "fs.remove_in_pool");
   durable_op *op = calloc(1, sizeof *op);
-  if (op) {
-    op->path = strdup(path);
-    op->data = malloc(len ? len : 1);
-  }
-  if (!op || !op->path || !op->data) {
+  if (op) op->path = strdup(path);
+  if (!op || !op->path) {
     if (op) durable_free(op);
     hg_lua_wait_discard(w);
-    return luaL_error(L, "%s: out of memory", name);
+    return luaL_error(L, "fs.remove_in_pool: out of memory");
   }
-  memcpy(op->data, data, len);
-  op->len = len;
-  op->kind = kind;
   op->w = w;
   op->req.data = op;
   int rc = uv_queue_work(&hg_lua_loop(hg_lua_from(L))->uv, &op->req, durable_in_pool, durable_done);
   if (rc) {
     durable_free(op);
     hg_lua_wait_discard(w);
-    return fail(L, kind == OP_REMOVE ? "cannot remove" : "cannot write", path, -rc);
+    return fail(L, "cannot remove", path, -rc);
   }
   return hg_lua_wait_yield(L, w, &durable_ops, op);
 }
 
-static int l_write_durable(lua_State *L) {
-  return in_pool(L, OP_WRITE, "fs.write_durable");
+/* fs.journal: one append-only file shared by many writers on the loop, made durable by
+ * group commit. Writes go to the page cache on the loop, in call order; j:sync() waits for an
+ * fdatasync (in the thread pool) that starts after it was called, and every sync asked for
+ * while one is in flight shares the next one: N runs finishing together wait for two syncs at
+ * most, not N. j:rewrite() replaces the file with a shorter text (a temporary file written and
+ * synced in the pool, then renamed over it on the loop) while writes go on: what is written in
+ * the meantime goes to the old file and is kept aside, then appended to the new one before the
+ * rename, so that no line is lost and none is read twice out of order. One pool job at a time
+ * (a sync or a rewrite's write), so that the file never changes under a job but by appends. */
+#define JOURNAL_MT "hangar.agentfs.journal"
+
+typedef struct jwait {
+  hg_lua_wait *w;
+  struct jwait *next;
+  int error;
+  int completed, abandoned;
+  char msg[256];
+} jwait;
+
+enum { JOB_NONE, JOB_SYNC, JOB_REWRITE };
+
+typedef struct journal {
+  uv_loop_t *loop;
+  uv_work_t req;
+  char *path, *tmp;
+  int fd;
+  off_t size;
+  int job;        /* JOB_*: the pool job in flight */
+  int collected;  /* the Lua object is gone: free once no job is in flight */
+  int rewriting;  /* a rewrite was asked for and is not finished: writes go to tail too */
+  int dir_dirty;  /* a rename to put on the disk (fsync of the directory) */
+  int old_fd;     /* the replaced file, closed (and so freed) in the pool */
+  jwait *pending; /* waiting for the next sync */
+  jwait *inflight;
+  jwait *rewrite_waiters; /* waiting for the rewrite to be on the disk */
+  hg_buf snapshot, tail;
+  int sync_fd, job_error, new_fd, closing_fd;
+  long syncs;     /* fdatasyncs done, for tests of group commit */
+} journal;
+
+static void jwait_complete(journal *j, jwait *list, int error) {
+  while (list) {
+    jwait *next = list->next;
+    list->next = NULL;
+    list->error = error;
+    if (error) snprintf(list->msg, sizeof list->msg, "cannot write %s: %s", j->path, strerror(error));
+    list->completed = 1;
+    if (list->abandoned) {
+      free(list);
+    } else {
+      hg_lua_wait_done(list->w);
+    }
+    list = next;
+  }
 }
 
-static int l_append_durable(lua_State *L) {
-  return in_pool(L, OP_APPEND, "fs.append_durable");
+static int jwait_push(lua_State *L, void *data) {
+  jwait *jw = data;
+  if (jw->error) {
+    lua_pushnil(L);
+    lua_pushstring(L, jw->msg);
+    return 2;
+  }
+  return ok(L);
 }
 
-static int l_remove_in_pool(lua_State *L) {
-  return in_pool(L, OP_REMOVE, "fs.remove_in_pool");
+static void jwait_abandon(void *data) {
+  jwait *jw = data;
+  if (jw->completed) {
+    free(jw);
+  } else {
+    jw->abandoned = 1; /* the journal frees it once its job is done */
+  }
+}
+
+static void jwait_release(void *data) {
+  free(data);
+}
+
+static const hg_lua_wait_ops jwait_ops = {jwait_push, jwait_abandon, jwait_release};
+
+static void journal_free(journal *j) {
+  if (j->fd >= 0) close(j->fd);
+  if (j->old_fd >= 0) close(j->old_fd);
+  hg_buf_free(&j->snapshot);
+  hg_buf_free(&j->tail);
+  free(j->path);
+  free(j->tmp);
+  free(j);
+}
+
+static void journal_in_pool(uv_work_t *req) {
+  journal *j = req->data;
+  j->job_error = 0;
+  if (j->job == JOB_SYNC) {
+    if (fdatasync(j->sync_fd)) j->job_error = errno;
+    if (!j->job_error && j->dir_dirty) sync_parent(j->path);
+    if (j->closing_fd >= 0) close(j->closing_fd); /* frees the replaced file's blocks */
+    return;
+  }
+  int fd = open(j->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    j->job_error = errno;
+    return;
+  }
+  if (write_all(fd, j->snapshot.data ? j->snapshot.data : "", j->snapshot.len) || fdatasync(fd)) {
+    j->job_error = errno;
+    close(fd);
+    unlink(j->tmp);
+    return;
+  }
+  j->new_fd = fd;
+}
+
+static void journal_after(uv_work_t *req, int status);
+
+/* Starts the next pool job if none is in flight: a requested rewrite first (the sync after it
+ * covers what waits meanwhile), else a sync if anything waits for one. 0 or a libuv code. */
+static int journal_kick(journal *j) {
+  if (j->job != JOB_NONE || j->collected) return 0;
+  if (j->rewriting) {
+    j->job = JOB_REWRITE;
+    j->new_fd = -1;
+  } else if (j->pending || j->dir_dirty || j->old_fd >= 0) {
+    j->job = JOB_SYNC;
+    j->inflight = j->pending;
+    j->pending = NULL;
+    j->sync_fd = j->fd;
+    j->closing_fd = j->old_fd;
+    j->old_fd = -1;
+  } else {
+    return 0;
+  }
+  j->req.data = j;
+  int rc = uv_queue_work(j->loop, &j->req, journal_in_pool, journal_after);
+  if (rc) {
+    if (j->job == JOB_SYNC) {
+      j->pending = j->inflight;
+      j->inflight = NULL;
+      j->old_fd = j->closing_fd;
+    }
+    j->job = JOB_NONE;
+  }
+  return rc;
+}
+
+/* The rewrite's file is written and synced: append what was written since, and put it in
+ * place of the journal. The sync that follows puts the rename on the disk. */
+static int journal_swap(journal *j) {
+  if (j->tail.len && write_all(j->new_fd, j->tail.data, j->tail.len)) return errno;
+  if (rename(j->tmp, j->path)) return errno;
+  j->old_fd = j->fd;
+  j->fd = j->new_fd;
+  j->new_fd = -1;
+  j->size = (off_t)(j->snapshot.len + j->tail.len);
+  j->dir_dirty = 1;
+  return 0;
+}
+
+static void journal_after(uv_work_t *req, int status) {
+  journal *j = req->data;
+  int kind = j->job, e = j->job_error;
+  if (status == UV_ECANCELED && !e) e = ECANCELED;
+  j->job = JOB_NONE;
+  if (kind == JOB_SYNC) {
+    j->syncs++;
+    j->closing_fd = -1;
+    if (!e) j->dir_dirty = 0;
+    jwait *done = j->inflight;
+    j->inflight = NULL;
+    jwait_complete(j, done, e);
+  } else {
+    if (!e && !j->collected) e = journal_swap(j);
+    if (j->new_fd >= 0) {
+      close(j->new_fd);
+      unlink(j->tmp);
+      j->new_fd = -1;
+    }
+    jwait *waiters = j->rewrite_waiters;
+    j->rewrite_waiters = NULL;
+    j->rewriting = 0;
+    hg_buf_free(&j->snapshot);
+    hg_buf_free(&j->tail);
+    if (e || j->collected) {
+      jwait_complete(j, waiters, e ? e : ECANCELED);
+    } else {
+      /* Their text is in the new file: they wait for the sync that puts it and its name on
+       * the disk, as do the writes kept aside meanwhile. */
+      jwait **end = &j->pending;
+      while (*end) end = &(*end)->next;
+      *end = waiters;
+    }
+  }
+  if (j->collected) {
+    jwait *left = j->pending;
+    j->pending = NULL;
+    jwait_complete(j, left, ECANCELED);
+    journal_free(j);
+    return;
+  }
+  if (journal_kick(j)) {
+    jwait *all = j->pending;
+    j->pending = NULL;
+    jwait_complete(j, all, EIO);
+  }
+}
+
+static journal *check_journal(lua_State *L) {
+  journal **ud = luaL_checkudata(L, 1, JOURNAL_MT);
+  luaL_argcheck(L, *ud != NULL, 1, "the journal is closed");
+  return *ud;
+}
+
+static int l_journal_write(lua_State *L) {
+  journal *j = check_journal(L);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  if (j->rewriting && hg_buf_append(&j->tail, data, len)) return luaL_error(L, "journal: out of memory");
+  if (write_all(j->fd, data, len)) {
+    int e = errno;
+    int cut = ftruncate(j->fd, j->size); /* should this fail too, the reader skips the line */
+    (void)cut;
+    if (j->rewriting) j->tail.len -= len;
+    return fail(L, "cannot write", j->path, e);
+  }
+  j->size += (off_t)len;
+  return ok(L);
+}
+
+static int journal_wait(lua_State *L, journal *j, jwait **list, const char *what) {
+  hg_lua_wait *w = hg_lua_wait_new(L, what);
+  jwait *jw = calloc(1, sizeof *jw);
+  if (!jw) {
+    hg_lua_wait_discard(w);
+    return luaL_error(L, "%s: out of memory", what);
+  }
+  jw->w = w;
+  jw->next = *list;
+  *list = jw;
+  int rc = journal_kick(j);
+  if (rc) {
+    *list = jw->next;
+    free(jw);
+    hg_lua_wait_discard(w);
+    return fail(L, "cannot sync", j->path, -rc);
+  }
+  return hg_lua_wait_yield(L, w, &jwait_ops, jw);
+}
+
+static int l_journal_sync(lua_State *L) {
+  journal *j = check_journal(L);
+  return journal_wait(L, j, &j->pending, "journal:sync");
+}
+
+static int l_journal_rewrite(lua_State *L) {
+  journal *j = check_journal(L);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  int wait = lua_toboolean(L, 3);
+  if (j->rewriting) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  hg_buf_reset(&j->snapshot);
+  hg_buf_reset(&j->tail);
+  if (hg_buf_append(&j->snapshot, data, len)) return luaL_error(L, "journal: out of memory");
+  j->rewriting = 1;
+  if (wait) return journal_wait(L, j, &j->rewrite_waiters, "journal:rewrite");
+  int rc = journal_kick(j);
+  if (rc) {
+    j->rewriting = 0;
+    return fail(L, "cannot rewrite", j->path, -rc);
+  }
+  return ok(L);
+}
+
+/* Empties the journal in place (no new file): for when no record is left in it. false while a
+ * rewrite is in flight (its file would bring the old text back). */
+static int l_journal_truncate(lua_State *L) {
+  journal *j = check_journal(L);
+  if (j->rewriting) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (ftruncate(j->fd, 0)) return fail(L, "cannot truncate", j->path, errno);
+  j->size = 0;
+  return ok(L);
+}
+
+static int l_journal_size(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)check_journal(L)->size);
+  return 1;
+}
+
+static int l_journal_syncs(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)check_journal(L)->syncs);
+  return 1;
+}
+
+static int l_journal_gc(lua_State *L) {
+  journal **ud = luaL_checkudata(L, 1, JOURNAL_MT);
+  journal *j = *ud;
+  *ud = NULL;
+  if (!j) return 0;
+  j->collected = 1;
+  if (j->job == JOB_NONE) journal_free(j); /* else journal_after frees */
+  return 0;
+}
+
+static int l_journal(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  journal **ud = lua_newuserdatauv(L, sizeof *ud, 0);
+  *ud = NULL;
+  if (luaL_newmetatable(L, JOURNAL_MT)) {
+    static const luaL_Reg methods[] = {{"write", l_journal_write},     {"sync", l_journal_sync},
+                                       {"rewrite", l_journal_rewrite}, {"truncate", l_journal_truncate},
+                                       {"size", l_journal_size},       {"syncs", l_journal_syncs},
+                                       {"close", l_journal_gc},        {NULL, NULL}};
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_journal_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  journal *j = calloc(1, sizeof *j);
+  if (!j) return luaL_error(L, "fs.journal: out of memory");
+  j->fd = j->old_fd = j->new_fd = j->closing_fd = -1;
+  j->path = strdup(path);
+  size_t n = strlen(path) + 5;
+  j->tmp = malloc(n);
+  if (!j->path || !j->tmp) {
+    journal_free(j);
+    return luaL_error(L, "fs.journal: out of memory");
+  }
+  snprintf(j->tmp, n, "%s.tmp", path);
+  j->loop = &hg_lua_loop(hg_lua_from(L))->uv;
+  j->fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+  if (j->fd < 0 && errno == ENOENT) {
+    /* A new file: the first sync puts its name on the disk too. */
+    j->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    j->dir_dirty = 1;
+  }
+  struct stat st;
+  if (j->fd < 0 || fstat(j->fd, &st)) {
+    int e = errno;
+    journal_free(j);
+    return fail(L, "cannot open", path, e);
+  }
+  j->size = st.st_size;
+  *ud = j;
+  return 1;
 }
 
 static int l_remove(lua_State *L) {
@@ -366,10 +688,10 @@ static int l_exists(lua_State *L) {
 void hg_agentfs_push(lua_State *L) {
   static const luaL_Reg funcs[] = {{"mkdir_p", l_mkdir_p},   {"remove_tree", l_remove_tree},
                                    {"read", l_read},         {"write_atomic", l_write_atomic},
-                                   {"write_durable", l_write_durable},
-                                   {"append", l_append},     {"append_durable", l_append_durable},
+                                   {"append", l_append},
                                    {"remove_in_pool", l_remove_in_pool},
                                    {"remove", l_remove},     {"list", l_list},
-                                   {"exists", l_exists},     {NULL, NULL}};
+                                   {"exists", l_exists},     {"journal", l_journal},
+                                   {NULL, NULL}};
   luaL_newlib(L, funcs);
 }

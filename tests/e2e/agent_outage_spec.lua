@@ -113,7 +113,7 @@ describe("the hub down for 20 s in the middle of a run", function()
     -- until the hub acknowledges the finish.
     local spool = agent.state_dir .. "/spool/" .. id .. ".spool"
     assert.truthy(slurp(spool), "the spool of a run the hub has not acknowledged is gone")
-    assert.truthy(slurp(agent.state_dir .. "/runs/" .. id .. ".json"))
+    assert.truthy(agent:record(id))
     hub:restart()
 
     local doc = agenttest.wait_run(hub, id, 60000)
@@ -121,7 +121,7 @@ describe("the hub down for 20 s in the middle of a run", function()
     expect_numbered(stdout_lines(hub, id), 150)
     -- Once the finish is acknowledged, the spool and the record go.
     assert.truthy(hubtest.wait_for(function()
-      return slurp(spool) == nil and slurp(agent.state_dir .. "/runs/" .. id .. ".json") == nil
+      return slurp(spool) == nil and agent:record(id) == nil
     end, 10000), "the spool or record of an acknowledged run stayed")
     -- Each attempt on the dead hub is a connection the proxy could not pass on. Polls and
     -- uploads back off (capped at 5 s here), heartbeats slow down: a few per second at most
@@ -172,7 +172,7 @@ describe("an agent SIGKILLed in the middle of a run", function()
     assert.equal(agent_id, json.decode(slurp(agent.state_dir .. "/identity.json")).agent_id)
     expect_numbered(stdout_lines(hub, id), 30)
     -- Nothing is left behind for the finished run.
-    assert(hubtest.wait_for(function() return slurp(agent.state_dir .. "/runs/" .. id .. ".json") == nil end, 5000))
+    assert(hubtest.wait_for(function() return agent:record(id) == nil end, 5000))
 
     assert.equal(0, agent:stop())
   end)

@@ -198,7 +198,7 @@ describe("a run's environment", function()
     local doc = agenttest.wait_run(hub, id)
     assert.equal("succeeded", doc.status, doc.error)
     assert(hubtest.wait_for(function()
-      return slurp(agent.state_dir .. "/runs/" .. id .. ".json") == nil
+      return agent:record(id) == nil
     end, 5000), "the run's record is still there")
     local code = os.execute("test -e " .. q(agent.state_dir .. "/work/" .. id))
     assert.is_not.equal(true, code, "the run's work directory is still there")

@@ -214,9 +214,8 @@ schedulers = { remote = { url = %q, poll_ms = 100 } }
     }
     gate { start = "hold" }
     local id = ragent:start_run("remote-start", { lines = 3, hold_after = 1 })
-    local record = ragent.state_dir .. "/runs/" .. id .. ".json"
     -- The job exists (its handle is in the record) and the start is held at the gate.
-    assert(hubtest.wait_for(function() return (slurp(record) or ""):find('"phase":"running"', 1, true) end, 10000),
+    assert(hubtest.wait_for(function() return (ragent:record(id) or ""):find('"phase":"running"', 1, true) end, 10000),
       "the run's job never started")
     assert.is_true(hubtest.wait_for(function() return gate().held == 1 end, 10000))
     -- The held start is refused as unreachable (so it never reaches the hub), and the agent dies.

@@ -204,7 +204,7 @@ ls %s >/dev/null 2>&1 && echo "sees the state directory" || echo "no state direc
 cat %s
 ls -A %s | wc -l
 cat %s 2>/dev/null || echo "key unreadable"
-]]):format(q(agent.key_path), q(agent.state_dir .. "/runs"), q(shared .. "/public.txt"),
+]]):format(q(agent.key_path), q(agent.state_dir .. "/spool"), q(shared .. "/public.txt"),
       q(shared .. "/private"), q(shared .. "/key.txt"))))
     assert.equal("succeeded", run.status, run.error)
     assert.same({ "no agent key", "no state directory", "public", "0", "key unreadable" }, run.lines)

@@ -538,4 +538,20 @@ function agenttest.wait_file(path, timeout_ms)
   return slurp(path)
 end
 
+--- The current record of run id in the agent's state directory, as the text of its journal
+--- line (nil: none, or removed), and the journal's path.
+function Agent:record(id)
+  local path = self.state_dir .. "/runs.journal"
+  local line
+  for l in (slurp(path) or ""):gmatch("[^\n]+") do
+    local ok, doc = pcall(json.decode, l)
+    if ok and type(doc) == "table" and doc.run_id == id then
+      line = l
+    elseif ok and type(doc) == "table" and doc.removed == id then
+      line = nil
+    end
+  end
+  return line, path
+end
+
 return agenttest

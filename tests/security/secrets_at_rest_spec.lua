@@ -143,7 +143,7 @@ describe("secrets at rest", function()
       return seen and #security.scan({ spool }, canary) > 0
     end, 20000), "the run's lines did not reach the hub and the spool")
     assert.truthy(security.count_files({ agent.state_dir .. "/spool" }) >= 1, "no spool to search")
-    assert.truthy(security.count_files({ agent.state_dir .. "/runs" }) >= 1, "no run record to search")
+    assert.truthy(agent:record(id), "no run record to search")
     assert.truthy(hub:log():find('"level":"debug"', 1, true), "the hub does not log at debug level")
     assert.same({}, security.scan({ hub.dir, agent.dir }, everything))
     assert.same({}, security.scan({ hub.dir }, token_forms))
@@ -173,7 +173,7 @@ describe("secrets at rest", function()
     -- The run token sits in the run's record (the agent needs it to rebuild the run's
     -- environment after a restart); nowhere else of the agent's.
     assert.same({}, security.scan({ agent.dir }, token_forms, {
-      except = function(path) return path:find("/runs/" .. id .. ".json", 1, true) end }))
+      except = function(path) return path:find("/runs.journal", 1, true) end }))
 
     agenttest.write(drop .. "/go", "")
     local doc = agenttest.wait_run(hub, id, 30000)
@@ -191,10 +191,10 @@ describe("secrets at rest", function()
     assert.equal("[REDACTED]", doc.outputs.env.DB_PASSWORD)
 
     -- After the run, and once the hub has checkpointed its WAL into the database. The agent
-    -- removes the run's record in its thread pool once the hub took the finish, so the record
-    -- may outlive the hub's answer by a moment: wait for it to go, then nothing may be left.
-    local record = agent.state_dir .. "/runs/" .. id .. ".json"
-    assert(hubtest.wait_for(function() return slurp(record) == nil end, 5000), "the run's record outlived the run")
+    -- drops the run's record once the hub took the finish (its journal, holding no other
+    -- record, is emptied), so the record may outlive the hub's answer by a moment: wait for it
+    -- to go, then nothing may be left.
+    assert(hubtest.wait_for(function() return agent:record(id) == nil end, 5000), "the run's record outlived the run")
     assert.same({}, security.scan({ hub.dir, agent.dir }, everything))
     assert.same({}, security.scan({ hub.dir, agent.dir }, token_forms))
     assert.truthy(hub:stop(), "the hub did not stop cleanly:\n" .. hub:log():sub(-3000))

@@ -1,0 +1,200 @@
+/* The agent's run records (hangar.agent.state over core.fs's journal): restarts, removals,
+ * rewrites, group commit and the upgrade from one file per run. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/agentfs.h"
+#include "check.h"
+#include "lua/runtime.h"
+
+static hg_loop loop;
+static char base[4096];
+static int n_dirs;
+
+/* Runs code (Lua, full mode, blocking) with globals fs = core.fs, state = hangar.agent.state,
+ * DIR = a fresh directory, and the helpers below; the chunk returns "ok" or fails. */
+static const char *prelude =
+    "state = require 'hangar.agent.state'\n"
+    "function slurp(p) local f = io.open(p, 'rb') if not f then return nil end\n"
+    "  local t = f:read('a') f:close() return t end\n"
+    "function spit(p, t, mode) local f = assert(io.open(p, mode or 'wb')) f:write(t) f:close() end\n"
+    "function open() return assert(state.open(DIR, fs, { journal_min = JOURNAL_MIN })) end\n"
+    "function ids(recs) local t = {} for i, r in ipairs(recs) do t[i] = r.run_id .. '=' ..\n"
+    "  tostring(r.phase) end return table.concat(t, ',') end\n"
+    "function count(text, pat) local _, n = text:gsub(pat, '') return n end\n";
+
+static void run_lua(const char *name, const char *code) {
+  if (!*base) {
+    const char *tmp = getenv("HANGAR_TEST_TMP");
+    snprintf(base, sizeof base, "%s/test_agent_state.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    CHECK(mkdtemp(base) != NULL);
+  }
+  hg_err err;
+  hg_lua_opts opts = {.mode = HG_LUA_FULL, .blocking = 1};
+  hg_lua *rt = NULL;
+  CHECK_EQ_INT(hg_loop_init(&loop, &err), 0);
+  CHECK_EQ_INT(hg_lua_new(&loop, &opts, &rt, &err), 0);
+  lua_State *L = hg_lua_state(rt);
+  hg_agentfs_push(L);
+  lua_setglobal(L, "fs");
+  char dir[4200];
+  snprintf(dir, sizeof dir, "%s/%d", base, ++n_dirs);
+  CHECK_EQ_INT(hg_agentfs_mkdir_p(dir), 0);
+  lua_pushstring(L, dir);
+  lua_setglobal(L, "DIR");
+  CHECK_EQ_INT(hg_lua_load_string(rt, prelude, strlen(prelude), "=prelude", &err), 0);
+  CHECK_EQ_INT(hg_lua_call(rt, 0, 0, &err), 0);
+  int rc = hg_lua_load_string(rt, code, strlen(code), name, &err);
+  if (!rc) rc = hg_lua_call(rt, 0, 1, &err);
+  if (rc) fprintf(stderr, "%s: %s\n", name, err.msg);
+  CHECK_EQ_INT(rc, 0);
+  if (!rc) {
+    CHECK_EQ_STR(lua_tostring(L, -1), "ok");
+    lua_pop(L, 1);
+  }
+  hg_lua_free(rt);
+  hg_loop_close(&loop);
+}
+
+/* A restart reads every record's latest version; a removal line drops one; the journal then
+ * holds only the current lines. */
+static void restart_reads_latest_versions_and_removals(void) {
+  run_lua("=latest", "local s = open()\n"
+                     "assert(#s:load_runs() == 0)\n"
+                     "assert(s:save_run({ run_id = 'a', phase = 'running' }, false))\n"
+                     "assert(s:save_run({ run_id = 'b', phase = 'running' }))\n"
+                     "assert(s:save_run({ run_id = 'a', phase = 'finishing' }))\n"
+                     "assert(s:save_run({ run_id = 'c', phase = 'running' }, false))\n"
+                     "assert(s:remove_run('b'))\n"
+                     "assert(not fs.exists(DIR .. '/runs/a.json'), 'one file per run')\n"
+                     "s.journal:close()\n"
+                     "local recs, bad = open():load_runs()\n"
+                     "assert(ids(recs) == 'a=finishing,c=running', ids(recs))\n"
+                     "assert(#bad == 0)\n"
+                     "local text = slurp(DIR .. '/runs.journal')\n"
+                     "assert(count(text, '\\n') == 2, text)\n"
+                     "return 'ok'\n");
+}
+
+/* A save cut short (half a line, then zeros) leaves the version before it; lines of zeros
+ * alone are no record; the next appends start on a clean line. */
+static void torn_tail_leaves_the_version_before(void) {
+  run_lua("=torn", "local s = open()\n"
+                   "s:load_runs()\n"
+                   "assert(s:save_run({ run_id = 'a', phase = 'running' }))\n"
+                   "s.journal:close()\n"
+                   "spit(DIR .. '/runs.journal', '{\"run_id\":\"a\",\"phase\":\"finishing\",\"res' ..\n"
+                   "  string.rep('\\0', 100), 'ab')\n"
+                   "local s2 = open()\n"
+                   "local recs, bad = s2:load_runs()\n"
+                   "assert(ids(recs) == 'a=running', ids(recs))\n"
+                   "assert(#bad == 0, bad[1] and bad[1].error)\n"
+                   "assert(s2:save_run({ run_id = 'a', phase = 'finishing' }))\n"
+                   "s2.journal:close()\n"
+                   "recs = open():load_runs()\n"
+                   "assert(ids(recs) == 'a=finishing', ids(recs))\n"
+                   "spit(DIR .. '/runs.journal', string.rep('\\0', 300) .. '\\n  \\n')\n"
+                   "recs, bad = open():load_runs()\n"
+                   "assert(#recs == 0 and #bad == 0)\n"
+                   "return 'ok'\n");
+}
+
+/* A line that is not a record, before the last one, is reported and kept aside. */
+static void garbage_inside_is_reported_and_kept(void) {
+  run_lua("=garbage", "spit(DIR .. '/runs.journal', '{\"run_id\":\"a\",\"phase\":\"x\"}\\nnot json\\n'\n"
+                      "  .. '{\"run_id\":\"b\",\"phase\":\"y\"}\\n')\n"
+                      "local recs, bad = open():load_runs()\n"
+                      "assert(ids(recs) == 'a=x,b=y', ids(recs))\n"
+                      "assert(#bad == 1 and bad[1].path:find('runs.journal:2', 1, true), bad[1] and bad[1].path)\n"
+                      "assert(slurp(DIR .. '/runs.journal.unreadable') == 'not json\\n')\n"
+                      "return 'ok'\n");
+}
+
+/* Once no record is left the journal is emptied in place: a finished run's lines (its run
+ * token) do not stay on the disk. */
+static void last_removal_empties_the_journal(void) {
+  run_lua("=empty", "local s = open()\n"
+                    "s:load_runs()\n"
+                    "assert(s:save_run({ run_id = 'a', phase = 'running', token = 'secret-token' }))\n"
+                    "assert(s:save_run({ run_id = 'b', phase = 'running' }))\n"
+                    "assert(s:remove_run('a'))\n"
+                    "assert(slurp(DIR .. '/runs.journal'):find('secret-token', 1, true))\n"
+                    "assert(s:remove_run('b'))\n"
+                    "assert(slurp(DIR .. '/runs.journal') == '')\n"
+                    "assert(s:remove_run('never-saved'))\n"
+                    "return 'ok'\n");
+}
+
+/* Past its bound the journal is rewritten with the current lines, in the pool, while saves go
+ * on; nothing written meanwhile is lost. */
+static void journal_is_rewritten_when_it_grows(void) {
+  run_lua("=rewrite", "JOURNAL_MIN = 2000\n"
+                      "local task = require 'hangar.task'\n"
+                      "local s = open()\n"
+                      "s:load_runs()\n"
+                      "local pad = string.rep('x', 100)\n"
+                      "local tasks = {}\n"
+                      "for t = 1, 4 do tasks[t] = task.spawn(function()\n"
+                      "  for i = 1, 200 do\n"
+                      "    assert(s:save_run({ run_id = 'r' .. t, phase = 'p' .. i, pad = pad }, i % 3 ~= 0))\n"
+                      "  end end) end\n"
+                      "for _, t in ipairs(tasks) do t:wait() end\n"
+                      "assert(s:save_run({ run_id = 'r1', phase = 'last', pad = pad }))\n"
+                      "local size = #slurp(DIR .. '/runs.journal')\n"
+                      "assert(size == s.journal:size(), size .. ' vs ' .. s.journal:size())\n"
+                      "assert(size < 4000, 'the journal grew to ' .. size)\n"
+                      "assert(not fs.exists(DIR .. '/runs.journal.tmp'))\n"
+                      "s.journal:close()\n"
+                      "local recs = open():load_runs()\n"
+                      "assert(ids(recs) == 'r1=last,r2=p200,r3=p200,r4=p200', ids(recs))\n"
+                      "return 'ok'\n");
+}
+
+/* Durable saves waiting at the same time share fdatasyncs: 32 at once need far fewer than 32. */
+static void concurrent_durable_saves_share_syncs(void) {
+  run_lua("=group", "local task = require 'hangar.task'\n"
+                    "local s = open()\n"
+                    "s:load_runs()\n"
+                    "local before = s.journal:syncs()\n"
+                    "local tasks = {}\n"
+                    "for t = 1, 32 do tasks[t] = task.spawn(function()\n"
+                    "  assert(s:save_run({ run_id = 'r' .. t, phase = 'finishing' }))\n"
+                    "end) end\n"
+                    "for _, t in ipairs(tasks) do t:wait() end\n"
+                    "local syncs = s.journal:syncs() - before\n"
+                    "assert(syncs >= 1 and syncs <= 3, syncs .. ' syncs for 32 saves')\n"
+                    "assert(s:save_run({ run_id = 'r1', phase = 'again' }))\n"
+                    "assert(s.journal:syncs() - before == syncs + 1, 'a save alone has its own sync')\n"
+                    "return 'ok'\n");
+}
+
+/* An older agent's files runs/<id>.json are read (latest whole line; one of zeros is no record),
+ * folded into the journal and removed; an unreadable one is reported and left in place. */
+static void older_agents_record_files_are_folded(void) {
+  run_lua("=upgrade", "fs.mkdir_p(DIR .. '/runs')\n"
+                      "spit(DIR .. '/runs/a.json', '{\"run_id\":\"a\",\"phase\":\"running\"}\\n'\n"
+                      "  .. '{\"run_id\":\"a\",\"phase\":\"finishing\",\"result\":{\"status\":\"succ')\n"
+                      "spit(DIR .. '/runs/b.json', string.rep('\\0', 64))\n"
+                      "spit(DIR .. '/runs/c.json', '{\"run_id\":\"c\",\"phase\":\"running\"}\\n')\n"
+                      "local recs, bad = open():load_runs()\n"
+                      "assert(ids(recs) == 'a=running,c=running', ids(recs))\n"
+                      "assert(#bad == 0)\n"
+                      "assert(not fs.exists(DIR .. '/runs'), 'the old directory stayed')\n"
+                      "recs = open():load_runs()\n"
+                      "assert(ids(recs) == 'a=running,c=running', ids(recs))\n"
+                      "fs.mkdir_p(DIR .. '/runs')\n"
+                      "spit(DIR .. '/runs/d.json', 'garbage')\n"
+                      "spit(DIR .. '/runs/c.json', '{\"run_id\":\"c\",\"phase\":\"stale\"}\\n')\n"
+                      "recs, bad = open():load_runs()\n"
+                      "assert(ids(recs) == 'a=running,c=running', 'the journal is newer: ' .. ids(recs))\n"
+                      "assert(#bad == 1 and bad[1].path:find('d.json', 1, true))\n"
+                      "assert(slurp(DIR .. '/runs/d.json') == 'garbage')\n"
+                      "assert(not fs.exists(DIR .. '/runs/c.json'))\n"
+                      "return 'ok'\n");
+}
+
+TEST_MAIN(T(restart_reads_latest_versions_and_removals), T(torn_tail_leaves_the_version_before),
+          T(garbage_inside_is_reported_and_kept), T(last_removal_empties_the_journal),
+          T(journal_is_rewritten_when_it_grows), T(concurrent_durable_saves_share_syncs),
+          T(older_agents_record_files_are_folded))

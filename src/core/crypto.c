@@ -29,10 +29,55 @@ static int ossl_fail(hg_err *err, int code, const char *what) {
 
 /* ---- SHA-256 and HMAC-SHA256 ---- */
 
+/* The algorithms fetched once per process. EVP_sha256() and EVP_Q_mac look SHA-256 (and HMAC)
+ * up in OpenSSL's provider store on every call, which cost more than hashing a token; the hub
+ * hashes one per request. Fetched on first use under CRYPTO_THREAD_run_once (the agent
+ * hashes in libuv's thread pool too) and freed at exit. The HMAC template holds only the
+ * digest: each MAC is computed in a copy of it, so threads never share a context in use. */
+static CRYPTO_ONCE fetch_once = CRYPTO_ONCE_STATIC_INIT;
+static EVP_MD *fetched_sha256;
+static EVP_MAC_CTX *hmac_sha256_template;
+
+static void fetched_free(void) {
+  EVP_MAC_CTX_free(hmac_sha256_template);
+  EVP_MD_free(fetched_sha256);
+  hmac_sha256_template = NULL;
+  fetched_sha256 = NULL;
+}
+
+static void fetch_all(void) {
+  fetched_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+  EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+  EVP_MAC_CTX *tpl = mac ? EVP_MAC_CTX_new(mac) : NULL;
+  EVP_MAC_free(mac); /* the context keeps its own reference */
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+      OSSL_PARAM_construct_end(),
+  };
+  if (tpl && !EVP_MAC_CTX_set_params(tpl, params)) {
+    EVP_MAC_CTX_free(tpl);
+    tpl = NULL;
+  }
+  hmac_sha256_template = tpl;
+  ERR_clear_error(); /* a failed fetch falls back to the per-call lookup below */
+  /* Registered after OpenSSL's own exit handler, so it runs before OpenSSL cleans up. */
+  atexit(fetched_free);
+}
+
+static const EVP_MD *sha256_md(void) {
+  if (!CRYPTO_THREAD_run_once(&fetch_once, fetch_all) || !fetched_sha256) return EVP_sha256();
+  return fetched_sha256;
+}
+
+static const EVP_MAC_CTX *hmac_template(void) {
+  if (!CRYPTO_THREAD_run_once(&fetch_once, fetch_all)) return NULL;
+  return hmac_sha256_template;
+}
+
 int hg_crypto_sha256(const void *data, size_t len, uint8_t out[HG_CRYPTO_SHA256_LEN],
                      hg_err *err) {
   static const uint8_t nothing = 0;
-  if (!EVP_Digest(len ? data : &nothing, len, out, NULL, EVP_sha256(), NULL))
+  if (!EVP_Digest(len ? data : &nothing, len, out, NULL, sha256_md(), NULL))
     return ossl_fail(err, HG_EIO, "SHA-256");
   return 0;
 }
@@ -50,7 +95,7 @@ int hg_crypto_sha256_new(hg_crypto_sha256_ctx **out, hg_err *err) {
     free(ctx);
     return ossl_fail(err, HG_ENOMEM, "SHA-256 context");
   }
-  if (!EVP_DigestInit_ex2(ctx->md, EVP_sha256(), NULL)) {
+  if (!EVP_DigestInit_ex2(ctx->md, sha256_md(), NULL)) {
     hg_crypto_sha256_free(ctx);
     return ossl_fail(err, HG_EIO, "SHA-256 init");
   }
@@ -67,7 +112,7 @@ int hg_crypto_sha256_update(hg_crypto_sha256_ctx *ctx, const void *data, size_t 
 int hg_crypto_sha256_final(hg_crypto_sha256_ctx *ctx, uint8_t out[HG_CRYPTO_SHA256_LEN],
                            hg_err *err) {
   if (!EVP_DigestFinal_ex(ctx->md, out, NULL)) return ossl_fail(err, HG_EIO, "SHA-256");
-  if (!EVP_DigestInit_ex2(ctx->md, EVP_sha256(), NULL))
+  if (!EVP_DigestInit_ex2(ctx->md, sha256_md(), NULL))
     return ossl_fail(err, HG_EIO, "SHA-256 reinit");
   return 0;
 }
@@ -83,6 +128,17 @@ int hg_crypto_hmac_sha256(const void *key, size_t key_len, const void *data, siz
   /* A NULL key would mean "keep the previous key" to EVP_MAC_init; an empty key is a key. */
   static const uint8_t nothing = 0;
   size_t out_len = 0;
+  const EVP_MAC_CTX *tpl = hmac_template();
+  if (tpl) {
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(tpl);
+    bool ok = ctx && EVP_MAC_init(ctx, key_len ? key : &nothing, key_len, NULL) &&
+              (!len || EVP_MAC_update(ctx, data, len)) &&
+              EVP_MAC_final(ctx, out, &out_len, HG_CRYPTO_SHA256_LEN) &&
+              out_len == HG_CRYPTO_SHA256_LEN;
+    EVP_MAC_CTX_free(ctx);
+    if (!ok) return ossl_fail(err, HG_EIO, "HMAC-SHA256");
+    return 0;
+  }
   if (!EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key_len ? key : &nothing, key_len,
                  len ? data : &nothing, len, out, HG_CRYPTO_SHA256_LEN, &out_len) ||
       out_len != HG_CRYPTO_SHA256_LEN)

@@ -1,5 +1,6 @@
 /* The crypto module against published test vectors (FIPS 180-2, RFC 4231, RFC 5869, the GCM
  * specification, RFC 7748, RFC 4648), plus tampering, strict decoding and randomness. */
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -119,6 +120,52 @@ static void hmac_sha256_rfc4231(void) {
     CHECK_EQ_INT(hg_crypto_hmac_sha256(key, key_len, msg, msg_len, mac, &err), 0);
     CHECK_HEX(mac, sizeof mac, cases[i].mac);
   }
+}
+
+/* ---- the algorithms fetched once, from several threads at a time ---- */
+
+typedef struct hash_thread {
+  pthread_barrier_t *start;
+  int wrong;
+} hash_thread;
+
+static void *hash_in_thread(void *p) {
+  hash_thread *t = p;
+  static const uint8_t jefe_mac[] = {0x5b, 0xdc, 0xc1, 0x46, 0xbf, 0x60, 0x75, 0x4e};
+  static const uint8_t abc_start[] = {0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea};
+  pthread_barrier_wait(t->start);
+  for (int i = 0; i < 300; i++) {
+    uint8_t out[HG_CRYPTO_SHA256_LEN];
+    if (hg_crypto_sha256("abc", 3, out, NULL) || memcmp(out, abc_start, sizeof abc_start)) t->wrong++;
+    const char *msg = "what do ya want for nothing?";
+    if (hg_crypto_hmac_sha256("Jefe", 4, msg, strlen(msg), out, NULL) ||
+        memcmp(out, jefe_mac, sizeof jefe_mac))
+      t->wrong++;
+  }
+  return NULL;
+}
+
+/* First in the list, so that the threads race for the first fetch (the agent hashes in its
+ * thread pool as well as on its loop). */
+static void hashes_agree_across_threads(void) {
+  enum { N = 4 };
+  pthread_barrier_t start;
+  pthread_barrier_init(&start, NULL, N);
+  hash_thread t[N];
+  pthread_t id[N];
+  for (int i = 0; i < N; i++) {
+    t[i] = (hash_thread){.start = &start};
+    CHECK_EQ_INT(pthread_create(&id[i], NULL, hash_in_thread, &t[i]), 0);
+  }
+  for (int i = 0; i < N; i++) {
+    pthread_join(id[i], NULL);
+    CHECK_EQ_INT(t[i].wrong, 0);
+  }
+  pthread_barrier_destroy(&start);
+  /* An empty key and an empty message are a key and a message. */
+  uint8_t mac[HG_CRYPTO_SHA256_LEN];
+  CHECK_EQ_INT(hg_crypto_hmac_sha256("", 0, "", 0, mac, NULL), 0);
+  CHECK_HEX(mac, sizeof mac, "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
 }
 
 /* ---- HKDF-SHA256 (RFC 5869 appendix A, cases 1 to 3) ---- */
@@ -579,7 +626,7 @@ static void equal_compares_and_wipe_zeroes(void) {
   hg_crypto_wipe(NULL, 0);
 }
 
-TEST_MAIN(T(sha256_fips_vectors), T(sha256_incremental_matches_one_shot), T(hmac_sha256_rfc4231),
+TEST_MAIN(T(hashes_agree_across_threads), T(sha256_fips_vectors), T(sha256_incremental_matches_one_shot), T(hmac_sha256_rfc4231),
           T(hkdf_rfc5869), T(hkdf_refuses_impossible_lengths), T(aesgcm_spec_vectors),
           T(aesgcm_refuses_tampering), T(aesgcm_round_trips_large_input),
           T(x25519_rfc7748_scalar_mult), T(x25519_rfc7748_alice_and_bob),

@@ -40,8 +40,6 @@
  *                                                       renamed; false: a rewrite is in flight
  *                                                       already; wait: the task waits until the
  *                                                       new file and its name are on the disk)
- *     j:truncate()                -> true | false | nil, err  (empties it in place; false while
- *                                                       a rewrite is in flight)
  *     j:size()                    -> bytes written and not rewritten away
  *     j:syncs()                   -> fdatasyncs done so far (for tests)
  *     j:close()                   (also on collection; a job in flight finishes first)

@@ -563,19 +563,6 @@ static int l_journal_rewrite(lua_State *L) {
   return ok(L);
 }
 
-/* Empties the journal in place (no new file): for when no record is left in it. false while a
- * rewrite is in flight (its file would bring the old text back). */
-static int l_journal_truncate(lua_State *L) {
-  journal *j = check_journal(L);
-  if (j->rewriting) {
-    lua_pushboolean(L, 0);
-    return 1;
-  }
-  if (ftruncate(j->fd, 0)) return fail(L, "cannot truncate", j->path, errno);
-  j->size = 0;
-  return ok(L);
-}
-
 static int l_journal_size(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)check_journal(L)->size);
   return 1;
@@ -602,8 +589,8 @@ static int l_journal(lua_State *L) {
   *ud = NULL;
   if (luaL_newmetatable(L, JOURNAL_MT)) {
     static const luaL_Reg methods[] = {{"write", l_journal_write},     {"sync", l_journal_sync},
-                                       {"rewrite", l_journal_rewrite}, {"truncate", l_journal_truncate},
-                                       {"size", l_journal_size},       {"syncs", l_journal_syncs},
+                                       {"rewrite", l_journal_rewrite}, {"size", l_journal_size},
+                                       {"syncs", l_journal_syncs},
                                        {"close", l_journal_gc},        {NULL, NULL}};
     luaL_newlib(L, methods);
     lua_setfield(L, -2, "__index");

@@ -111,8 +111,8 @@ static void garbage_inside_is_reported_and_kept(void) {
                       "return 'ok'\n");
 }
 
-/* Once no record is left the journal is emptied in place: a finished run's lines (its run
- * token) do not stay on the disk. */
+/* Once no record is left the journal is rewritten empty (in the pool: a sync afterwards waits
+ * for it): a finished run's lines (its run token) do not stay on the disk. */
 static void last_removal_empties_the_journal(void) {
   run_lua("=empty", "local s = open()\n"
                     "s:load_runs()\n"
@@ -121,7 +121,9 @@ static void last_removal_empties_the_journal(void) {
                     "assert(s:remove_run('a'))\n"
                     "assert(slurp(DIR .. '/runs.journal'):find('secret-token', 1, true))\n"
                     "assert(s:remove_run('b'))\n"
+                    "assert(s.journal:sync())\n"
                     "assert(slurp(DIR .. '/runs.journal') == '')\n"
+                    "assert(s.journal:size() == 0)\n"
                     "assert(s:remove_run('never-saved'))\n"
                     "return 'ok'\n");
 }

@@ -17,7 +17,7 @@
 -- appends not waited for) are no record. The journal is rewritten with only the current lines
 -- when it has grown past a bound relative to them (a temporary file synced, then renamed over
 -- it, in the thread pool; appends made meanwhile are carried over), when a restart has read it
--- (so that appends go on from a clean end), and emptied in place once no record is left (so
+-- (so that appends go on from a clean end), and rewritten empty once no record is left (so
 -- that a finished run's lines, its run token among them, do not stay on the disk).
 -- A record whose loss a power cut could not make worse is not waited for on the disk (no
 -- fsync): a local process dies with the machine anyway, and the hub still lists the run, so a
@@ -127,10 +127,10 @@ function State:append(id, line)
     return nil, err
   end
   if self.live_bytes == 0 then
-    local tok, terr = self.journal:truncate() -- false while a rewrite runs: a later removal will
-    if tok == nil then
-      return nil, terr
-    end
+    -- Rewritten empty rather than cut in place: freeing a synced file's blocks can wait for
+    -- the device (a discard), so it is done in the pool. A rewrite already in flight returns
+    -- false; a later removal empties the journal then.
+    self.journal:rewrite("")
     return true
   end
   local size = self.journal:size()

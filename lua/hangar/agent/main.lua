@@ -179,6 +179,7 @@ local function new_agent(config, core)
     labels = config.labels,
     runs = {},
     held = 0,
+    tidying = 0, -- runs ended whose log and record are still being removed
     mode = "starting",
     signals = 0,
     wake = core.cond(),
@@ -290,11 +291,15 @@ function Agent:offer(a)
   run.spawn(r)
 end
 
---- A run is over (finished, dropped or handed back): frees its slot.
-function Agent:run_ended(r)
+--- A run is over (finished, dropped or handed back): frees its slot. tidying: its log and
+--- record are still being removed; Agent:tidied follows once they are.
+function Agent:run_ended(r, tidying)
   if self.runs[r.id] == r then
     self.runs[r.id] = nil
     self.held = self.held - 1
+  end
+  if tidying then
+    self.tidying = self.tidying + 1
   end
   self:update_metrics()
   if self.mode == "serving" then
@@ -303,6 +308,11 @@ function Agent:run_ended(r)
   if self.held == 0 then
     self:fell_idle()
   end
+  self.wake:notify()
+end
+
+function Agent:tidied()
+  self.tidying = self.tidying - 1
   self.wake:notify()
 end
 
@@ -353,9 +363,10 @@ function Agent:exit(code, message)
   self.wake:notify()
 end
 
--- Waits until no run is held, then deregisters and exits 0.
+-- Waits until no run is held (and the last ones' files are removed), then deregisters and
+-- exits 0.
 local function finish_drain(self)
-  while self.held > 0 and self.exit_code == nil do
+  while (self.held > 0 or self.tidying > 0) and self.exit_code == nil do
     self.wake:wait(1000)
   end
   if self.exit_code == nil then

@@ -80,14 +80,16 @@ void hg_runlog_group_free(hg_runlog_group *g);
 typedef struct hg_runlog_opts {
   hg_runlog_group *group; /* required */
   const char *run_id;     /* names the run in messages */
-  const char *spool_path; /* required; created (0600) or reopened */
+  const char *spool_path; /* required; reopened, or created (0600) with the first events stored */
   uint64_t max_log_bytes; /* log limit; 0: none */
   size_t max_chunk_bytes; /* pending chunk data per run; 0: the outline default (4 MiB) */
   int64_t sync_ms;        /* 0: HG_RUNLOG_SYNC_MS */
 } hg_runlog_opts;
 
-/* Opens (or reopens and replays) the run's spool. Errors: those of hg_spool_open (HG_EAGAIN:
- * another process holds it; HG_EPROTO: not a spool), HG_EINVAL (missing option), HG_ENOMEM. */
+/* Opens (or reopens and replays) the run's spool. A run that stores no event never creates the
+ * file. Errors: those of hg_spool_open (HG_EAGAIN: another process holds it; HG_EPROTO: not a
+ * spool), HG_EINVAL (missing option), HG_ENOMEM. A new spool that another process creates
+ * before this one stores its first events is refused then, by the sync (HG_EAGAIN). */
 int hg_runlog_open(hg_runlog **out, const hg_runlog_opts *opts, hg_err *err);
 
 /* The sink producers write a stream's raw bytes into. Its write answers 0, HG_SINK_PAUSE, or a
@@ -136,7 +138,8 @@ uint64_t hg_runlog_uploadable(const hg_runlog *rl);
  * HG_ENOMEM. */
 int hg_runlog_read_events(hg_runlog *rl, uint64_t from, uint64_t end, size_t max_bytes,
                           hg_buf *out, uint64_t *next, hg_err *err);
-/* Makes every stored event durable now. 0 or HG_EIO (retried by the timer). */
+/* Makes every stored event durable now. 0, HG_EIO or HG_EAGAIN (see hg_runlog_open); retried
+ * by the timer. */
 int hg_runlog_sync(hg_runlog *rl, hg_err *err);
 hg_spool *hg_runlog_spool(hg_runlog *rl);
 const char *hg_runlog_run_id(const hg_runlog *rl);

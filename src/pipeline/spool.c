@@ -35,6 +35,7 @@ struct hg_spool {
   hg_buf wbuf;            /* records after file_len */
   bool early_failed;      /* an early write failed: leave retrying to hg_spool_sync */
   bool dir_pending;       /* the file's directory entry is not known durable yet */
+  bool unborn;            /* no file yet (fd -1): created by the first write of records */
   uint64_t *index;        /* index[k]: offset of record k * INDEX_STRIDE */
   size_t index_n, index_cap;
 };
@@ -252,8 +253,21 @@ int hg_spool_open(hg_spool **out, const char *path, hg_spool_budget *budget, hg_
     free(s);
     return hg_err_set(err, HG_ENOMEM, "spool %s: out of memory", path);
   }
-  s->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  s->fd = open(path, O_RDWR | O_CLOEXEC);
   int rc;
+  if (s->fd < 0 && errno == ENOENT) {
+    /* A new spool: no file until records are written to it (birth below), so that a run
+     * that prints nothing costs no file. Records are numbered and placed as if the header
+     * were there. */
+    s->unborn = true;
+    s->file_len = s->synced_len = HG_SPOOL_HEADER_SIZE;
+    s->dir_pending = true;
+    s->budget = budget;
+    charge(s, s->file_len);
+    if (info) *info = (hg_spool_info){0, 0, true};
+    *out = s;
+    return 0;
+  }
   if (s->fd < 0) {
     rc = io_error(err, "open", path, errno);
     goto fail;
@@ -335,8 +349,36 @@ fail:
 
 /* ---- appending and syncing ---- */
 
+/* Creates the file of a spool opened without one, with its header, locked. Refused when the
+ * file appeared meanwhile: another process has this spool, and its records are not ours to
+ * overwrite. */
+static int birth(hg_spool *s, hg_err *err) {
+  int fd = open(s->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0 && errno == EEXIST)
+    return hg_err_set(err, HG_EAGAIN, "spool %s: in use by another process (created meanwhile)",
+                      s->path);
+  if (fd < 0) return io_error(err, "create", s->path, errno);
+  unsigned char h[HG_SPOOL_HEADER_SIZE];
+  make_header(h);
+  if (flock(fd, LOCK_EX | LOCK_NB) || pwrite_full(fd, h, sizeof h, 0)) {
+    int e = errno;
+    unlink(s->path);
+    close(fd);
+    if (e == EWOULDBLOCK)
+      return hg_err_set(err, HG_EAGAIN, "spool %s: in use by another process", s->path);
+    return io_error(err, "write header", s->path, e);
+  }
+  s->fd = fd;
+  s->unborn = false;
+  return 0;
+}
+
 static int write_pending(hg_spool *s, hg_err *err) {
   if (!s->wbuf.len) return 0;
+  if (s->unborn) {
+    int rc = birth(s, err);
+    if (rc) return rc;
+  }
   if (pwrite_full(s->fd, s->wbuf.data, s->wbuf.len, s->file_len))
     return io_error(err, "write", s->path, errno);
   s->file_len += s->wbuf.len;
@@ -587,7 +629,7 @@ int hg_spool_close(hg_spool *s, hg_err *err) {
 
 int hg_spool_delete(hg_spool *s, hg_err *err) {
   int rc = 0;
-  if (unlink(s->path) && errno != ENOENT) rc = io_error(err, "remove", s->path, errno);
+  if (!s->unborn && unlink(s->path) && errno != ENOENT) rc = io_error(err, "remove", s->path, errno);
   hg_spool_budget *b = s->budget;
   bool room = release(s);
   spool_free(s);

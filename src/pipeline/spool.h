@@ -23,11 +23,14 @@
  *
  * Appends go to a memory buffer (written early once it passes 1 MiB); hg_spool_sync writes
  * them and calls fdatasync. The caller decides when (for example every 100 ms while
- * hg_spool_dirty, and when the run finishes). A new spool's header is not synced on its own:
- * a spool without records counts as none, so the header (and the file's directory entry)
- * become durable with the first sync of records. A file whose header reads as zeros (a crash
- * kept its size, not its bytes) is therefore started afresh like an empty one. A spool holds
- * an exclusive flock on its file. One thread, like the event loop that drives it.
+ * hg_spool_dirty, and when the run finishes). A new spool has no file until records are
+ * written to it (a flush, a sync, or an append past the early-write size): a spool without
+ * records counts as none, so a run that stores nothing costs no file, and the header (and the
+ * file's directory entry) become durable with the first sync of records. A file whose header
+ * reads as zeros (a crash kept its size, not its bytes) is therefore started afresh like an
+ * empty one. A spool holds an exclusive flock on its file from the open (an existing file) or
+ * from its creation (a new one, created exclusively: a file that appeared meanwhile belongs to
+ * another process). One thread, like the event loop that drives it.
  */
 
 #define HG_SPOOL_VERSION 1
@@ -64,10 +67,10 @@ typedef struct hg_spool_info {
   bool created;           /* the file was new (or held only part of a header, or zeros) */
 } hg_spool_info;
 
-/* Opens the spool at path, creating it (mode 0600) if needed, checks every record and cuts off
- * a damaged tail. budget may be NULL; info may be NULL. Returns 0, HG_EPROTO (not a spool file,
- * or another version; the file is left alone), HG_EAGAIN (another process holds it), HG_EIO or
- * HG_ENOMEM, with err naming the file. */
+/* Opens the spool at path, checks every record and cuts off a damaged tail; a missing file is
+ * created (mode 0600) when the first records are written. budget may be NULL; info may be NULL.
+ * Returns 0, HG_EPROTO (not a spool file, or another version; the file is left alone),
+ * HG_EAGAIN (another process holds it), HG_EIO or HG_ENOMEM, with err naming the file. */
 int hg_spool_open(hg_spool **out, const char *path, hg_spool_budget *budget, hg_spool_info *info,
                   hg_err *err);
 
@@ -78,7 +81,8 @@ int hg_spool_append(hg_spool *s, const void *data, size_t len, hg_err *err);
 
 /* Writes every appended record and makes it durable (fdatasync). On failure the records stay
  * buffered and a later sync tries again; a caller that cannot rely on the disk any more should
- * treat the run's log as unsafe. Returns 0 or HG_EIO. */
+ * treat the run's log as unsafe. Returns 0, HG_EIO, or HG_EAGAIN (a new spool's file was
+ * created by another process meanwhile). */
 int hg_spool_sync(hg_spool *s, hg_err *err);
 
 /* Syncing off the loop's thread, in two halves. hg_spool_flush writes the appended records to

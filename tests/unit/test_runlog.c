@@ -686,15 +686,57 @@ static void old_spools_are_read(void) {
   teardown(&f);
 }
 
+static int exists(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0;
+}
+
+/* A spool that has a file is refused from the open on; two runlogs opened before either
+ * stored anything: the second to store events is refused then. */
 static void refuses_a_spool_in_use(void) {
   fixture f;
   setup(&f, 0);
   hg_runlog *second = NULL;
   hg_err err = {0};
   hg_runlog_opts o = {.group = f.g, .run_id = "run-1", .spool_path = f.path};
+  CHECK_EQ_INT(hg_runlog_open(&second, &o, &err), 0);
+  put(&f, HG_RUNLOG_STDOUT, "first\n");
+  CHECK_EQ_INT(hg_runlog_sync(f.rl, &err), 0);
+  CHECK_EQ_INT(hg_runlog_system(second, "second", &err), 0);
+  CHECK_EQ_INT(hg_runlog_sync(second, &err), HG_EAGAIN);
+  CHECK(strstr(err.msg, "in use by another process") != NULL);
+  CHECK_EQ_INT(hg_runlog_delete(second, &err), 0);
+  second = NULL;
   CHECK_EQ_INT(hg_runlog_open(&second, &o, &err), HG_EAGAIN);
   CHECK(second == NULL);
+  CHECK(exists(f.path)); /* the refused one removed nothing */
   teardown(&f);
+}
+
+/* A run that stores no event has no spool file: none while it runs, none after it ended or
+ * was closed. The first event creates it, and a reopen finds that event. */
+static void silent_run_has_no_spool(void) {
+  fixture f;
+  setup(&f, 0);
+  hg_err err = {0};
+  CHECK(!exists(f.path));
+  CHECK_EQ_INT(hg_runlog_end(f.rl, &err), 0);
+  CHECK_EQ_INT(hg_runlog_count(f.rl), 0);
+  CHECK(!exists(f.path));
+  CHECK_EQ_INT(hg_runlog_close(f.rl, &err), 0);
+  CHECK(!exists(f.path));
+  open_rl(&f, f.g, f.path, 0);
+  CHECK_EQ_INT(hg_runlog_count(f.rl), 0);
+  put(&f, HG_RUNLOG_STDOUT, "one line\n");
+  CHECK_EQ_INT(hg_runlog_sync(f.rl, &err), 0);
+  CHECK(exists(f.path));
+  CHECK_EQ_INT(hg_runlog_uploadable(f.rl), 1);
+  CHECK_EQ_INT(hg_runlog_close(f.rl, &err), 0);
+  open_rl(&f, f.g, f.path, 0);
+  CHECK_EQ_INT(hg_runlog_count(f.rl), 1);
+  CHECK_EQ_INT(hg_runlog_uploadable(f.rl), 1);
+  teardown(&f);
+  CHECK(!exists(f.path));
 }
 
 static void cleanup(void) {
@@ -707,4 +749,4 @@ TEST_MAIN(T(make_dir), T(lines_and_timestamps), T(long_lines_are_partial_pieces)
           T(chunked_output_lines), T(long_chunked_line_is_split), T(truncation_at_the_limit),
           T(backpressure_and_resume), T(resume_from_the_loop), T(sync_timer_makes_events_durable),
           T(reopen_replays_and_continues), T(reads_from_any_event), T(old_spools_are_read),
-          T(refuses_a_spool_in_use), T(cleanup))
+          T(refuses_a_spool_in_use), T(silent_run_has_no_spool), T(cleanup))

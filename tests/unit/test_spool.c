@@ -333,8 +333,8 @@ static void sync_and_pending(void) {
   CHECK_EQ_STR(b.data, "two");
   CHECK_EQ_INT(hg_spool_read(s, 2, &b, &err), 0);
   CHECK_EQ_INT(b.len, 0);
-  /* not on disk yet */
-  CHECK_EQ_INT(file_size(path), HG_SPOOL_HEADER_SIZE);
+  /* not on disk yet: a new spool has no file before its first records are written */
+  CHECK_EQ_INT(file_size(path), (size_t)-1);
   CHECK_EQ_INT(hg_spool_sync(s, &err), 0);
   CHECK(!hg_spool_dirty(s));
   CHECK_EQ_INT(hg_spool_pending_bytes(s), 0);
@@ -534,22 +534,27 @@ static void budget_backpressure(void) {
 
 /* ---- files that are not ours, locking, deletion ---- */
 
-/* A new spool is not synced until it holds records: the first sync (either kind) covers the
- * directory entry too, later ones do not. A header a crash left as zeros (size kept, bytes
- * not: it was never synced) starts the spool afresh, whatever followed it. */
+/* A new spool has no file until records are written: one that never gets a record costs no
+ * file at all. The first sync (either kind) covers the directory entry too, later ones do
+ * not. A header a crash left as zeros (size kept, bytes not: it was never synced) starts the
+ * spool afresh, whatever followed it. */
 static void header_durable_with_first_records(void) {
   const char *path = path_of("lazy.spool");
   hg_err err = {0};
   hg_spool_info info;
   hg_spool *s = open_ok(path, NULL, &info);
   CHECK(info.created);
-  CHECK_EQ_INT(file_size(path), HG_SPOOL_HEADER_SIZE);
+  CHECK_EQ_INT(file_size(path), (size_t)-1);
   CHECK(!hg_spool_dirty(s)); /* nothing a restart would miss */
   hg_spool_mark m;
   CHECK_EQ_INT(hg_spool_flush(s, &m, &err), 0);
   CHECK(m.dir);
+  CHECK_EQ_INT(hg_spool_sync(s, &err), 0);
+  CHECK_EQ_INT(file_size(path), (size_t)-1);
   append_ok(s, "one", 3);
+  CHECK_EQ_INT(file_size(path), (size_t)-1); /* buffered */
   CHECK_EQ_INT(hg_spool_flush(s, &m, &err), 0);
+  CHECK_EQ_INT(file_size(path), HG_SPOOL_HEADER_SIZE + HG_SPOOL_RECORD_OVERHEAD + 3);
   CHECK(m.dir);
   CHECK_EQ_INT(hg_spool_sync_path(path, &m), 0);
   hg_spool_mark_durable(s, &m);
@@ -607,15 +612,31 @@ static void refuses_foreign_files(void) {
   CHECK_EQ_INT(hg_spool_open(&s, path, NULL, NULL, &err), HG_EPROTO);
   CHECK(strstr(err.msg, "unsupported version 2") != NULL);
   unlink(path);
-  /* a directory that does not exist */
-  CHECK_EQ_INT(hg_spool_open(&s, path_of("missing/x.spool"), NULL, NULL, &err), HG_EIO);
-  CHECK(strstr(err.msg, "missing/x.spool: open: ") != NULL);
+  /* a directory that does not exist: found when the first record is written */
+  s = open_ok(path_of("missing/x.spool"), NULL, NULL);
+  append_ok(s, "one", 3);
+  CHECK_EQ_INT(hg_spool_sync(s, &err), HG_EIO);
+  CHECK(strstr(err.msg, "missing/x.spool: create: ") != NULL);
+  CHECK_EQ_INT(hg_spool_count(s), 1); /* still buffered */
+  CHECK_EQ_INT(hg_spool_delete(s, &err), 0);
 }
 
 static void one_owner_at_a_time(void) {
   const char *path = path_of("locked.spool");
   hg_spool *a = open_ok(path, NULL, NULL), *b = NULL;
   hg_err err = {0};
+  /* Neither has a file yet: the first to write records owns the spool, the other is refused
+   * when it writes its own. */
+  b = open_ok(path, NULL, NULL);
+  append_ok(a, "a", 1);
+  CHECK_EQ_INT(hg_spool_sync(a, &err), 0);
+  append_ok(b, "b", 1);
+  CHECK_EQ_INT(hg_spool_sync(b, &err), HG_EAGAIN);
+  CHECK(strstr(err.msg, "in use by another process") != NULL);
+  CHECK_EQ_INT(hg_spool_delete(b, &err), 0);
+  CHECK_EQ_INT(file_size(path), HG_SPOOL_HEADER_SIZE + HG_SPOOL_RECORD_OVERHEAD + 1);
+  /* Once it has a file, it is locked from the open on. */
+  b = NULL;
   CHECK_EQ_INT(hg_spool_open(&b, path, NULL, NULL, &err), HG_EAGAIN);
   CHECK(strstr(err.msg, "in use by another process") != NULL);
   close_ok(a);

@@ -3,7 +3,7 @@
 --   identity.json      { "agent_id" }: a restarted agent resumes its identity
 --   session.key        the session's private keys (written by the core, never by Lua)
 --   runs.journal       the records of the runs held, one JSON object a line (below)
---   spool/<id>.spool   the run's events until the hub has them (the run log's)
+--   spool/<id>.spool   the run's events until the hub has them (the run log's; from its first)
 --   work/<id>/         the run's working directory (HOME), removed once the run is over
 --   runs/<id>.json     an older agent's record of one run: a restart folds it into the journal
 -- A run's record exists from its process's start (or its result, for one that never started):

@@ -409,6 +409,57 @@ out:
   hg_store_runs_free(queued, n_queued);
 }
 
+/* ---- a new run handed straight to a parked poll ---- */
+
+hg_hub_waiter *api_work_taker(api_ctx *c, const char *constraints) {
+  /* In the order a wake-up pass would evaluate them. A poll that gave no free count (its
+   * slots come from the runs its agent holds, a read of its own) is left to that pass. */
+  for (hg_hub_waiter *w = c->hub->waiters; w; w = w->next) {
+    if (w->kind != HG_HUB_WAIT_WORK || !w->parked) continue;
+    hg_hub_agent *a = hg_hub_agent_find(c->hub, w->key, false);
+    if (!a || a->gone || a->poll != w || !a->labels) continue;
+    api_ctx poll = {.hub = c->hub, .req = w->req};
+    char text[24];
+    if (!api_query(&poll, "free", text, sizeof text) || !text[0]) continue;
+    char *end;
+    long long free_slots = strtoll(text, &end, 10);
+    if (*end || free_slots < 1) continue;
+    cJSON *labels = cJSON_Parse(a->labels);
+    bool fits = labels && hg_hub_constraints_met(constraints, labels);
+    cJSON_Delete(labels);
+    if (fits) return w;
+  }
+  return NULL;
+}
+
+int api_work_assign_new(api_ctx *c, hg_hub_waiter *w, hg_store_run *r, char *lease, size_t size,
+                        hg_err *err) {
+  int rc = hg_apikey_random_id("lease_", 24, lease, size, err);
+  if (rc) return rc;
+  r->agent_id = w->key;
+  r->lease_id = lease;
+  r->status = HG_RUN_ASSIGNED;
+  r->lease_expires_ms = c->now + c->hub->cfg.lease_ttl_s * 1000;
+  r->attempt = 1;
+  return 0;
+}
+
+void api_work_answer_new(api_ctx *c, hg_hub_waiter *w, const char *run_id, const char *lease) {
+  char agent_id[HG_HUB_ID_MAX + 1];
+  snprintf(agent_id, sizeof agent_id, "%s", w->key);
+  cJSON *assign = cJSON_CreateArray();
+  cJSON *a = cJSON_CreateObject();
+  cJSON_AddStringToObject(a, "run_id", run_id);
+  cJSON_AddStringToObject(a, "lease_id", lease);
+  cJSON_AddItemToArray(assign, a);
+  hg_api_res res = {.status = 200, .route = "work"};
+  res.json = work_answer(assign, NULL);
+  hg_hub_unpark(c->hub, w);
+  w->deliver(w, &res); /* w may be gone from here on */
+  hg_api_res_clear(&res);
+  hg_log(HG_LOG_INFO, "run assigned", "run", run_id, "agent", agent_id, NULL);
+}
+
 /* ---- accept ---- */
 
 /* Overwrites the bytes of every string in a tree that held secrets, then frees it. */

@@ -66,6 +66,16 @@ bool api_begin(api_ctx *c);
 bool api_commit(api_ctx *c);
 void api_rollback(api_ctx *c);
 
+/* A run being created goes straight to a parked work poll that can take it (one that gave a
+ * free count above 0, of an agent whose labels meet the constraints), in the creating
+ * transaction: one commit instead of the creation's and then the assignment's, and no
+ * wake-up pass. The taker (NULL: none, the run is queued); the run filled in as assigned to
+ * it, lease written to lease; after the commit, the poll answered with it. */
+hg_hub_waiter *api_work_taker(api_ctx *c, const char *constraints);
+int api_work_assign_new(api_ctx *c, hg_hub_waiter *w, hg_store_run *r, char *lease, size_t size,
+                        hg_err *err);
+void api_work_answer_new(api_ctx *c, hg_hub_waiter *w, const char *run_id, const char *lease);
+
 /* Endpoints (api_user.c) */
 void api_healthz(api_ctx *c);
 void api_metrics(api_ctx *c);

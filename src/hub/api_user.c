@@ -352,6 +352,12 @@ void api_run_create(api_ctx *c) {
                     .constraints = constraints_text,
                     .timeout_s = timeout,
                     .created_ms = c->now};
+  char lease[40] = "";
+  hg_hub_waiter *taker = api_work_taker(c, constraints_text);
+  if (taker && api_work_assign_new(c, taker, &r, lease, sizeof lease, &err)) {
+    api_internal(c, "making a lease id", &err);
+    goto out;
+  }
   if (hg_store_run_insert(hub->store, &r, &err)) {
     api_internal(c, "store: inserting a run", &err);
     goto out;
@@ -360,7 +366,11 @@ void api_run_create(api_ctx *c) {
   if (!api_commit(c)) goto out;
   hub->metrics.runs_created++;
   hg_log(HG_LOG_INFO, "run created", "run", id, "task", t.slug, NULL);
-  hg_hub_wake_queue(hub, id);
+  /* The poll's answer goes out before the creator's, as a wake-up's would. */
+  if (taker)
+    api_work_answer_new(c, taker, id, lease);
+  else
+    hg_hub_wake_queue(hub, id);
   cJSON *doc = cJSON_CreateObject();
   cJSON_AddStringToObject(doc, "run_id", id);
   api_json(c, 201, doc);

@@ -969,6 +969,99 @@ static void long_polls_wake(void) {
   free(akey);
 }
 
+/* A new run that a parked poll can take is assigned by the request that creates it: the poll is
+ * answered inside that request, before its creator, with no wake-up pass left over, and the
+ * assignment is as real as one a poll makes (the run is assigned, the lease accepts). A poll
+ * that gave no free count still gets its run from the wake-up pass; one whose labels do not
+ * meet the task's constraints gets nothing. */
+static void parked_poll_takes_new_run_at_once(void) {
+  char *akey = make_key("agent", NULL);
+  agent staging, a;
+  CHECK_EQ_INT(register_agent(&staging, akey, "{\"env\":\"staging\"}", 2, NULL), 201);
+  CHECK_EQ_INT(register_agent(&a, akey, "{\"env\":\"prod\"}", 2, NULL), 201);
+  char url[200], body[200];
+  pending other, p;
+  snprintf(url, sizeof url, "/v1/agents/%s/work?wait=30&free=2", staging.id);
+  reply r = callp(&other, "GET", url, staging.token, NULL);
+  CHECK_EQ_INT(r.status, -1);
+  snprintf(url, sizeof url, "/v1/agents/%s/work?wait=30&free=2", a.id);
+  r = callp(&p, "GET", url, a.token, NULL);
+  CHECK_EQ_INT(r.status, -1);
+
+  hg_api_req req = {.method = "POST", .path = "/v1/runs", .body = "{\"task\":\"job\"}"};
+  char authz[160];
+  snprintf(authz, sizeof authz, "Bearer %s", admin);
+  req.authorization = authz;
+  req.body_len = strlen(req.body);
+  hg_api_res res;
+  memset(&res, 0, sizeof res);
+  hg_api_handle(hub, &req, &res);
+  CHECK(p.answered); /* before the creator's answer is even returned */
+  CHECK_EQ_INT((int)hub->wake_queued.n, 0);
+  reply created = to_reply(&res);
+  hg_api_res_clear(&res);
+  hg_hub_flush(hub);
+  EXPECT(created, 201, NULL);
+  char run[80];
+  snprintf(run, sizeof run, "%s", str(created.json, "run_id") ? str(created.json, "run_id") : "");
+  reply_free(&created);
+  CHECK(!other.answered);
+  CHECK_EQ_INT(p.r.status, 200);
+  const cJSON *as = cJSON_GetObjectItemCaseSensitive(p.r.json, "assign");
+  CHECK_EQ_INT(cJSON_GetArraySize(as), 1);
+  char lease[80];
+  snprintf(lease, sizeof lease, "%s", as && as->child ? str(as->child, "lease_id") : "");
+  CHECK_EQ_STR(as && as->child ? str(as->child, "run_id") : "", run);
+  reply_free(&p.r);
+  snprintf(url, sizeof url, "/v1/runs/%s", run);
+  r = call("GET", url, admin, NULL);
+  CHECK_EQ_STR(str(r.json, "status"), "assigned");
+  CHECK_EQ_STR(str(cJSON_GetObjectItemCaseSensitive(r.json, "agent"), "id"), a.id);
+  CHECK_EQ_INT((int)num(r.json, "attempt"), 1);
+  reply_free(&r);
+  snprintf(url, sizeof url, "/v1/runs/%s/accept", run);
+  snprintf(body, sizeof body, "{\"lease_id\":\"%s\"}", lease);
+  r = call("POST", url, a.token, body);
+  EXPECT(r, 200, NULL);
+  reply_free(&r);
+  snprintf(url, sizeof url, "/v1/runs/%s/cancel", run);
+  r = call("POST", url, admin, NULL);
+  EXPECT(r, 202, NULL);
+  reply_free(&r);
+  CHECK_EQ_INT(poll_work(&a, NULL, NULL, 0), 0); /* hears of the cancel */
+  snprintf(url, sizeof url, "/v1/runs/%s/finish", run);
+  r = call("POST", url, a.token, "{\"status\":\"cancelled\",\"events_total\":0}");
+  EXPECT(r, 200, NULL);
+  reply_free(&r);
+
+  /* Without a free count: the wake-up pass hands it over. */
+  snprintf(url, sizeof url, "/v1/agents/%s/work?wait=30", a.id);
+  r = callp(&p, "GET", url, a.token, NULL);
+  CHECK_EQ_INT(r.status, -1);
+  memset(&res, 0, sizeof res);
+  hg_api_handle(hub, &req, &res);
+  CHECK(!p.answered);
+  created = to_reply(&res);
+  hg_api_res_clear(&res);
+  hg_hub_flush(hub);
+  CHECK(p.answered);
+  CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(p.r.json, "assign")), 1);
+  reply_free(&p.r);
+  snprintf(url, sizeof url, "/v1/runs/%s/cancel", str(created.json, "run_id"));
+  reply_free(&created);
+  r = call("POST", url, admin, NULL);
+  EXPECT(r, 202, NULL);
+  reply_free(&r);
+
+  /* The staging agent's poll never could take a prod run: its wait ends empty. */
+  CHECK(!other.answered);
+  hg_hub_release_waits(hub);
+  CHECK(other.answered);
+  CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(other.r.json, "assign")), 0);
+  reply_free(&other.r);
+  free(akey);
+}
+
 static void secrets_are_sealed(void) {
   reply r = call("PUT", "/v1/config-vars/db_password", admin,
                  "{\"value\":\"s3cret-pa55word\",\"secret\":true}");
@@ -1298,6 +1391,6 @@ static void teardown(void) {
 TEST_MAIN(T(setup), T(auth_comes_first), T(keys_roles), T(task_validation_and_revisions),
           T(run_params), T(full_run_lifecycle), T(output_errors_recorded), T(event_batches),
           T(leases_lapse),
-          T(long_polls_wake), T(secrets_are_sealed), T(run_tokens), T(deadline_backstop),
+          T(long_polls_wake), T(parked_poll_takes_new_run_at_once), T(secrets_are_sealed), T(run_tokens), T(deadline_backstop),
           T(wake_ups_reach_the_right_agents), T(long_queue_taken_in_order), T(metrics_text),
           T(teardown))

@@ -153,6 +153,20 @@ static void journal_is_rewritten_when_it_grows(void) {
                       "return 'ok'\n");
 }
 
+/* Reading the records while a rewrite is in flight waits for it, then rewrites. */
+static void load_waits_for_a_rewrite_in_flight(void) {
+  run_lua("=inflight", "local s = open()\n"
+                       "s:load_runs()\n"
+                       "assert(s:save_run({ run_id = 'a', phase = 'one' }, false))\n"
+                       "assert(s:save_run({ run_id = 'a', phase = 'two' }, false))\n"
+                       "assert(s.journal:rewrite(s:current_text()))\n"
+                       "local recs, bad = s:load_runs()\n"
+                       "assert(recs, 'no records: ' .. tostring(bad))\n"
+                       "assert(ids(recs) == 'a=two', ids(recs))\n"
+                       "assert(count(slurp(DIR .. '/runs.journal'), '\\n') == 1)\n"
+                       "return 'ok'\n");
+}
+
 /* Durable saves waiting at the same time share fdatasyncs: 32 at once need far fewer than 32. */
 static void concurrent_durable_saves_share_syncs(void) {
   run_lua("=group", "local task = require 'hangar.task'\n"
@@ -199,4 +213,4 @@ static void older_agents_record_files_are_folded(void) {
 TEST_MAIN(T(restart_reads_latest_versions_and_removals), T(torn_tail_leaves_the_version_before),
           T(garbage_inside_is_reported_and_kept), T(last_removal_empties_the_journal),
           T(journal_is_rewritten_when_it_grows), T(concurrent_durable_saves_share_syncs),
-          T(older_agents_record_files_are_folded))
+          T(older_agents_record_files_are_folded), T(load_waits_for_a_rewrite_in_flight))

@@ -264,6 +264,10 @@ function State:load_runs()
   local current = self:current_text()
   if current ~= text or #folded > 0 then
     local ok, werr = self.journal:rewrite(current, true)
+    while ok == false do -- one is in flight: a sync returns once it is done
+      self.journal:sync()
+      ok, werr = self.journal:rewrite(current, true)
+    end
     if not ok then
       return nil, werr
     end

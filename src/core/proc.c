@@ -379,13 +379,19 @@ static int reaper_add(hg_proc *p) {
 enum { STAGE_PGROUP = 1, STAGE_PDEATHSIG, STAGE_FDS, STAGE_CWD, STAGE_EXEC };
 
 typedef struct spawn_report {
-  int stage;
-  int code; /* errno */
+  int stage; /* 0: none */
+  int code;  /* errno */
 } spawn_report;
 
 typedef struct child_plan {
   int fds[3]; /* what becomes the child's 0, 1, 2 */
   int report_fd;
+  /* Written by the child into our memory, which vfork shares: once vfork returns, the child
+   * has exec'd (past the point where exec can fail) or written its report and exited, so
+   * there is nothing to wait for. Where vfork is a fork in disguise (valgrind), shared stays
+   * 0 and the report comes through report_fd. Volatile: the compiler cannot see the child. */
+  volatile int shared;
+  volatile spawn_report report;
   pid_t parent;
   int pgroup;
   const char *cwd;
@@ -399,7 +405,9 @@ typedef struct child_plan {
 /* _exit: nothing of the parent's copied state (atexit handlers, stdio buffers) may run. */
 static _Noreturn void child_exit(void) { _exit(127); }
 
-static _Noreturn void child_fail(int fd, int stage, int code) {
+static _Noreturn void child_fail(child_plan *c, int fd, int stage, int code) {
+  c->report.code = code;
+  c->report.stage = stage;
   spawn_report r = {stage, code};
   ssize_t n;
   do {
@@ -409,6 +417,7 @@ static _Noreturn void child_fail(int fd, int stage, int code) {
 }
 
 static _Noreturn void child_run(child_plan *c) {
+  c->shared = 1;
   /* Handlers installed here (libuv's among them) must not run in the child; ignored signals
    * such as SIGPIPE would stay ignored across exec. */
   struct sigaction dfl;
@@ -421,9 +430,9 @@ static _Noreturn void child_run(child_plan *c) {
 
   /* A session of its own also leads a process group of its own (the group kill), and leaves
    * the child without a controlling terminal it could inject input into. */
-  if (c->pgroup && setsid() < 0) child_fail(c->report_fd, STAGE_PGROUP, errno);
+  if (c->pgroup && setsid() < 0) child_fail(c, c->report_fd, STAGE_PGROUP, errno);
 
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) child_fail(c->report_fd, STAGE_PDEATHSIG, errno);
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) child_fail(c, c->report_fd, STAGE_PDEATHSIG, errno);
   /* The parent may have died before prctl took effect: then nobody would kill us. */
   if (getppid() != c->parent) child_exit();
 
@@ -438,12 +447,12 @@ static _Noreturn void child_run(child_plan *c) {
     src[i] = c->fds[i];
     if (src[i] < 3 && src[i] != i) {
       src[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 3);
-      if (src[i] < 0) child_fail(rep, STAGE_FDS, errno);
+      if (src[i] < 0) child_fail(c, rep, STAGE_FDS, errno);
     }
   }
   for (int i = 0; i < 3; i++) {
     int rc = src[i] == i ? fcntl(i, F_SETFD, 0) : dup2(src[i], i);
-    if (rc < 0) child_fail(rep, STAGE_FDS, errno);
+    if (rc < 0) child_fail(c, rep, STAGE_FDS, errno);
   }
   /* Nothing but 0..2 may reach the program, whatever some library opened without O_CLOEXEC.
    * Marking them close-on-exec (rather than closing) keeps the report pipe until exec. */
@@ -457,7 +466,7 @@ static _Noreturn void child_run(child_plan *c) {
     }
   }
 
-  if (c->cwd && chdir(c->cwd) < 0) child_fail(rep, STAGE_CWD, errno);
+  if (c->cwd && chdir(c->cwd) < 0) child_fail(c, rep, STAGE_CWD, errno);
 
   sigset_t none;
   sigemptyset(&none);
@@ -473,10 +482,10 @@ static _Noreturn void child_run(child_plan *c) {
       saw_eacces = 1;
     } else if (code != ENOENT && code != ENOTDIR && code != ESTALE && code != ENODEV &&
                code != ETIMEDOUT) {
-      child_fail(rep, STAGE_EXEC, code);
+      child_fail(c, rep, STAGE_EXEC, code);
     }
   }
-  child_fail(rep, STAGE_EXEC, c->candidates[0] && !c->candidates[1] ? code
+  child_fail(c, rep, STAGE_EXEC, c->candidates[0] && !c->candidates[1] ? code
                               : saw_eacces                          ? EACCES
                                                                     : ENOENT);
 }
@@ -688,8 +697,8 @@ int hg_proc_spawn(hg_loop *loop, const hg_proc_opts *o, hg_proc **out, hg_err *e
   /* With every signal blocked, no handler of ours can run in the child before it resets
    * them all. vfork: the child borrows our memory until exec instead of copying our page
    * tables (fork cost the agent about as much as the exec, and every page it wrote afterwards
-   * took a copy-on-write fault); child_run only makes system calls and writes its own stack,
-   * and this thread waits for the exec anyway. */
+   * took a copy-on-write fault); child_run only makes system calls and writes its own stack and
+   * plan's report; this thread waits for the exec anyway. */
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -708,12 +717,16 @@ int hg_proc_spawn(hg_loop *loop, const hg_proc_opts *o, hg_proc **out, hg_err *e
     goto fail;
   }
 
-  /* EOF means exec succeeded (the pipe is close-on-exec); a report means it did not. */
-  spawn_report r;
-  ssize_t n;
-  do {
-    n = read(report[0], &r, sizeof r);
-  } while (n < 0 && errno == EINTR);
+  /* With the child's report in our memory, nothing to wait for: reading the pipe until its
+   * close-on-exec held the loop ~60 us per spawn, while the new program's files were set up.
+   * Else EOF means exec succeeded (the pipe is close-on-exec); a report means it did not. */
+  spawn_report r = {plan.report.stage, plan.report.code};
+  ssize_t n = r.stage ? (ssize_t)sizeof r : 0;
+  if (!plan.shared) {
+    do {
+      n = read(report[0], &r, sizeof r);
+    } while (n < 0 && errno == EINTR);
+  }
   close_fd(&report[0]);
   if (n != 0) {
     if (n != (ssize_t)sizeof r) r = (spawn_report){STAGE_EXEC, EIO};

@@ -1,8 +1,11 @@
 /* The agent's run records (hangar.agent.state over core.fs's journal): restarts, removals,
  * rewrites, group commit and the upgrade from one file per run. */
+#include <lauxlib.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "agent/agentfs.h"
 #include "check.h"
@@ -24,6 +27,15 @@ static const char *prelude =
     "  tostring(r.phase) end return table.concat(t, ',') end\n"
     "function count(text, pat) local _, n = text:gsub(pat, '') return n end\n";
 
+/* set_fsize(bytes | nil): the process's file size limit (writes past it fail with EFBIG). */
+static int l_set_fsize(lua_State *L) {
+  struct rlimit rl;
+  getrlimit(RLIMIT_FSIZE, &rl);
+  rl.rlim_cur = lua_isnoneornil(L, 1) ? rl.rlim_max : (rlim_t)luaL_checkinteger(L, 1);
+  lua_pushboolean(L, setrlimit(RLIMIT_FSIZE, &rl) == 0);
+  return 1;
+}
+
 static void run_lua(const char *name, const char *code) {
   if (!*base) {
     const char *tmp = getenv("HANGAR_TEST_TMP");
@@ -38,6 +50,8 @@ static void run_lua(const char *name, const char *code) {
   lua_State *L = hg_lua_state(rt);
   hg_agentfs_push(L);
   lua_setglobal(L, "fs");
+  lua_pushcfunction(L, l_set_fsize);
+  lua_setglobal(L, "set_fsize");
   char dir[4200];
   snprintf(dir, sizeof dir, "%s/%d", base, ++n_dirs);
   CHECK_EQ_INT(hg_agentfs_mkdir_p(dir), 0);
@@ -153,6 +167,23 @@ static void journal_is_rewritten_when_it_grows(void) {
                       "return 'ok'\n");
 }
 
+/* A save that cannot be written leaves the version before it, on disk and for later rewrites. */
+static void failed_save_leaves_the_version_before(void) {
+  signal(SIGXFSZ, SIG_IGN);
+  run_lua("=failed", "local s = open()\n"
+                     "s:load_runs()\n"
+                     "assert(s:save_run({ run_id = 'a', phase = 'one' }))\n"
+                     "assert(set_fsize(s.journal:size() + 10))\n"
+                     "local ok, err = s:save_run({ run_id = 'a', phase = 'two', pad = string.rep('x', 50) })\n"
+                     "assert(set_fsize(nil))\n"
+                     "assert(ok == nil and err:find('runs.journal', 1, true), tostring(err))\n"
+                     "assert(s.journal:rewrite(s:current_text(), true))\n"
+                     "local recs = open():load_runs()\n"
+                     "assert(ids(recs) == 'a=one', ids(recs))\n"
+                     "return 'ok'\n");
+  signal(SIGXFSZ, SIG_DFL);
+}
+
 /* Reading the records while a rewrite is in flight waits for it, then rewrites. */
 static void load_waits_for_a_rewrite_in_flight(void) {
   run_lua("=inflight", "local s = open()\n"
@@ -213,4 +244,5 @@ static void older_agents_record_files_are_folded(void) {
 TEST_MAIN(T(restart_reads_latest_versions_and_removals), T(torn_tail_leaves_the_version_before),
           T(garbage_inside_is_reported_and_kept), T(last_removal_empties_the_journal),
           T(journal_is_rewritten_when_it_grows), T(concurrent_durable_saves_share_syncs),
-          T(older_agents_record_files_are_folded), T(load_waits_for_a_rewrite_in_flight))
+          T(older_agents_record_files_are_folded), T(load_waits_for_a_rewrite_in_flight),
+          T(failed_save_leaves_the_version_before))

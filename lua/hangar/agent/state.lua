@@ -119,13 +119,13 @@ end
 -- Appends a line, then keeps the journal small: emptied once no record is left, rewritten
 -- with the current lines once it outgrew them.
 function State:append(id, line)
+  local ok, err = self.journal:write(line or json.encode({ removed = id }) .. "\n")
+  if not ok then
+    return nil, err -- nothing of it is in the journal: the version before stands
+  end
   local old = self.lines[id]
   self.lines[id] = line
   self.live_bytes = self.live_bytes - (old and #old or 0) + (line and #line or 0)
-  local ok, err = self.journal:write(line or json.encode({ removed = id }) .. "\n")
-  if not ok then
-    return nil, err
-  end
   if self.live_bytes == 0 then
     -- Rewritten empty rather than cut in place: freeing a synced file's blocks can wait for
     -- the device (a discard), so it is done in the pool. A rewrite already in flight returns

@@ -654,7 +654,8 @@ void api_run_accept(api_ctx *c) {
   }
   if (!api_commit(c)) goto out;
   if (!retry) hg_log(HG_LOG_INFO, "run accepted", "run", r.id, "agent", c->agent.id, NULL);
-  hg_hub_wake_run(hub, r.id);
+  /* No wake-up for the run's readers: they wait for events or the run's end, and an accept
+   * brings neither (evaluating a parked reader again costs a transaction for nothing). */
   cJSON *answer = cJSON_CreateObject();
   cJSON_AddItemToObject(answer, "run", doc);
   doc = NULL;
@@ -694,7 +695,7 @@ void api_run_start(api_ctx *c) {
     goto out;
   }
   if (!api_commit(c)) goto out;
-  hg_hub_wake_run(c->hub, r.id);
+  /* Nor for a start: no event, no end (see the accept). */
   cJSON *doc = cJSON_CreateObject();
   cJSON_AddStringToObject(doc, "status", hg_store_run_status_name(r.status));
   api_json(c, 200, doc);

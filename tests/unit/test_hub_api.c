@@ -1062,6 +1062,54 @@ static void parked_poll_takes_new_run_at_once(void) {
   free(akey);
 }
 
+/* A reader waiting on a run's events is evaluated again only when something it waits for
+ * happens: an accept and a start bring neither events nor the run's end, so they leave no
+ * wake-up for it; the run's first events answer it. */
+static void readers_not_woken_by_accept_or_start(void) {
+  char *akey = make_key("agent", NULL);
+  agent a;
+  CHECK_EQ_INT(register_agent(&a, akey, "{\"env\":\"prod\"}", 1, NULL), 201);
+  char *run = create_run("job", NULL);
+  char run_id[80] = "", lease[80] = "", url[200], body[200], authz[160];
+  CHECK_EQ_INT(poll_work(&a, run_id, lease, sizeof run_id), 1);
+  CHECK_EQ_STR(run_id, run);
+  pending reader;
+  snprintf(url, sizeof url, "/v1/runs/%s/events?wait=20", run);
+  reply r = callp(&reader, "GET", url, admin, NULL);
+  CHECK_EQ_INT(r.status, -1);
+
+  snprintf(authz, sizeof authz, "Bearer %s", a.token);
+  snprintf(body, sizeof body, "{\"lease_id\":\"%s\"}", lease);
+  const char *steps[][2] = {{"accept", body}, {"start", NULL}};
+  for (int i = 0; i < 2; i++) {
+    snprintf(url, sizeof url, "/v1/runs/%s/%s", run, steps[i][0]);
+    hg_api_req req = {.method = "POST", .path = url, .authorization = authz,
+                      .body = steps[i][1], .body_len = steps[i][1] ? strlen(steps[i][1]) : 0};
+    hg_api_res res;
+    memset(&res, 0, sizeof res);
+    hg_api_handle(hub, &req, &res);
+    CHECK_EQ_INT(res.status, 200);
+    CHECK_EQ_INT((int)hub->wake_runs.n, 0);
+    hg_api_res_clear(&res);
+    hg_hub_flush(hub);
+    CHECK(!reader.answered);
+  }
+  snprintf(url, sizeof url, "/v1/runs/%s/events", run);
+  r = call("POST", url, a.token,
+           "{\"first_seq\":0,\"events\":[{\"kind\":\"log\",\"stream\":\"stdout\",\"text\":\"x\"}]}");
+  EXPECT(r, 200, NULL);
+  reply_free(&r);
+  CHECK(reader.answered);
+  CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(reader.r.json, "events")), 1);
+  reply_free(&reader.r);
+  snprintf(url, sizeof url, "/v1/runs/%s/finish", run);
+  r = call("POST", url, a.token, "{\"status\":\"succeeded\",\"exit_code\":0,\"events_total\":1}");
+  EXPECT(r, 200, NULL);
+  reply_free(&r);
+  free(run);
+  free(akey);
+}
+
 static void secrets_are_sealed(void) {
   reply r = call("PUT", "/v1/config-vars/db_password", admin,
                  "{\"value\":\"s3cret-pa55word\",\"secret\":true}");
@@ -1391,6 +1439,6 @@ static void teardown(void) {
 TEST_MAIN(T(setup), T(auth_comes_first), T(keys_roles), T(task_validation_and_revisions),
           T(run_params), T(full_run_lifecycle), T(output_errors_recorded), T(event_batches),
           T(leases_lapse),
-          T(long_polls_wake), T(parked_poll_takes_new_run_at_once), T(secrets_are_sealed), T(run_tokens), T(deadline_backstop),
+          T(long_polls_wake), T(parked_poll_takes_new_run_at_once), T(readers_not_woken_by_accept_or_start), T(secrets_are_sealed), T(run_tokens), T(deadline_backstop),
           T(wake_ups_reach_the_right_agents), T(long_queue_taken_in_order), T(metrics_text),
           T(teardown))

@@ -175,7 +175,7 @@ static const char *const sql[Q_COUNT] = {
         " finish=?23, finish_status=?24, cancel_notified=?25, next_seq=?26, outputs=?27,"
         " output_errors=?28 WHERE id = ?2",
     [Q_RUN_UPDATE_STATUS] = "UPDATE runs SET status = ?2 WHERE id = ?1 AND status IS NOT ?2",
-    [Q_RUN_STATUS] = "SELECT status FROM runs WHERE id = ?1",
+    [Q_RUN_STATUS] = "SELECT status, agent_id, token_hash, task FROM runs WHERE id = ?1",
     [Q_RUN_UPDATE_AGENT] = "UPDATE runs SET agent_id = ?2 WHERE id = ?1 AND agent_id IS NOT ?2",
     [Q_RUN_UPDATE_TOKEN] =
         "UPDATE runs SET token_hash = ?2 WHERE id = ?1 AND token_hash IS NOT ?2",
@@ -1029,6 +1029,11 @@ static int sq_run_by_token(hg_store *base, const uint8_t *hash, hg_store_run *ou
   return one(s, st, read_run, clear_run, out, err, "run token");
 }
 
+/* Equal strings, NULL equal only to NULL (SQL's IS). */
+static bool same_text(const char *a, const char *b) {
+  return a == b || (a && b && !strcmp(a, b));
+}
+
 static int sq_run_update(hg_store *base, const hg_store_run *r, hg_err *err) {
   sqlite_store *s = S(base);
   /* Named, so that a refusal (a token another run holds) says which run it was. */
@@ -1039,25 +1044,41 @@ static int sq_run_update(hg_store *base, const hg_store_run *r, hg_err *err) {
   if (exec_step(s, st, err, what)) return err ? err->code : HG_EIO;
   if (sqlite3_changes(s->db) != 1)
     return hg_err_set(err, HG_ENOENT, "store: run %s not found", r->id);
+  /* The indexed columns as stored, read once: only those whose value changes are written
+   * (most updates change the status alone, or none), one statement each, instead of a
+   * statement per indexed column that finds nothing to change. */
+  const char *status = hg_store_run_status_name(r->status);
+  st = q(s, Q_RUN_STATUS);
+  bind_text(st, 1, r->id);
+  if (sqlite3_step(st) != SQLITE_ROW) {
+    sqlite3_reset(st);
+    return db_fail(s, err, what);
+  }
+  const char *was_status = (const char *)sqlite3_column_text(st, 0);
+  const char *was_agent = (const char *)sqlite3_column_text(st, 1);
+  const void *was_token = sqlite3_column_blob(st, 2);
+  int was_token_len = sqlite3_column_bytes(st, 2);
+  const char *was_task = (const char *)sqlite3_column_text(st, 3);
+  int before = was_status ? hg_store_run_status_parse(was_status) : -1;
+  bool change[4] = {
+      !same_text(was_status, status),
+      !same_text(was_agent, r->agent_id),
+      r->has_token ? !(was_token && was_token_len == HG_STORE_HASH_LEN &&
+                       !memcmp(was_token, r->token_hash, HG_STORE_HASH_LEN))
+                   : was_token != NULL,
+      !same_text(was_task, r->task),
+  };
+  sqlite3_reset(st); /* the column pointers above are not used past here */
+  /* A status this build cannot name: count the table again next time. */
+  if (s->counts_valid && before < 0) s->counts_valid = false;
   static const int keyed[] = {Q_RUN_UPDATE_STATUS, Q_RUN_UPDATE_AGENT, Q_RUN_UPDATE_TOKEN,
                                Q_RUN_UPDATE_TASK};
-  int before = -1;
-  if (s->counts_valid) {
-    st = q(s, Q_RUN_STATUS);
-    bind_text(st, 1, r->id);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-      const char *name = (const char *)sqlite3_column_text(st, 0);
-      before = name ? hg_store_run_status_parse(name) : -1;
-    }
-    sqlite3_reset(st);
-    /* A status this build cannot name: count the table again next time. */
-    if (before < 0) s->counts_valid = false;
-  }
   for (size_t i = 0; i < sizeof keyed / sizeof keyed[0]; i++) {
+    if (!change[i]) continue;
     st = q(s, keyed[i]);
     bind_text(st, 1, r->id);
     if (keyed[i] == Q_RUN_UPDATE_STATUS)
-      bind_text(st, 2, hg_store_run_status_name(r->status));
+      bind_text(st, 2, status);
     else if (keyed[i] == Q_RUN_UPDATE_AGENT)
       bind_text(st, 2, r->agent_id);
     else if (keyed[i] == Q_RUN_UPDATE_TOKEN && r->has_token)
@@ -1065,8 +1086,9 @@ static int sq_run_update(hg_store *base, const hg_store_run *r, hg_err *err) {
     else if (keyed[i] == Q_RUN_UPDATE_TASK)
       bind_text(st, 2, r->task);
     if (exec_step(s, st, err, what)) return err ? err->code : HG_EIO;
-    if (keyed[i] == Q_RUN_UPDATE_STATUS && before >= 0 && sqlite3_changes(s->db) == 1 &&
-        (int)r->status != before && r->status >= 0 && r->status < HG_RUN_STATUS_COUNT) {
+    if (keyed[i] == Q_RUN_UPDATE_STATUS && s->counts_valid && before >= 0 &&
+        sqlite3_changes(s->db) == 1 && (int)r->status != before && r->status >= 0 &&
+        r->status < HG_RUN_STATUS_COUNT) {
       s->counts[before]--;
       s->counts[r->status]++;
     }

@@ -40,6 +40,9 @@
  *                                                       renamed; false: a rewrite is in flight
  *                                                       already; wait: the task waits until the
  *                                                       new file and its name are on the disk)
+ *     j:empty()                   -> true | false | nil, err  (empties the file in place, in
+ *                                                       the pool; writes meanwhile follow; false
+ *                                                       while a rewrite or emptying is in flight)
  *     j:size()                    -> bytes written and not rewritten away
  *     j:syncs()                   -> fdatasyncs done so far (for tests)
  *     j:close()                   (also on collection; a job in flight finishes first)

@@ -306,7 +306,7 @@ typedef struct jwait {
   char msg[256];
 } jwait;
 
-enum { JOB_NONE, JOB_SYNC, JOB_REWRITE };
+enum { JOB_NONE, JOB_SYNC, JOB_REWRITE, JOB_EMPTY };
 
 typedef struct journal {
   uv_loop_t *loop;
@@ -317,6 +317,7 @@ typedef struct journal {
   int job;        /* JOB_*: the pool job in flight */
   int collected;  /* the Lua object is gone: free once no job is in flight */
   int rewriting;  /* a rewrite was asked for and is not finished: writes go to tail too */
+  int emptying;   /* an emptying was asked for and is not finished: writes go to tail only */
   int dir_dirty;  /* a rename to put on the disk (fsync of the directory) */
   int old_fd;     /* the replaced file, closed (and so freed) in the pool */
   jwait *pending; /* waiting for the next sync */
@@ -381,6 +382,10 @@ static void journal_free(journal *j) {
 static void journal_in_pool(uv_work_t *req) {
   journal *j = req->data;
   j->job_error = 0;
+  if (j->job == JOB_EMPTY) {
+    if (ftruncate(j->sync_fd, 0)) j->job_error = errno; /* frees the blocks, off the loop */
+    return;
+  }
   if (j->job == JOB_SYNC) {
     if (fdatasync(j->sync_fd)) j->job_error = errno;
     if (!j->job_error && j->dir_dirty) sync_parent(j->path);
@@ -403,13 +408,17 @@ static void journal_in_pool(uv_work_t *req) {
 
 static void journal_after(uv_work_t *req, int status);
 
-/* Starts the next pool job if none is in flight: a requested rewrite first (the sync after it
- * covers what waits meanwhile), else a sync if anything waits for one. 0 or a libuv code. */
+/* Starts the next pool job if none is in flight: a requested rewrite or emptying first (the
+ * sync after it covers what waits meanwhile), else a sync if anything waits for one. 0 or a
+ * libuv code. */
 static int journal_kick(journal *j) {
   if (j->job != JOB_NONE || j->collected) return 0;
   if (j->rewriting) {
     j->job = JOB_REWRITE;
     j->new_fd = -1;
+  } else if (j->emptying) {
+    j->job = JOB_EMPTY;
+    j->sync_fd = j->fd;
   } else if (j->pending || j->dir_dirty || j->old_fd >= 0) {
     j->job = JOB_SYNC;
     j->inflight = j->pending;
@@ -446,12 +455,33 @@ static int journal_swap(journal *j) {
   return 0;
 }
 
+/* The file is emptied (or, e != 0, was not): what was written meanwhile follows. A durable
+ * write among it that cannot be written is answered with the error by the next sync. */
+static void journal_emptied(journal *j, int e) {
+  j->emptying = 0;
+  off_t end = e ? j->size - (off_t)j->tail.len : 0;
+  if (j->tail.len && write_all(j->fd, j->tail.data, j->tail.len)) {
+    int we = errno;
+    int cut = ftruncate(j->fd, end);
+    (void)cut;
+    jwait *lost = j->pending;
+    j->pending = NULL;
+    jwait_complete(j, lost, we);
+    j->size = end;
+  } else {
+    j->size = end + (off_t)j->tail.len;
+  }
+  hg_buf_free(&j->tail);
+}
+
 static void journal_after(uv_work_t *req, int status) {
   journal *j = req->data;
   int kind = j->job, e = j->job_error;
   if (status == UV_ECANCELED && !e) e = ECANCELED;
   j->job = JOB_NONE;
-  if (kind == JOB_SYNC) {
+  if (kind == JOB_EMPTY) {
+    if (!j->collected) journal_emptied(j, e);
+  } else if (kind == JOB_SYNC) {
     j->syncs++;
     j->closing_fd = -1;
     if (!e) j->dir_dirty = 0;
@@ -504,7 +534,12 @@ static int l_journal_write(lua_State *L) {
   journal *j = check_journal(L);
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
-  if (j->rewriting && hg_buf_append(&j->tail, data, len)) return luaL_error(L, "journal: out of memory");
+  if ((j->rewriting || j->emptying) && hg_buf_append(&j->tail, data, len))
+    return luaL_error(L, "journal: out of memory");
+  if (j->emptying) { /* written once the file is empty (journal_emptied) */
+    j->size += (off_t)len;
+    return ok(L);
+  }
   if (write_all(j->fd, data, len)) {
     int e = errno;
     int cut = ftruncate(j->fd, j->size); /* should this fail too, the reader skips the line */
@@ -546,7 +581,7 @@ static int l_journal_rewrite(lua_State *L) {
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
   int wait = lua_toboolean(L, 3);
-  if (j->rewriting) {
+  if (j->rewriting || j->emptying) {
     lua_pushboolean(L, 0);
     return 1;
   }
@@ -559,6 +594,25 @@ static int l_journal_rewrite(lua_State *L) {
   if (rc) {
     j->rewriting = 0;
     return fail(L, "cannot rewrite", j->path, -rc);
+  }
+  return ok(L);
+}
+
+/* Empties the journal in place (same file: no inode to allocate), in the pool: freeing the
+ * blocks of a synced file can wait for the device. false while a rewrite or an emptying is in
+ * flight. Not synced: lost, the file keeps lines that hold no current record. */
+static int l_journal_empty(lua_State *L) {
+  journal *j = check_journal(L);
+  if (j->rewriting || j->emptying) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  hg_buf_reset(&j->tail);
+  j->emptying = 1;
+  int rc = journal_kick(j);
+  if (rc) {
+    j->emptying = 0;
+    return fail(L, "cannot empty", j->path, -rc);
   }
   return ok(L);
 }
@@ -589,8 +643,8 @@ static int l_journal(lua_State *L) {
   *ud = NULL;
   if (luaL_newmetatable(L, JOURNAL_MT)) {
     static const luaL_Reg methods[] = {{"write", l_journal_write},     {"sync", l_journal_sync},
-                                       {"rewrite", l_journal_rewrite}, {"size", l_journal_size},
-                                       {"syncs", l_journal_syncs},
+                                       {"rewrite", l_journal_rewrite}, {"empty", l_journal_empty},
+                                       {"size", l_journal_size},       {"syncs", l_journal_syncs},
                                        {"close", l_journal_gc},        {NULL, NULL}};
     luaL_newlib(L, methods);
     lua_setfield(L, -2, "__index");

@@ -192,7 +192,7 @@ describe("secrets at rest", function()
 
     -- After the run, and once the hub has checkpointed its WAL into the database. The agent
     -- drops the run's record once the hub took the finish (its journal, holding no other
-    -- record, is rewritten empty in the thread pool), so the record may outlive the hub's
+    -- record, is emptied in the thread pool), so the record may outlive the hub's
     -- answer by a moment: wait for it to go, then nothing may be left.
     assert(hubtest.wait_for(function()
       local rec, journal = agent:record(id)

@@ -125,8 +125,9 @@ static void garbage_inside_is_reported_and_kept(void) {
                       "return 'ok'\n");
 }
 
-/* Once no record is left the journal is rewritten empty (in the pool: a sync afterwards waits
- * for it): a finished run's lines (its run token) do not stay on the disk. */
+/* Once no record is left the journal is emptied in place (in the pool: a sync afterwards waits
+ * for it): a finished run's lines (its run token) do not stay on the disk. Saves made while
+ * it is emptied follow. */
 static void last_removal_empties_the_journal(void) {
   run_lua("=empty", "local s = open()\n"
                     "s:load_runs()\n"
@@ -134,11 +135,25 @@ static void last_removal_empties_the_journal(void) {
                     "assert(s:save_run({ run_id = 'b', phase = 'running' }))\n"
                     "assert(s:remove_run('a'))\n"
                     "assert(slurp(DIR .. '/runs.journal'):find('secret-token', 1, true))\n"
+                    "local function inode() local p = io.popen('stat -c %i ' .. DIR .. '/runs.journal')\n"
+                    "  local i = p:read('l') p:close() return i end\n"
+                    "local before = inode()\n"
                     "assert(s:remove_run('b'))\n"
                     "assert(s.journal:sync())\n"
                     "assert(slurp(DIR .. '/runs.journal') == '')\n"
                     "assert(s.journal:size() == 0)\n"
+                    "assert(inode() == before, 'a new file')\n"
                     "assert(s:remove_run('never-saved'))\n"
+                    "assert(s:save_run({ run_id = 'c', phase = 'running', token = 'secret-token' }))\n"
+                    "assert(s:remove_run('c'))\n"
+                    "assert(s:save_run({ run_id = 'd', phase = 'during' }, false))\n"
+                    "assert(s:save_run({ run_id = 'e', phase = 'during' }))\n"
+                    "local text = slurp(DIR .. '/runs.journal')\n"
+                    "assert(not text:find('secret-token', 1, true), text)\n"
+                    "assert(count(text, '\\n') == 2 and #text == s.journal:size(), text)\n"
+                    "s.journal:close()\n"
+                    "local recs = open():load_runs()\n"
+                    "assert(ids(recs) == 'd=during,e=during', ids(recs))\n"
                     "return 'ok'\n");
 }
 

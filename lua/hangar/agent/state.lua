@@ -17,8 +17,8 @@
 -- appends not waited for) are no record. The journal is rewritten with only the current lines
 -- when it has grown past a bound relative to them (a temporary file synced, then renamed over
 -- it, in the thread pool; appends made meanwhile are carried over), when a restart has read it
--- (so that appends go on from a clean end), and rewritten empty once no record is left (so
--- that a finished run's lines, its run token among them, do not stay on the disk).
+-- (so that appends go on from a clean end), and emptied in place (in the pool) once no record
+-- is left, so that a finished run's lines, its run token among them, do not stay on the disk.
 -- A record whose loss a power cut could not make worse is not waited for on the disk (no
 -- fsync): a local process dies with the machine anyway, and the hub still lists the run, so a
 -- restart finishes it failed either way. What exists nowhere else is synced before the save
@@ -127,10 +127,9 @@ function State:append(id, line)
   self.lines[id] = line
   self.live_bytes = self.live_bytes - (old and #old or 0) + (line and #line or 0)
   if self.live_bytes == 0 then
-    -- Rewritten empty rather than cut in place: freeing a synced file's blocks can wait for
-    -- the device (a discard), so it is done in the pool. A rewrite already in flight returns
-    -- false; a later removal empties the journal then.
-    self.journal:rewrite("")
+    -- In the pool (freeing a synced file's blocks can wait for the device: a discard). One
+    -- already in flight, or a rewrite, returns false: a later removal empties it then.
+    self.journal:empty()
     return true
   end
   local size = self.journal:size()

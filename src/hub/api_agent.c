@@ -264,14 +264,14 @@ static cJSON *work_answer(cJSON *assign, cJSON *cancel) {
 
 /* The oldest queued runs this agent's labels allow, at most free_slots of them, into *out.
  * The queue is read a page at a time: a poll costs what it hands out, not the length of the
- * queue (reading all of it on every poll made draining a long queue quadratic). Answers 500
- * and returns false on failure. */
+ * queue (reading all of it on every poll made draining a long queue quadratic). The first
+ * page is as long as the poll can take, since most runs fit most agents (a poll with one free
+ * slot read 64 whole runs to take one); pages after it, needed only when runs in front do not
+ * fit, grow from QUEUE_PAGE_MIN. Answers 500 and returns false on failure. */
 static bool choose_queued(api_ctx *c, const cJSON *labels, int64_t free_slots,
                           hg_store_run **out, size_t *n_out) {
   hg_err err = {0};
-  size_t page = free_slots < QUEUE_PAGE_MIN   ? QUEUE_PAGE_MIN
-                : free_slots > QUEUE_PAGE_MAX ? QUEUE_PAGE_MAX
-                                              : (size_t)free_slots;
+  size_t page = free_slots > QUEUE_PAGE_MAX ? QUEUE_PAGE_MAX : (size_t)free_slots;
   size_t cap = 0;
   int64_t after = 0;
   for (;;) {
@@ -303,6 +303,7 @@ static bool choose_queued(api_ctx *c, const cJSON *labels, int64_t free_slots,
     }
     hg_store_runs_free(v, n);
     if (n < page || (int64_t)*n_out >= free_slots) return true;
+    page = page < QUEUE_PAGE_MIN ? QUEUE_PAGE_MIN : page * 2 > QUEUE_PAGE_MAX ? QUEUE_PAGE_MAX : page * 2;
   }
 }
 

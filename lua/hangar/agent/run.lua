@@ -537,8 +537,32 @@ function Run:finish(result)
 end
 
 function Run:release()
+  if self.accepting then
+    -- The accept did not go through: the log opened beside it goes (Run:open_log_early).
+    self.accepting = false
+    if self.rl then
+      self.rl:close()
+      self.rl = nil
+    end
+  end
   self.phase = "done"
   self.agent:run_ended(self)
+end
+
+-- Opens the run log in a task of its own, which runs while the accept is on its way to the
+-- hub rather than after its answer: the log creates no file until the run writes, so a run
+-- not accepted, or an agent stopped meanwhile, leaves nothing behind.
+function Run:open_log_early()
+  async.run(function()
+    if self.accepting and not self.rl then
+      local ok, rl = pcall(self.core.runlog, self.id)
+      if ok and self.accepting and not self.rl then
+        self.rl = rl
+      elseif ok then
+        rl:close()
+      end
+    end
+  end)
 end
 
 -- After a restart: finish with the result recorded, reattach, or report the run lost.
@@ -605,10 +629,13 @@ function Run:execute()
   if self.resumed then
     return self:resume()
   end
+  self.accepting = true
+  self:open_log_early()
   local doc, body = self:accept()
   if not doc then
     return self:release()
   end
+  self.accepting = false
   self.doc, self.accept_body = doc, body
   self.phase = "accepted"
   -- Written first once the process started (Run:launch), or with the result: before that a
@@ -616,7 +643,7 @@ function Run:execute()
   -- finishes it failed as it would an accepted one), and the file's creation does not delay
   -- the start.
   self.record = { run_id = self.id, lease_id = self.lease_id, run = doc, phase = "accepted", accepted_at = timer.now() }
-  self.rl = self.core.runlog(self.id)
+  self.rl = self.rl or self.core.runlog(self.id) -- if it could not open early, it says why now
   local run_env, result = self:prepare()
   if run_env then
     result = self:launch(run_env)
@@ -646,8 +673,8 @@ function Run:crashed(err)
   if self.handle ~= nil and not self.watch_done then
     pcall(self.sched.backend.cancel, self.doc, self.handle, self.ctx, 0)
   end
-  if not self.rl then
-    return self:release()
+  if not self.rl or self.accepting then
+    return self:release() -- never accepted: nothing to finish
   end
   self:system(message)
   local ok, ferr = pcall(self.finish, self, failed(message))

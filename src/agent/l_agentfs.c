@@ -480,7 +480,7 @@ static void journal_after(uv_work_t *req, int status) {
   if (status == UV_ECANCELED && !e) e = ECANCELED;
   j->job = JOB_NONE;
   if (kind == JOB_EMPTY) {
-    if (!j->collected) journal_emptied(j, e);
+    journal_emptied(j, e); /* collected too: what was written meanwhile is not dropped */
   } else if (kind == JOB_SYNC) {
     j->syncs++;
     j->closing_fd = -1;

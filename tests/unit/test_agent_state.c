@@ -199,6 +199,22 @@ static void failed_save_leaves_the_version_before(void) {
   signal(SIGXFSZ, SIG_DFL);
 }
 
+/* Closing the journal while it is being emptied keeps what was written meanwhile (the
+ * emptying, in flight, finishes first). */
+static void close_while_emptying_keeps_later_saves(void) {
+  run_lua("=close-emptying", "local s = open()\n"
+                             "s:load_runs()\n"
+                             "assert(s:save_run({ run_id = 'a', phase = 'running' }))\n"
+                             "assert(s:remove_run('a'))\n"
+                             "assert(s:save_run({ run_id = 'b', phase = 'running' }, false))\n"
+                             "s.journal:close()\n"
+                             "return 'ok'\n");
+  run_lua("=close-emptying-2", "DIR = DIR:gsub('(%d+)$', function(n) return tostring(n - 1) end)\n"
+                               "local recs = open():load_runs()\n"
+                               "assert(ids(recs) == 'b=running', ids(recs))\n"
+                               "return 'ok'\n");
+}
+
 /* Reading the records while a rewrite is in flight waits for it, then rewrites. */
 static void load_waits_for_a_rewrite_in_flight(void) {
   run_lua("=inflight", "local s = open()\n"
@@ -260,4 +276,5 @@ TEST_MAIN(T(restart_reads_latest_versions_and_removals), T(torn_tail_leaves_the_
           T(garbage_inside_is_reported_and_kept), T(last_removal_empties_the_journal),
           T(journal_is_rewritten_when_it_grows), T(concurrent_durable_saves_share_syncs),
           T(older_agents_record_files_are_folded), T(load_waits_for_a_rewrite_in_flight),
-          T(failed_save_leaves_the_version_before))
+          T(failed_save_leaves_the_version_before),
+          T(close_while_emptying_keeps_later_saves))

@@ -154,15 +154,15 @@ static void parent_of(const char *path, char *out, size_t cap) {
   }
 }
 
-/* Puts path's directory entry on the disk (best effort: the data already is). */
-static void sync_parent(const char *path) {
+/* Puts path's directory entry on the disk; 0 or an errno. */
+static int sync_parent(const char *path) {
   char dir[4096];
   parent_of(path, dir, sizeof dir);
   int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    fsync(dfd);
-    close(dfd);
-  }
+  if (dfd < 0) return errno;
+  int e = fsync(dfd) ? errno : 0;
+  close(dfd);
+  return e;
 }
 
 int hg_agentfs_write_file(const char *path, const char *data, size_t len, int durable) {
@@ -180,7 +180,7 @@ int hg_agentfs_write_file(const char *path, const char *data, size_t len, int du
   }
   hg_buf_free(&tmp);
   if (e || !durable) return e;
-  sync_parent(path);
+  (void)sync_parent(path); /* best effort: the data is on the disk */
   return 0;
 }
 
@@ -388,7 +388,9 @@ static void journal_in_pool(uv_work_t *req) {
   }
   if (j->job == JOB_SYNC) {
     if (fdatasync(j->sync_fd)) j->job_error = errno;
-    if (!j->job_error && j->dir_dirty) sync_parent(j->path);
+    /* The name matters as much as the data: after a rewrite, the saves waiting are synced in
+     * the new file only, which a lost rename would leave without a name. */
+    if (!j->job_error && j->dir_dirty) j->job_error = sync_parent(j->path);
     if (j->closing_fd >= 0) close(j->closing_fd); /* frees the replaced file's blocks */
     return;
   }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "agent/agentfs.h"
 #include "check.h"
@@ -36,6 +37,22 @@ static int l_set_fsize(lua_State *L) {
   return 1;
 }
 
+/* set_nofile(extra | nil): the process's descriptor limit, extra above those open now (opens
+ * past it fail with EMFILE); nil: back to the hard limit. */
+static int l_set_nofile(lua_State *L) {
+  struct rlimit rl;
+  getrlimit(RLIMIT_NOFILE, &rl);
+  if (lua_isnoneornil(L, 1)) {
+    rl.rlim_cur = rl.rlim_max;
+  } else {
+    int fd = dup(0); /* the lowest free descriptor */
+    if (fd >= 0) close(fd);
+    rl.rlim_cur = (rlim_t)(fd + luaL_checkinteger(L, 1));
+  }
+  lua_pushboolean(L, setrlimit(RLIMIT_NOFILE, &rl) == 0);
+  return 1;
+}
+
 static void run_lua(const char *name, const char *code) {
   if (!*base) {
     const char *tmp = getenv("HANGAR_TEST_TMP");
@@ -52,6 +69,8 @@ static void run_lua(const char *name, const char *code) {
   lua_setglobal(L, "fs");
   lua_pushcfunction(L, l_set_fsize);
   lua_setglobal(L, "set_fsize");
+  lua_pushcfunction(L, l_set_nofile);
+  lua_setglobal(L, "set_nofile");
   char dir[4200];
   snprintf(dir, sizeof dir, "%s/%d", base, ++n_dirs);
   CHECK_EQ_INT(hg_agentfs_mkdir_p(dir), 0);
@@ -215,6 +234,22 @@ static void close_while_emptying_keeps_later_saves(void) {
                                "return 'ok'\n");
 }
 
+/* A rewrite's new name that cannot be put on the disk (its directory not synced) is reported
+ * to the saves that wait for it, not answered as durable; the next sync tries again. */
+static void unsynced_rename_is_not_durable(void) {
+  run_lua("=dirsync", "local s = open()\n"
+                      "s:load_runs()\n"
+                      "assert(s:save_run({ run_id = 'a', phase = 'one' }))\n"
+                      "assert(s:save_run({ run_id = 'a', phase = 'two' }, false))\n"
+                      "assert(set_nofile(1)) -- the rewrite's file, not the directory for its sync\n"
+                      "local ok, err = s.journal:rewrite(s:current_text(), true)\n"
+                      "assert(set_nofile(nil))\n"
+                      "assert(ok == nil and err:find('runs.journal', 1, true), tostring(ok) .. ' ' .. tostring(err))\n"
+                      "assert(s:save_run({ run_id = 'a', phase = 'three' }))\n"
+                      "assert(ids(open():load_runs()) == 'a=three')\n"
+                      "return 'ok'\n");
+}
+
 /* Reading the records while a rewrite is in flight waits for it, then rewrites. */
 static void load_waits_for_a_rewrite_in_flight(void) {
   run_lua("=inflight", "local s = open()\n"
@@ -277,4 +312,4 @@ TEST_MAIN(T(restart_reads_latest_versions_and_removals), T(torn_tail_leaves_the_
           T(journal_is_rewritten_when_it_grows), T(concurrent_durable_saves_share_syncs),
           T(older_agents_record_files_are_folded), T(load_waits_for_a_rewrite_in_flight),
           T(failed_save_leaves_the_version_before),
-          T(close_while_emptying_keeps_later_saves))
+          T(close_while_emptying_keeps_later_saves), T(unsynced_rename_is_not_durable))

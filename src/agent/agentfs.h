@@ -40,9 +40,10 @@
  *                                                       renamed; false: a rewrite is in flight
  *                                                       already; wait: the task waits until the
  *                                                       new file and its name are on the disk)
- *     j:empty()                   -> true | false | nil, err  (empties the file in place, in
- *                                                       the pool; writes meanwhile follow; false
- *                                                       while a rewrite or emptying is in flight)
+ *     j:empty()                   -> true | nil, err   (empties the file in place, in the
+ *                                                       pool, of everything written before the
+ *                                                       call, a rewrite in flight included;
+ *                                                       writes meanwhile follow)
  *     j:size()                    -> bytes written and not rewritten away
  *     j:syncs()                   -> fdatasyncs done so far (for tests)
  *     j:close()                   (also on collection; a job in flight finishes first)

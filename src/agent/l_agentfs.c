@@ -317,7 +317,8 @@ typedef struct journal {
   int job;        /* JOB_*: the pool job in flight */
   int collected;  /* the Lua object is gone: free once no job is in flight */
   int rewriting;  /* a rewrite was asked for and is not finished: writes go to tail too */
-  int emptying;   /* an emptying was asked for and is not finished: writes go to tail only */
+  int emptying;   /* an emptying was asked for and is not finished: writes go to tail only
+                   * (during a rewrite too: that rewrite is then dropped) */
   int dir_dirty;  /* a rename to put on the disk (fsync of the directory) */
   int old_fd;     /* the replaced file, closed (and so freed) in the pool */
   jwait *pending; /* waiting for the next sync */
@@ -491,7 +492,8 @@ static void journal_after(uv_work_t *req, int status) {
     j->inflight = NULL;
     jwait_complete(j, done, e);
   } else {
-    if (!e && !j->collected) e = journal_swap(j);
+    /* Emptied meanwhile: the text is dead, and what was written since is in tail only. */
+    if (!e && !j->collected && !j->emptying) e = journal_swap(j);
     if (j->new_fd >= 0) {
       close(j->new_fd);
       unlink(j->tmp);
@@ -501,7 +503,8 @@ static void journal_after(uv_work_t *req, int status) {
     j->rewrite_waiters = NULL;
     j->rewriting = 0;
     hg_buf_free(&j->snapshot);
-    hg_buf_free(&j->tail);
+    if (!j->emptying) hg_buf_free(&j->tail);
+    if (j->emptying && j->collected) journal_emptied(j, ECANCELED); /* kept, not emptied */
     if (e || j->collected) {
       jwait_complete(j, waiters, e ? e : ECANCELED);
     } else {
@@ -601,13 +604,17 @@ static int l_journal_rewrite(lua_State *L) {
 }
 
 /* Empties the journal in place (same file: no inode to allocate), in the pool: freeing the
- * blocks of a synced file can wait for the device. false while a rewrite or an emptying is in
- * flight. Not synced: lost, the file keeps lines that hold no current record. */
+ * blocks of a synced file can wait for the device. Everything written before the call is
+ * dropped: while an emptying is in flight, what it kept aside; while a rewrite is, the
+ * rewrite, which is then followed by the emptying. Not synced: lost, the file keeps lines that
+ * hold no current record. */
 static int l_journal_empty(lua_State *L) {
   journal *j = check_journal(L);
-  if (j->rewriting || j->emptying) {
-    lua_pushboolean(L, 0);
-    return 1;
+  if (j->emptying || j->rewriting) {
+    j->size -= j->emptying ? (off_t)j->tail.len : 0;
+    hg_buf_reset(&j->tail);
+    j->emptying = 1;
+    return ok(L);
   }
   hg_buf_reset(&j->tail);
   j->emptying = 1;

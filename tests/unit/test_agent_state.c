@@ -176,6 +176,32 @@ static void last_removal_empties_the_journal(void) {
                     "return 'ok'\n");
 }
 
+/* The last removal empties the journal even when a rewrite or an emptying is in flight: a
+ * finished run's token does not wait for the next run to finish. Saves after it are kept. */
+static void last_removal_during_a_job_still_empties(void) {
+  run_lua("=empty-busy", "local s = open()\n"
+                         "s:load_runs()\n"
+                         "assert(s:save_run({ run_id = 'a', phase = 'running' }))\n"
+                         "assert(s:remove_run('a')) -- emptying, in flight\n"
+                         "assert(s:save_run({ run_id = 'b', phase = 'running', token = 'secret-token' }, false))\n"
+                         "assert(s:remove_run('b'))\n"
+                         "assert(s.journal:sync())\n"
+                         "assert(slurp(DIR .. '/runs.journal') == '', 'after an emptying')\n"
+                         "assert(s:save_run({ run_id = 'c', phase = 'running', token = 'secret-token' }))\n"
+                         "assert(s:save_run({ run_id = 'd', phase = 'running' }, false))\n"
+                         "assert(s.journal:rewrite(s:current_text())) -- in flight\n"
+                         "assert(s:remove_run('c'))\n"
+                         "assert(s:remove_run('d'))\n"
+                         "assert(s:save_run({ run_id = 'e', phase = 'after' }, false))\n"
+                         "assert(s.journal:sync())\n"
+                         "local text = slurp(DIR .. '/runs.journal')\n"
+                         "assert(not text:find('secret-token', 1, true), 'after a rewrite: ' .. text)\n"
+                         "assert(#text == s.journal:size(), text)\n"
+                         "s.journal:close()\n"
+                         "assert(ids(open():load_runs()) == 'e=after')\n"
+                         "return 'ok'\n");
+}
+
 /* Past its bound the journal is rewritten with the current lines, in the pool, while saves go
  * on; nothing written meanwhile is lost. */
 static void journal_is_rewritten_when_it_grows(void) {
@@ -312,4 +338,5 @@ TEST_MAIN(T(restart_reads_latest_versions_and_removals), T(torn_tail_leaves_the_
           T(journal_is_rewritten_when_it_grows), T(concurrent_durable_saves_share_syncs),
           T(older_agents_record_files_are_folded), T(load_waits_for_a_rewrite_in_flight),
           T(failed_save_leaves_the_version_before),
-          T(close_while_emptying_keeps_later_saves), T(unsynced_rename_is_not_durable))
+          T(close_while_emptying_keeps_later_saves), T(unsynced_rename_is_not_durable),
+          T(last_removal_during_a_job_still_empties))

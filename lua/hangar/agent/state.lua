@@ -127,8 +127,8 @@ function State:append(id, line)
   self.lines[id] = line
   self.live_bytes = self.live_bytes - (old and #old or 0) + (line and #line or 0)
   if self.live_bytes == 0 then
-    -- In the pool (freeing a synced file's blocks can wait for the device: a discard). One
-    -- already in flight, or a rewrite, returns false: a later removal empties it then.
+    -- In the pool (freeing a synced file's blocks can wait for the device: a discard); a
+    -- rewrite or an emptying in flight is followed by this one.
     self.journal:empty()
     return true
   end

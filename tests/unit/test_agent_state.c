@@ -141,6 +141,10 @@ static void garbage_inside_is_reported_and_kept(void) {
                       "assert(ids(recs) == 'a=x,b=y', ids(recs))\n"
                       "assert(#bad == 1 and bad[1].path:find('runs.journal:2', 1, true), bad[1] and bad[1].path)\n"
                       "assert(slurp(DIR .. '/runs.journal.unreadable') == 'not json\\n')\n"
+                      "spit(DIR .. '/runs.journal', '{\"run_id\":\"a\",\"phase\":\"x\"}\\n\\n\\nbad\\n'\n"
+                      "  .. '{\"run_id\":\"b\",\"phase\":\"y\"}\\n')\n"
+                      "recs, bad = open():load_runs()\n"
+                      "assert(#bad == 1 and bad[1].path:find('runs.journal:4', 1, true), 'blank lines count: ' .. bad[1].path)\n"
                       "return 'ok'\n");
 }
 

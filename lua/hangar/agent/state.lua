@@ -194,7 +194,7 @@ function State:read_journal(bad)
     return nil, err
   end
   local all, last = {}, 0
-  for l in text:gmatch("[^\n]+") do
+  for l in (text .. "\n"):gmatch("([^\n]*)\n") do -- blank lines too: they are counted in path:line
     local body = l:gsub("^[%z%s]+", "")
     all[#all + 1] = body
     if body ~= "" then

@@ -334,6 +334,10 @@ static void older_agents_record_files_are_folded(void) {
                       "assert(#bad == 1 and bad[1].path:find('d.json', 1, true))\n"
                       "assert(slurp(DIR .. '/runs/d.json') == 'garbage')\n"
                       "assert(not fs.exists(DIR .. '/runs/c.json'))\n"
+                      "fs.remove_tree(DIR .. '/runs')\n"
+                      "spit(DIR .. '/runs', 'not a directory')\n"
+                      "local none, err = open():load_runs()\n"
+                      "assert(none == nil and tostring(err):find(DIR .. '/runs', 1, true), 'an unlistable runs/: ' .. tostring(err))\n"
                       "return 'ok'\n");
 }
 

@@ -232,7 +232,13 @@ function State:load_runs()
     return nil, text
   end
   local folded = {}
-  local names = self.fs.list(self.dir .. "/runs") or {}
+  local names, lerr = {}, nil
+  if self.fs.exists(self.dir .. "/runs") then -- an older agent's: its records must not be skipped
+    names, lerr = self.fs.list(self.dir .. "/runs")
+    if not names then
+      return nil, lerr
+    end
+  end
   for _, name in ipairs(names) do
     local id = name:match("^(.+)%.json$")
     local path = self.dir .. "/runs/" .. name

@@ -402,6 +402,7 @@ typedef struct lenv {
   hg_uploader *up;
   hg_runlog_group *group;
   char *spool_dir;
+  bool dir_made; /* spool_dir exists: not asked again for every run */
   uint64_t max_log;
 } lenv;
 
@@ -423,18 +424,20 @@ static bool valid_run_id(const char *id, size_t len) {
   return true;
 }
 
-/* Opens run_id's log in dir with the given uploader, group and limit; pushes as push_new. */
+/* Opens run_id's log in dir with the given uploader, group and limit; pushes as push_new.
+ * *dir_made: dir was created (or found) already. */
 static int open_in_dir(lua_State *L, hg_uploader *up, hg_runlog_group *g, const char *dir,
-                       uint64_t max_log, int64_t sync_ms, int idx) {
+                       bool *dir_made, uint64_t max_log, int64_t sync_ms, int idx) {
   size_t len;
   const char *run_id = luaL_checklstring(L, idx, &len);
   if (!valid_run_id(run_id, len))
     return luaL_argerror(L, idx, "a run id is 1 to 64 characters of A-Z a-z 0-9 _ -");
-  if (mkdir(dir, 0700) && errno != EEXIST) {
+  if (!*dir_made && mkdir(dir, 0700) && errno != EEXIST) {
     lua_pushnil(L);
     lua_pushfstring(L, "spool directory %s: %s", dir, strerror(errno));
     return 2;
   }
+  *dir_made = true;
   lua_pushfstring(L, "%s/%s.spool", dir, run_id);
   hg_runlog_opts o = {.group = g, .run_id = run_id, .spool_path = lua_tostring(L, -1),
                       .max_log_bytes = max_log, .sync_ms = sync_ms};
@@ -445,7 +448,7 @@ static int open_in_dir(lua_State *L, hg_uploader *up, hg_runlog_group *g, const 
 
 static int l_core_runlog(lua_State *L) {
   lenv *e = luaL_checkudata(L, lua_upvalueindex(1), ENV_MT);
-  return open_in_dir(L, e->up, e->group, e->spool_dir, e->max_log, 0, 1);
+  return open_in_dir(L, e->up, e->group, e->spool_dir, &e->dir_made, e->max_log, 0, 1);
 }
 
 void hg_l_runlog_register(lua_State *L, int idx, const hg_l_runlog_env *env) {
@@ -472,6 +475,7 @@ typedef struct lpipeline {
   hg_uploader *up;
   hg_runlog_group *g;
   char *spool_dir;
+  bool dir_made; /* as in lenv */
   uint64_t max_log;
   int64_t sync_ms;
   lua_State *L;     /* the main state, for the cancels table */
@@ -592,7 +596,7 @@ static int l_new(lua_State *L) {
 
 static int p_runlog(lua_State *L) {
   lpipeline *p = check_p(L);
-  int n = open_in_dir(L, p->up, p->g, p->spool_dir, p->max_log, p->sync_ms, 2);
+  int n = open_in_dir(L, p->up, p->g, p->spool_dir, &p->dir_made, p->max_log, p->sync_ms, 2);
   if (n == 1) {
     /* The log keeps its pipeline alive. */
     lua_pushvalue(L, 1);

@@ -40,7 +40,7 @@ int hg_l_runlog_push_new(lua_State *L, hg_uploader *up, const hg_runlog_opts *o)
 typedef struct hg_l_runlog_env {
   hg_uploader *up;
   hg_runlog_group *group;
-  const char *spool_dir;  /* the run's spool is spool_dir/<run_id>.spool; created if missing */
+  const char *spool_dir;  /* the run's spool is spool_dir/<run_id>.spool; the first open makes it */
   uint64_t max_log_bytes; /* per run; 0: no limit */
 } hg_l_runlog_env;
 

@@ -280,6 +280,29 @@ static void unsynced_rename_is_not_durable(void) {
                       "return 'ok'\n");
 }
 
+/* A restart whose rewrite of the journal fails still has every record it read (the caller
+ * would otherwise take each run the hub lists as one without a record, and finish it failed):
+ * the failure is reported, an older agent's files stay for the next start, and a torn last line
+ * does not swallow the next save. */
+static void failed_rewrite_at_restart_keeps_the_records(void) {
+  run_lua("=restart-rewrite", "spit(DIR .. '/runs.journal', '{\"run_id\":\"a\",\"phase\":\"finishing\"}\\n{\"run_i')\n"
+                              "fs.mkdir_p(DIR .. '/runs')\n"
+                              "spit(DIR .. '/runs/c.json', '{\"run_id\":\"c\",\"phase\":\"running\"}\\n')\n"
+                              "fs.mkdir_p(DIR .. '/runs.journal.tmp') -- the rewrite cannot create its file\n"
+                              "local s = open()\n"
+                              "local recs, bad = s:load_runs()\n"
+                              "assert(recs, 'no records: ' .. tostring(bad))\n"
+                              "assert(ids(recs) == 'a=finishing,c=running', ids(recs))\n"
+                              "assert(#bad == 1 and bad[1].error:find('runs.journal', 1, true), bad[1] and bad[1].error)\n"
+                              "assert(fs.exists(DIR .. '/runs/c.json'), 'an older record removed, not in the journal')\n"
+                              "assert(s:save_run({ run_id = 'b', phase = 'running' }))\n"
+                              "s.journal:close()\n"
+                              "fs.remove_tree(DIR .. '/runs.journal.tmp')\n"
+                              "recs, bad = open():load_runs()\n"
+                              "assert(ids(recs) == 'a=finishing,b=running,c=running', ids(recs))\n"
+                              "return 'ok'\n");
+}
+
 /* Reading the records while a rewrite is in flight waits for it, then rewrites. */
 static void load_waits_for_a_rewrite_in_flight(void) {
   run_lua("=inflight", "local s = open()\n"
@@ -348,4 +371,5 @@ TEST_MAIN(T(restart_reads_latest_versions_and_removals), T(torn_tail_leaves_the_
           T(older_agents_record_files_are_folded), T(load_waits_for_a_rewrite_in_flight),
           T(failed_save_leaves_the_version_before),
           T(close_while_emptying_keeps_later_saves), T(unsynced_rename_is_not_durable),
-          T(last_removal_during_a_job_still_empties))
+          T(last_removal_during_a_job_still_empties),
+          T(failed_rewrite_at_restart_keeps_the_records))

@@ -224,7 +224,8 @@ end
 --- Every run record, in run id order. Unreadable records are reported in the second list
 --- (path and error); an older agent's unreadable record file is left in place for a human
 --- to look at. The journal is rewritten with the current records, those of an older agent's
---- files included (which are then removed), and on the disk before this returns.
+--- files included (which are then removed), and on the disk before this returns; a rewrite
+--- that fails is reported in the second list too, the records returned all the same.
 function State:load_runs()
   local bad = {}
   local found, text = self:read_journal(bad)
@@ -274,7 +275,14 @@ function State:load_runs()
       ok, werr = self.journal:rewrite(current, true)
     end
     if not ok then
-      return nil, werr
+      -- Only a clean-up failed: every record read stands (the journal still holds its lines),
+      -- the older agent's files stay for the next start, and a torn last line is ended so
+      -- that the next save is a line of its own.
+      bad[#bad + 1] = { path = self:journal_path(), error = werr }
+      if text:find("[^\n]$") then
+        self.journal:write("\n")
+      end
+      return records, bad
     end
   end
   for _, path in ipairs(folded) do

@@ -233,11 +233,13 @@ function State:load_runs()
     return nil, text
   end
   local folded = {}
-  local names, lerr = {}, nil
-  if self.fs.exists(self.dir .. "/runs") then -- an older agent's: its records must not be skipped
-    names, lerr = self.fs.list(self.dir .. "/runs")
-    if not names then
-      return nil, lerr
+  local names = {}
+  if self.fs.exists(self.dir .. "/runs") then -- an older agent's: not to be skipped unsaid
+    local listed, lerr = self.fs.list(self.dir .. "/runs")
+    if listed then
+      names = listed
+    else
+      bad[#bad + 1] = { path = self.dir .. "/runs", error = lerr }
     end
   end
   for _, name in ipairs(names) do

@@ -329,12 +329,13 @@ typedef struct journal {
   long syncs;     /* fdatasyncs done, for tests of group commit */
 } journal;
 
-static void jwait_complete(journal *j, jwait *list, int error) {
+/* Answers every waiter of list; error: with "cannot write path: ...". */
+static void jwait_complete_at(const char *path, jwait *list, int error) {
   while (list) {
     jwait *next = list->next;
     list->next = NULL;
     list->error = error;
-    if (error) snprintf(list->msg, sizeof list->msg, "cannot write %s: %s", j->path, strerror(error));
+    if (error) snprintf(list->msg, sizeof list->msg, "cannot write %s: %s", path, strerror(error));
     list->completed = 1;
     if (list->abandoned) {
       free(list);
@@ -343,6 +344,10 @@ static void jwait_complete(journal *j, jwait *list, int error) {
     }
     list = next;
   }
+}
+
+static void jwait_complete(journal *j, jwait *list, int error) {
+  jwait_complete_at(j->path, list, error);
 }
 
 static int jwait_push(lua_State *L, void *data) {
@@ -506,7 +511,7 @@ static void journal_after(uv_work_t *req, int status) {
     if (!j->emptying) hg_buf_free(&j->tail);
     if (j->emptying && j->collected) journal_emptied(j, ECANCELED); /* kept, not emptied */
     if (e || j->collected) {
-      jwait_complete(j, waiters, e ? e : ECANCELED);
+      jwait_complete_at(e ? j->tmp : j->path, waiters, e ? e : ECANCELED); /* the file that failed */
     } else {
       /* Their text is in the new file: they wait for the sync that puts it and its name on
        * the disk, as do the writes kept aside meanwhile. */

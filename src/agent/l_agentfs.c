@@ -511,7 +511,8 @@ static void journal_after(uv_work_t *req, int status) {
     if (!j->emptying) hg_buf_free(&j->tail);
     if (j->emptying && j->collected) journal_emptied(j, ECANCELED); /* kept, not emptied */
     if (e || j->collected) {
-      jwait_complete_at(e ? j->tmp : j->path, waiters, e ? e : ECANCELED); /* the file that failed */
+      /* A failed rewrite names its own file, the one that could not be written. */
+      jwait_complete_at(e ? j->tmp : j->path, waiters, e ? e : ECANCELED);
     } else {
       /* Their text is in the new file: they wait for the sync that puts it and its name on
        * the disk, as do the writes kept aside meanwhile. */

@@ -692,6 +692,10 @@ static int l_journal(lua_State *L) {
     return fail(L, "cannot open", path, e);
   }
   j->size = st.st_size;
+  /* A rewrite a crash cut short leaves its temporary file, holding the lines (run tokens
+   * among them) of runs that may have ended since: nothing reads it. Should it not go, the
+   * next rewrite, which writes that path, reports why. */
+  (void)unlink(j->tmp);
   *ud = j;
   return 1;
 }

@@ -368,7 +368,17 @@ static void older_agents_record_files_are_folded(void) {
                       "return 'ok'\n");
 }
 
-TEST_MAIN(T(restart_reads_latest_versions_and_removals), T(torn_tail_leaves_the_version_before),
+/* A rewrite cut short by a crash left runs.journal.tmp (with run tokens of runs that may be
+ * over): opening the journal removes it. */
+static void leftover_rewrite_file_is_removed(void) {
+  run_lua("=leftover", "spit(DIR .. '/runs.journal.tmp', '{\"run_id\":\"a\",\"run_token\":\"t\"}\\n')\n"
+                       "local s = open()\n"
+                       "assert(not fs.exists(DIR .. '/runs.journal.tmp'), 'the leftover stays')\n"
+                       "assert(#s:load_runs() == 0, 'the leftover was read as records')\n"
+                       "return 'ok'\n");
+}
+
+TEST_MAIN(T(restart_reads_latest_versions_and_removals), T(leftover_rewrite_file_is_removed), T(torn_tail_leaves_the_version_before),
           T(garbage_inside_is_reported_and_kept), T(last_removal_empties_the_journal),
           T(journal_is_rewritten_when_it_grows), T(concurrent_durable_saves_share_syncs),
           T(older_agents_record_files_are_folded), T(load_waits_for_a_rewrite_in_flight),

@@ -360,12 +360,19 @@ static int birth(hg_spool *s, hg_err *err) {
   if (fd < 0) return io_error(err, "create", s->path, errno);
   unsigned char h[HG_SPOOL_HEADER_SIZE];
   make_header(h);
-  if (flock(fd, LOCK_EX | LOCK_NB) || pwrite_full(fd, h, sizeof h, 0)) {
+  if (flock(fd, LOCK_EX | LOCK_NB)) {
+    /* Another process locked the file we created before we could: it is theirs now, and
+     * removing it would take their records away. */
     int e = errno;
-    unlink(s->path);
     close(fd);
     if (e == EWOULDBLOCK)
       return hg_err_set(err, HG_EAGAIN, "spool %s: in use by another process", s->path);
+    return io_error(err, "lock", s->path, e);
+  }
+  if (pwrite_full(fd, h, sizeof h, 0)) {
+    int e = errno;
+    unlink(s->path); /* locked by us: a file without its header is nobody's */
+    close(fd);
     return io_error(err, "write header", s->path, e);
   }
   s->fd = fd;

@@ -524,11 +524,21 @@ function Agent:reconcile(hub_runs)
       run.discard_leftovers(self, rec)
     end
   end
-  for id in pairs(listed) do
+  for id, status in pairs(listed) do
     self.held = self.held + 1
-    local r = run.orphan(self, id)
+    local r = run.orphan(self, id, status)
     self.runs[id] = r
     run.spawn(r)
+  end
+  -- A work directory of no run held now: one made while an accept was on its way (the agent
+  -- stopped before the hub answered, or the hub refused it), or a finished run's whose
+  -- removal did not happen. No run has started yet, so nothing else is writing there.
+  local names = self.core.fs.list(self.state.dir .. "/work")
+  for _, name in ipairs(type(names) == "table" and names or {}) do
+    if not self.runs[name] then
+      log.info("removing the work directory of a run this agent no longer holds", { run = name })
+      self.core.fs.remove_in_pool(self.state:workdir(name))
+    end
   end
 end
 

@@ -1,11 +1,12 @@
 -- One run on this agent, from the hub's assignment to its finish, as one task:
 --
---   accept -> open its log -> before_accept hooks -> open the sealed secrets, resolve secret
---   references, hand every secret to the redactor -> build the environment -> environment
---   hooks -> before_run hooks -> scheduler start -> record it in the state directory, and
---   tell the hub it started (the answer comes while the process runs) -> wait, racing the
---   timeout, a cancel and a refused start -> scheduler cleanup -> after_run hooks -> finish
---   (once every event reached the hub, and the start was answered)
+--   accept (its log opened and its work directory made meanwhile) -> before_accept hooks ->
+--   open the sealed secrets, resolve secret references, hand every secret to the redactor ->
+--   build the environment -> environment hooks -> before_run hooks -> scheduler start ->
+--   record it in the state directory, and tell the hub it started (the answer comes while the
+--   process runs) -> wait, racing the timeout, a cancel and a refused start -> scheduler
+--   cleanup -> after_run hooks -> finish (once every event reached the hub, and the start was
+--   answered)
 --
 -- The outcome: succeeded (exit code 0), failed ("exit code N", "killed by signal N",
 -- "timed out after N s", "hook NAME (file:line): message", a decline's reason, ...) or
@@ -81,10 +82,12 @@ function run.from_record(agent, rec, hub_status)
 end
 
 --- A run the hub says this agent holds but that has no record (the agent stopped between
---- accepting it and starting its process, or the record was lost).
-function run.orphan(agent, run_id)
+--- accepting it and starting its process, or the record was lost); hub_status: the run's
+--- status in the hub's register answer.
+function run.orphan(agent, run_id, hub_status)
   local r = run.new(agent, run_id, nil)
   r.orphaned = true
+  r.hub_status_at_resume = hub_status
   return r
 end
 
@@ -444,8 +447,13 @@ function Run:cleanup()
       self:system("the scheduler's cleanup failed: " .. first_line(err))
     end
   end
-  -- In the thread pool: removing a directory frees its block, which can wait for the device,
-  -- and a run can leave a large tree behind.
+  self:remove_workdir()
+end
+
+-- In the thread pool: removing a directory frees its block, which can wait for the device,
+-- and a run can leave a large tree behind.
+function Run:remove_workdir()
+  self.workdir_made = nil
   self.core.fs.remove_in_pool(self.agent.state:workdir(self.id))
 end
 
@@ -455,10 +463,13 @@ function Run:launch(run_env)
   if self.cancel_reason then
     return { status = "cancelled", error = self.cancel_reason }
   end
+  -- Made while the accept was on its way (Run:prepare_early): then this finds it in place,
+  -- with no inode to allocate on the way to the start.
   local made, merr = self.core.fs.mkdir_p(self.agent.state:workdir(self.id))
   if not made then
     return failed(merr)
   end
+  self.workdir_made = true
   self.ctx = self:context(run_env)
   self.phase = "running"
   self.agent:update_metrics()
@@ -538,21 +549,28 @@ end
 
 function Run:release()
   if self.accepting then
-    -- The accept did not go through: the log opened beside it goes (Run:open_log_early).
+    -- The accept did not go through: the log and work directory made beside it go
+    -- (Run:prepare_early).
     self.accepting = false
     if self.rl then
       self.rl:close()
       self.rl = nil
+    end
+    if self.workdir_made then
+      self:remove_workdir()
     end
   end
   self.phase = "done"
   self.agent:run_ended(self)
 end
 
--- Opens the run log in a task of its own, which runs while the accept is on its way to the
--- hub rather than after its answer: the log creates no file until the run writes, so a run
--- not accepted, or an agent stopped meanwhile, leaves nothing behind.
-function Run:open_log_early()
+-- Opens the run log and makes the work directory in a task of its own, which runs while the
+-- accept is on its way to the hub rather than after its answer (the directory is the run's
+-- first inode, 40-130 us). The log creates no file until the run writes; the directory of a
+-- run not accepted goes with Run:release, and one left by an agent stopped meanwhile goes at
+-- its restart (Agent:reconcile). A restart does not take the directory as a sign that the
+-- process started (Run:execute).
+function Run:prepare_early()
   async.run(function()
     if self.accepting and not self.rl then
       local ok, rl = pcall(self.core.runlog, self.id)
@@ -561,6 +579,10 @@ function Run:open_log_early()
       elseif ok then
         rl:close()
       end
+    end
+    if self.accepting and not self.workdir_made then
+      -- If it fails, Run:launch tries again and reports why.
+      self.workdir_made = self.core.fs.mkdir_p(self.agent.state:workdir(self.id)) and true or nil
     end
   end)
 end
@@ -615,14 +637,19 @@ end
 function Run:execute()
   if self.orphaned then
     self.rl = self.core.runlog(self.id)
-    -- The record is first written once the process started, just after its work directory
-    -- was made (Run:launch): with neither, the agent stopped before it started the run.
+    -- The record is first written once the process started (Run:launch). Without one, the
+    -- work directory proves nothing (it is made while the accept is on its way): the hub's
+    -- status does. Running: the hub had the start, so the process ran and its record was
+    -- lost. Accepted: the agent stopped before the start reached the hub, so before the
+    -- process started (or, after a power cut in the moment between the two, with its record).
+    -- Cancelling tells neither: the directory decides, as it did when it was made at the start.
     local wd = self.agent.state:workdir(self.id)
     local message = "agent restarted before the run started"
-    if self.core.fs.exists(wd) then
+    if self.hub_status_at_resume == "running"
+      or (self.hub_status_at_resume ~= "accepted" and self.core.fs.exists(wd)) then
       message = "agent restarted; the run's record was lost"
-      self.core.fs.remove_in_pool(wd)
     end
+    self.core.fs.remove_in_pool(wd)
     self:system(message)
     return self:finish(failed(message))
   end
@@ -630,7 +657,7 @@ function Run:execute()
     return self:resume()
   end
   self.accepting = true
-  self:open_log_early()
+  self:prepare_early()
   local doc, body = self:accept()
   if not doc then
     return self:release()
@@ -647,6 +674,9 @@ function Run:execute()
   local run_env, result = self:prepare()
   if run_env then
     result = self:launch(run_env)
+  end
+  if self.workdir_made and self.handle == nil then
+    self:remove_workdir() -- made early for a run that did not start
   end
   if self.ran_before_run then
     result = self:after_run(result)
@@ -675,6 +705,9 @@ function Run:crashed(err)
   end
   if not self.rl or self.accepting then
     return self:release() -- never accepted: nothing to finish
+  end
+  if self.workdir_made and self.handle == nil then
+    self:remove_workdir()
   end
   self:system(message)
   local ok, ferr = pcall(self.finish, self, failed(message))

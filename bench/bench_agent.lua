@@ -218,8 +218,8 @@ function benches.throughput()
   local function reached(n)
     for i, s in ipairs(samples) do
       if s.n >= n then
-        local p = samples[i - 1]
-        if not p or s.n == p.n then return s.t end
+        local p = samples[i - 1] -- p.n < n <= s.n: the two counts differ
+        if not p then return s.t end
         return p.t + (s.t - p.t) * (n - p.n) / (s.n - p.n)
       end
     end

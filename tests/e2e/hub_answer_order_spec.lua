@@ -81,7 +81,9 @@ describe("a request that wakes a parked one", function()
     assert.is_true(finish < events, "the parked reader was answered before the agent")
   end)
 
-  it("a poll that gave its free slots gets the new run from the creating request, before the creator", function()
+  -- That the run is assigned inside the creating request is the unit test's (test_hub_api);
+  -- the order of the answers on the wire, which the wake-up pass gave as well, is this one's.
+  it("a poll that gave its free slots is answered with the new run before the creator", function()
     local poll = hub:async("GET", agent:path("/work?wait=30&free=1"), { key = agent.token })
     assert(hubtest.wait_for(function() return open_polls() >= 1 end, 10000, 20), "the poll did not park")
     local from = log_lines() + 1

@@ -48,6 +48,31 @@ describe("an agent restarting on its state directory", function()
     assert.equal(0, agent:stop())
   end)
 
+  it("stops at start-up when the journal cannot be read, leaving the runs the hub lists alone", function()
+    local hub, agent, id, journal = running_run("agent-state-unreadable")
+    assert(hubtest.wait_for(function() return agent:record(id) end, 5000), "the running run has a record")
+    agent:kill()
+    local size = #slurp(journal)
+    -- Larger than the agent reads a state file (64 MiB), as a sparse file: the read fails
+    -- even for root, which a permission would not make it.
+    assert(os.execute("truncate -s 65M " .. agenttest.q(journal)))
+    agent:restart(false)
+    assert.equal(2, agent:wait_exit(20000))
+    assert(hubtest.wait_for(function() return agent:count_log("cannot read the run records") == 1 end, 5000),
+      "no message about the records")
+    assert(agent:log():find("runs.journal", 1, true), "the message does not name the journal")
+    assert.equal("running", agenttest.get_run(hub, id).status)
+
+    -- Mended, the journal gives the run's record back: the agent knows what became of it (a
+    -- local process does not outlive its agent) rather than finding it without a record.
+    assert(os.execute("truncate -s " .. size .. " " .. agenttest.q(journal)))
+    agent.exit_code = nil
+    agent:restart()
+    local doc = agenttest.wait_run(hub, id, 30000)
+    assert.equal("failed", doc.status)
+    assert.equal("agent restarted; the run's process was lost", doc.error)
+  end)
+
   it("writes no record before the run's process starts; stopped before that, the run is finished failed", function()
     local hub = hubtest.start { name = "agent-state-early", args = { "--lease-ttl", "5", "--heartbeat-interval", "1" } }
     local agent

@@ -509,10 +509,15 @@ function Agent:reconcile(hub_runs)
     end
   end
   local records, bad = self.state:load_runs()
-  for _, b in ipairs(bad or {}) do
+  if not records then
+    -- Without them every run the hub lists would look lost and be finished failed, results
+    -- and reattachable runs included: stop instead, and leave the runs to their leases.
+    return nil, bad
+  end
+  for _, b in ipairs(bad) do
     log.error("unreadable run record left in place", b)
   end
-  for _, rec in ipairs(records or {}) do
+  for _, rec in ipairs(records) do
     if listed[rec.run_id] then
       local r = run.from_record(self, rec, listed[rec.run_id])
       listed[rec.run_id] = nil
@@ -540,6 +545,7 @@ function Agent:reconcile(hub_runs)
       self.core.fs.remove_in_pool(self.state:workdir(name))
     end
   end
+  return true
 end
 
 -- ---- main ----
@@ -576,7 +582,11 @@ function main.run(config, core)
     self.session:deregister()
     return EXIT_CONFIG, herr
   end
-  self:reconcile(doc.runs)
+  local rok, rerr = self:reconcile(doc.runs)
+  if not rok then
+    log.error("cannot read the run records; stopping, the runs the hub lists left as they are", { error = rerr })
+    return EXIT_CONFIG, rerr
+  end
   self:update_metrics()
   self.session:serve()
   if self.mode == "draining" then

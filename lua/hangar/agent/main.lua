@@ -426,7 +426,7 @@ function Agent:session_lost(message, why)
     end
     -- Runs cannot be finished without a session: give their processes their grace to stop.
     local deadline = timer.monotonic() + (self.config.kill_grace_s + 2) * 1000
-    while next(self.runs) and timer.monotonic() < deadline do
+    while (next(self.runs) or self.tidying > 0) and timer.monotonic() < deadline do
       local all_stopped = true
       for _, r in pairs(self.runs) do
         if not r:stopped() then

@@ -528,18 +528,19 @@ function Run:finish(result)
     else
       log.error("the hub refused the run's finish", { run = self.id, error = err })
     end
-    -- The hub has the run's end, so its slot is free: the next work poll goes out now, not
-    -- after the run's log and record are gone (whoever waited for this run's end may already
-    -- have queued the next one). A drain still waits for them (Agent:tidied).
+    -- The hub has the run's end (or refused it, and asking again would not change that), so
+    -- its slot is free: the next work poll goes out now, not after the run's log and record
+    -- are gone (whoever waited for this run's end may already have queued the next one). A
+    -- drain still waits for them (Agent:tidied).
     self.phase = "done"
     self.agent:run_ended(self, true)
-    local ok, err = pcall(function()
+    local tidy_ok, tidy_err = pcall(function()
       self.rl:close()
       self.agent.state:remove_run(self.id)
     end)
     self.agent:tidied() -- even if that failed, or a drain would wait for ever
-    if not ok then
-      error(err, 0)
+    if not tidy_ok then
+      error(tidy_err, 0)
     end
     return
   end

@@ -2,11 +2,41 @@
 #include "hub/apikey.h"
 
 #include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/crypto.h"
 
 static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+
+/* Random bytes for ids, drawn from the DRBG a block at a time: a call into it costs ~10 us on
+ * a hub that slept since the last one (its code and state are cold), most of the work of
+ * making a run id on the path from `POST /v1/runs` to the agent's assignment. Only ids take
+ * from here (they are handed out anyway); secrets and keys still come from the DRBG
+ * directly. Per thread, and dropped in a forked child so that it never repeats its parent's. */
+typedef struct id_pool {
+  uint8_t bytes[1024];
+  size_t left; /* unused bytes, at the end of `bytes` */
+  pid_t pid;   /* the process that filled it */
+} id_pool;
+
+static _Thread_local id_pool pool;
+
+static int pool_take(uint8_t *out, size_t n, hg_err *err) {
+  pid_t pid = getpid();
+  if (pool.pid != pid) pool.left = 0;
+  if (pool.left < n) {
+    if (hg_crypto_random(pool.bytes, sizeof pool.bytes, err)) return err ? err->code : HG_EIO;
+    pool.left = sizeof pool.bytes;
+    pool.pid = pid;
+  }
+  uint8_t *from = pool.bytes + sizeof pool.bytes - pool.left;
+  memcpy(out, from, n);
+  hg_crypto_wipe(from, n); /* each byte is used once */
+  pool.left -= n;
+  return 0;
+}
 
 int hg_apikey_random_id(const char *prefix, size_t n, char *out, size_t out_size, hg_err *err) {
   size_t plen = strlen(prefix);
@@ -15,7 +45,8 @@ int hg_apikey_random_id(const char *prefix, size_t n, char *out, size_t out_size
   size_t filled = 0;
   while (filled < n) {
     uint8_t bytes[32];
-    if (hg_crypto_random(bytes, sizeof bytes, err)) return err ? err->code : HG_EIO;
+    int rc = pool_take(bytes, sizeof bytes, err);
+    if (rc) return rc;
     /* 252 = 7 * 36: rejecting larger bytes keeps every character equally likely. */
     for (size_t i = 0; i < sizeof bytes && filled < n; i++)
       if (bytes[i] < 252) out[plen + filled++] = alphabet[bytes[i] % 36];

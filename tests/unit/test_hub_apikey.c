@@ -1,6 +1,8 @@
 /* API keys and tokens: the shape PROTOCOL.md gives them, parsing that accepts exactly that
  * shape, hashes of the secret part only, and randomness where it must be. */
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "core/crypto.h"
@@ -98,5 +100,49 @@ static void tokens_and_ids_have_their_shapes(void) {
   CHECK(hg_apikey_random_id("run_", 20, tiny, sizeof tiny, &err) < 0);
 }
 
+/* Ids come from random bytes drawn ahead: many in a row (past any refill) are all different,
+ * and a forked child never hands out the ids its parent is about to. */
+static void ids_never_repeat_across_refills_or_fork(void) {
+  enum { N = 300 };
+  static char ids[N][32];
+  hg_err err;
+  for (int i = 0; i < N; i++) {
+    CHECK_EQ_INT(hg_apikey_random_id("lease_", 24, ids[i], sizeof ids[i], &err), 0);
+    CHECK(all_in(ids[i] + 6, 24, ID_CHARS));
+    int repeated = 0;
+    for (int j = 0; j < i; j++) repeated += !strcmp(ids[i], ids[j]);
+    CHECK_EQ_INT(repeated, 0);
+  }
+  int fds[2];
+  CHECK_EQ_INT(pipe(fds), 0);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    static char child[N][32]; /* zeroed: the bytes after each id are written too */
+    int ok = 1;
+    for (int i = 0; i < N && ok; i++)
+      ok = hg_apikey_random_id("lease_", 24, child[i], sizeof child[i], NULL) == 0;
+    ssize_t w = ok ? write(fds[1], child, sizeof child) : 0;
+    _exit(w == (ssize_t)sizeof child ? 0 : 1);
+  }
+  close(fds[1]);
+  static char parent[N][32], child[N][32];
+  for (int i = 0; i < N; i++)
+    CHECK_EQ_INT(hg_apikey_random_id("lease_", 24, parent[i], sizeof parent[i], &err), 0);
+  size_t got = 0;
+  ssize_t n;
+  while (got < sizeof child && (n = read(fds[0], (char *)child + got, sizeof child - got)) > 0)
+    got += (size_t)n;
+  close(fds[0]);
+  int status = 0;
+  CHECK_EQ_INT(waitpid(pid, &status, 0), pid);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  CHECK_EQ_INT(got, sizeof child);
+  int repeated = 0;
+  for (int i = 0; i < N; i++)
+    for (int j = 0; j < N; j++) repeated += !strcmp(child[i], parent[j]);
+  CHECK_EQ_INT(repeated, 0);
+}
+
 TEST_MAIN(T(generated_keys_have_the_protocol_shape), T(parse_accepts_exactly_the_shape),
-          T(tokens_and_ids_have_their_shapes))
+          T(tokens_and_ids_have_their_shapes), T(ids_never_repeat_across_refills_or_fork))

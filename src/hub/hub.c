@@ -553,6 +553,13 @@ int hg_hub_open(const hg_hub_config *cfg, hg_loop *loop, hg_hub **out, hg_err *e
   return 0;
 }
 
+void hg_hub_task_memo_clear(hg_hub_task_memo *m) {
+  free(m->slug);
+  cJSON_Delete(m->def);
+  free(m->json);
+  memset(m, 0, sizeof *m);
+}
+
 void hg_hub_close(hg_hub *hub) {
   if (!hub) return;
   /* Every parked request gets the answer its wait's end would have given. */
@@ -570,5 +577,6 @@ void hg_hub_close(hg_hub *hub) {
   names_free(&hub->wake_runs);
   hg_store_close(hub->store);
   hg_vault_wipe(&hub->vault);
+  hg_hub_task_memo_clear(&hub->task_memo);
   free(hub);
 }

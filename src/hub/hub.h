@@ -71,6 +71,15 @@ typedef struct hg_hub_names {
   size_t n, cap;
 } hg_hub_names;
 
+/* The last task revision an accept used: its parsed definition and the RUN document's "task"
+ * member printed. A stored revision never changes, and runs come mostly of one task. */
+typedef struct hg_hub_task_memo {
+  char *slug;
+  int64_t revision, timeout_s;
+  struct cJSON *def;
+  char *json;
+} hg_hub_task_memo;
+
 typedef struct hg_hub {
   hg_hub_config cfg;
   hg_store *store;
@@ -87,6 +96,7 @@ typedef struct hg_hub {
   hg_hub_names wake_queued, wake_agents, wake_runs;
   bool flushing;
   hg_metrics metrics;
+  hg_hub_task_memo task_memo;
 } hg_hub;
 
 /* Opens the store (it must exist: `hangar hub init` creates it), checks the master key against
@@ -148,4 +158,6 @@ void hg_hub_agent_set_labels(hg_hub *hub, const char *id, const char *labels);
 /* Whether every constraint (JSON object text of strings) is among the labels. */
 struct cJSON;
 bool hg_hub_constraints_met(const char *constraints, const struct cJSON *labels);
+/* Frees what the memo holds and empties it. */
+void hg_hub_task_memo_clear(hg_hub_task_memo *m);
 void hg_hub_agent_seen(hg_hub *hub, const char *id);

@@ -1429,6 +1429,61 @@ static void metrics_text(void) {
   reply_free(&r);
 }
 
+/* Each accept describes its own run's task revision, whichever revision or task the accept
+ * before it described (the hub keeps the last one it used). */
+static void accepts_follow_task_revisions(void) {
+  char *akey = make_key("agent", NULL);
+  agent a;
+  CHECK_EQ_INT(register_agent(&a, akey, "{}", 8, NULL), 201);
+  struct {
+    const char *deploy, *task, *command, *env_a;
+    int revision;
+    double timeout;
+  } steps[] = {
+      {"{\"slug\":\"memo\",\"command\":[\"one\"],\"timeout\":100}", "memo", "one", NULL, 1, 100},
+      {NULL, "memo", "one", NULL, 1, 100},
+      {"{\"slug\":\"memo\",\"command\":[\"two\"],\"env\":{\"A\":\"x\"},\"parameters\":"
+       "[{\"slug\":\"n\",\"type\":\"integer\",\"default\":3}]}",
+       "memo", "two", "x", 2, 3600},
+      {"{\"slug\":\"memo2\",\"name\":\"Memo two\",\"command\":[\"three\"]}", "memo2", "three",
+       NULL, 1, 3600},
+      {NULL, "memo", "two", "x", 2, 3600},
+      {NULL, "memo", "two", "x", 2, 3600},
+  };
+  for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+    if (steps[i].deploy) {
+      reply d = call("POST", "/v1/tasks", admin, steps[i].deploy);
+      CHECK_EQ_INT(d.status, 201);
+      reply_free(&d);
+    }
+    char *run = create_run(steps[i].task, NULL);
+    reply r = accept_offered(&a, run);
+    CHECK_EQ_INT(r.status, 200);
+    const cJSON *doc = cJSON_GetObjectItemCaseSensitive(r.json, "run");
+    const cJSON *task = cJSON_GetObjectItemCaseSensitive(doc, "task");
+    CHECK_EQ_STR(str(doc, "id"), run);
+    CHECK_EQ_STR(str(task, "slug"), steps[i].task);
+    CHECK_EQ_INT((int)num(task, "revision"), steps[i].revision);
+    CHECK(num(task, "timeout_s") == steps[i].timeout);
+    const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(task, "command");
+    CHECK_EQ_INT(cJSON_GetArraySize(cmd), 1);
+    CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetArrayItem(cmd, 0)), steps[i].command);
+    CHECK(cJSON_HasObjectItem(task, "name") && cJSON_HasObjectItem(task, "image"));
+    const cJSON *params = cJSON_GetObjectItemCaseSensitive(task, "parameters");
+    CHECK_EQ_INT(cJSON_GetArraySize(params), steps[i].revision == 2 ? 1 : 0);
+    const cJSON *env = cJSON_GetObjectItemCaseSensitive(doc, "env");
+    if (steps[i].env_a)
+      CHECK_EQ_STR(str(env, "A"), steps[i].env_a);
+    else
+      CHECK_EQ_INT(cJSON_GetArraySize(env), 0);
+    if (steps[i].revision == 2 && !strcmp(steps[i].task, "memo"))
+      CHECK((int)num(cJSON_GetObjectItemCaseSensitive(doc, "params"), "n") == 3);
+    reply_free(&r);
+    free(run);
+  }
+  free(akey);
+}
+
 static void teardown(void) {
   hg_hub_close(hub);
   char cmd[300];
@@ -1436,7 +1491,7 @@ static void teardown(void) {
   if (strstr(dir, "hubapi")) CHECK_EQ_INT(system(cmd), 0);
 }
 
-TEST_MAIN(T(setup), T(auth_comes_first), T(keys_roles), T(task_validation_and_revisions),
+TEST_MAIN(T(setup), T(accepts_follow_task_revisions), T(auth_comes_first), T(keys_roles), T(task_validation_and_revisions),
           T(run_params), T(full_run_lifecycle), T(output_errors_recorded), T(event_batches),
           T(leases_lapse),
           T(long_polls_wake), T(parked_poll_takes_new_run_at_once), T(readers_not_woken_by_accept_or_start), T(secrets_are_sealed), T(run_tokens), T(deadline_backstop),

@@ -168,6 +168,25 @@ cJSON *api_parse_stored(const char *text, const char *def) {
   return v ? v : cJSON_Parse(def);
 }
 
+bool api_task_memo_has(api_ctx *c, const char *slug, int64_t revision) {
+  const hg_hub_task_memo *m = &c->hub->task_memo;
+  return m->slug && m->revision == revision && !strcmp(m->slug, slug);
+}
+
+const cJSON *api_task_def(api_ctx *c, const char *slug, int64_t revision, const char *definition) {
+  hg_hub_task_memo *m = &c->hub->task_memo;
+  if (api_task_memo_has(c, slug, revision)) return m->def;
+  hg_hub_task_memo_clear(m);
+  m->def = api_parse_stored(definition, "{}");
+  m->slug = strdup(slug);
+  if (!m->def || !m->slug) {
+    hg_hub_task_memo_clear(m);
+    return NULL;
+  }
+  m->revision = revision;
+  return m->def;
+}
+
 bool api_id_valid(const char *id) {
   size_t n = strlen(id);
   if (n < 1 || n > HG_HUB_ID_MAX) return false;

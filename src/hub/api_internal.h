@@ -55,6 +55,11 @@ bool api_query_int(api_ctx *c, const char *name, int64_t def, int64_t lo, int64_
 cJSON *api_time(int64_t ms);
 /* Parses stored JSON text (NULL gives def: "null", "{}" ...). */
 cJSON *api_parse_stored(const char *text, const char *def);
+/* The parsed definition of a task revision: the hub's memo when it holds that revision, else
+ * definition (the stored text) parsed into the memo. NULL when out of memory. */
+const cJSON *api_task_def(api_ctx *c, const char *slug, int64_t revision, const char *definition);
+/* Whether the memo holds that revision. */
+bool api_task_memo_has(api_ctx *c, const char *slug, int64_t revision);
 bool api_id_valid(const char *id);
 
 /* A run as GET /v1/runs/{id} shows it. */

@@ -297,7 +297,8 @@ void api_run_create(api_ctx *c) {
     return;
   }
   hg_store_task t = {0};
-  cJSON *def = NULL, *params = NULL;
+  const cJSON *def = NULL;
+  cJSON *params = NULL;
   char *params_text = NULL, *constraints_text = NULL;
   /* The reads go in the run's transaction: outside one, each would be a transaction of its
    * own, with its own round of file locks. */
@@ -312,7 +313,11 @@ void api_run_create(api_ctx *c) {
     api_internal(c, "store: reading a task", &err);
     goto out;
   }
-  def = api_parse_stored(t.definition, "{}");
+  def = api_task_def(c, t.slug, t.revision, t.definition);
+  if (!def) {
+    api_internal(c, "reading a task", NULL);
+    goto out;
+  }
   if (hg_task_params(def, given, &params, &err)) {
     api_bad(c, &err);
     goto out;
@@ -379,7 +384,6 @@ out:
   free(params_text);
   free(constraints_text);
   cJSON_Delete(params);
-  cJSON_Delete(def);
   hg_store_task_clear(&t);
 }
 

@@ -71,13 +71,14 @@ typedef struct hg_hub_names {
   size_t n, cap;
 } hg_hub_names;
 
-/* The last task revision an accept used: its parsed definition and the RUN document's "task"
- * member printed. A stored revision never changes, and runs come mostly of one task. */
+/* The last task revision a run was created or accepted with: its parsed definition, and the
+ * RUN document's "task" member printed for json_timeout_s. A stored revision never changes,
+ * and runs come mostly of one task. */
 typedef struct hg_hub_task_memo {
   char *slug;
-  int64_t revision, timeout_s;
+  int64_t revision, json_timeout_s;
   struct cJSON *def;
-  char *json;
+  char *json; /* NULL until an accept prints it */
 } hg_hub_task_memo;
 
 typedef struct hg_hub {

@@ -99,30 +99,86 @@ static int raise_at(lua_State *L, const path *p, const char *fmt, const char *de
   return luaL_error(L, fmt, detail, lua_tostring(L, -1));
 }
 
-static cJSON *build(lua_State *L, int idx, int depth, const path *at);
+static cJSON *build(lua_State *L, int idx, int depth, const path *at, int text,
+                    lua_Integer *members);
+static void fill(lua_State *L, int idx, cJSON *out, lua_Integer count, int depth, const path *at,
+                 int text);
 
-static cJSON *build_array(lua_State *L, int idx, lua_Integer n, int depth, const path *at,
-                          cJSON *out) {
+/* A container is attached to its parent before it is filled, so that an error raised inside
+ * it (a longjmp) leaves nothing unowned: only the root needs a box (hg_lua_json_build). */
+static void build_array(lua_State *L, int idx, lua_Integer n, int depth, const path *at,
+                        int text, cJSON *out) {
   for (lua_Integer i = 1; i <= n; i++) {
     path p = {at, NULL, i};
     lua_rawgeti(L, idx, i);
-    cJSON *c = build(L, lua_gettop(L), depth + 1, &p);
-    lua_pop(L, 1);
+    lua_Integer members = 0;
+    cJSON *c = build(L, lua_gettop(L), depth + 1, &p, text, &members);
     if (!c) luaL_error(L, "json.encode: out of memory");
     cJSON_AddItemToArray(out, c);
+    fill(L, lua_gettop(L), c, members, depth + 1, &p, text);
+    lua_pop(L, 1);
   }
-  return out;
 }
 
 static int cmp_keys(const void *a, const void *b) {
   return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static cJSON *build(lua_State *L, int idx, int depth, const path *at) {
+/* Keys of an object this small are sorted on the C stack, with no userdata to collect. */
+#define STACK_KEYS 32
+
+static void build_object(lua_State *L, int idx, lua_Integer count, int depth, const path *at,
+                         int text, cJSON *out) {
+  const char *stack_keys[STACK_KEYS];
+  const char **keys = stack_keys;
+  int pushed = 0;
+  if (count > STACK_KEYS) {
+    keys = lua_newuserdatauv(L, (size_t)count * sizeof *keys, 0);
+    pushed = 1;
+  }
+  /* The table holds its keys, so these pointers stay valid while it is not changed. */
+  lua_Integer k = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    keys[k++] = lua_tostring(L, -1);
+  }
+  qsort(keys, (size_t)count, sizeof *keys, cmp_keys);
+  for (lua_Integer i = 0; i < count; i++) {
+    size_t klen;
+    lua_pushstring(L, keys[i]);
+    const char *key = lua_tolstring(L, -1, &klen);
+    path p = {at, key, 0};
+    if (strlen(key) != klen) raise_at(L, &p, "json.encode: %s at %s", "key holds a NUL byte");
+    lua_rawget(L, idx);
+    lua_Integer members = 0;
+    cJSON *c = build(L, lua_gettop(L), depth + 1, &p, text, &members);
+    if (!c) luaL_error(L, "json.encode: out of memory");
+    cJSON_AddItemToObject(out, keys[i], c);
+    fill(L, lua_gettop(L), c, members, depth + 1, &p, text);
+    lua_pop(L, 1);
+  }
+  if (pushed) lua_pop(L, 1);
+}
+
+/* Fills a container that build made for the table at idx, holding count keys. */
+static void fill(lua_State *L, int idx, cJSON *out, lua_Integer count, int depth, const path *at,
+                 int text) {
+  if (cJSON_IsArray(out)) {
+    build_array(L, idx, count, depth, at, text, out);
+  } else if (cJSON_IsObject(out)) {
+    build_object(L, idx, count, depth, at, text, out);
+  }
+}
+
+/* Builds the value at idx. A container comes back empty, its member count in *members: the
+ * caller owns it (attaches it, or boxes it) before fill, which can raise. text: the tree is
+ * only printed, so integers may be held as their digits. */
+static cJSON *build(lua_State *L, int idx, int depth, const path *at, int text,
+                    lua_Integer *members) {
   if (depth > MAX_DEPTH)
     raise_at(L, at, "json.encode: %s at %s", "nesting deeper than 1000 levels (a cycle?)");
   luaL_checkstack(L, 6, "JSON nested too deeply");
-  cJSON *out = NULL;
   switch (lua_type(L, idx)) {
     case LUA_TNIL:
       return cJSON_CreateNull();
@@ -131,7 +187,10 @@ static cJSON *build(lua_State *L, int idx, int depth, const path *at) {
     case LUA_TNUMBER:
       if (lua_isinteger(L, idx)) {
         lua_Integer v = lua_tointeger(L, idx);
-        if (v >= -(lua_Integer)EXACT_LIMIT && v <= (lua_Integer)EXACT_LIMIT)
+        /* For text, every integer is written as its digits: cJSON's printf %g and sscanf
+         * round trip was most of the cost of encoding a run's record (all integers), and
+         * it wrote +-2^53 as 9.00719925474099e+15, which reads back as 2^53 - 2. */
+        if (!text && v >= -(lua_Integer)EXACT_LIMIT && v <= (lua_Integer)EXACT_LIMIT)
           return cJSON_CreateNumber((double)v);
         /* cJSON holds numbers as doubles: write big integers as their exact digits. */
         char digits[32];
@@ -181,59 +240,38 @@ static cJSON *build(lua_State *L, int idx, int depth, const path *at) {
       if (kind == 1) {
         if (strings) raise_at(L, at, "json.encode: %s at %s", "array marked with json.array has string keys");
         if (max != count) raise_at(L, at, "json.encode: %s at %s", "sparse array (use json.null for holes)");
-        out = cJSON_CreateArray();
-        if (!out) break;
-        void **slot = hg_lua_box_new(L, (void (*)(void *))cJSON_Delete);
-        *slot = out;
-        build_array(L, idx, max, depth, at, out);
-        *slot = NULL;
-        lua_pop(L, 1);
-        return out;
+      } else if (count != strings) {
+        raise_at(L, at, "json.encode: %s at %s", "table mixes array and object keys");
       }
-      if (count != strings) raise_at(L, at, "json.encode: %s at %s", "table mixes array and object keys");
-      const char **keys = lua_newuserdatauv(L, (size_t)count * sizeof *keys + 1, 0);
-      lua_Integer k = 0;
-      lua_pushnil(L);
-      while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        keys[k++] = lua_tostring(L, -1);
-      }
-      qsort(keys, (size_t)count, sizeof *keys, cmp_keys);
-      out = cJSON_CreateObject();
-      if (!out) break;
-      void **slot = hg_lua_box_new(L, (void (*)(void *))cJSON_Delete);
-      *slot = out;
-      for (lua_Integer i = 0; i < count; i++) {
-        size_t klen;
-        lua_pushstring(L, keys[i]);
-        const char *key = lua_tolstring(L, -1, &klen);
-        path p = {at, key, 0};
-        if (strlen(key) != klen) raise_at(L, &p, "json.encode: %s at %s", "key holds a NUL byte");
-        lua_rawget(L, idx);
-        cJSON *c = build(L, lua_gettop(L), depth + 1, &p);
-        lua_pop(L, 1);
-        if (!c) luaL_error(L, "json.encode: out of memory");
-        cJSON_AddItemToObject(out, keys[i], c);
-      }
-      *slot = NULL;
-      lua_pop(L, 2); /* box, keys */
-      return out;
+      *members = count;
+      return kind == 1 ? cJSON_CreateArray() : cJSON_CreateObject();
     }
     default:
       break;
   }
-  if (out == NULL && lua_type(L, idx) == LUA_TTABLE) luaL_error(L, "json.encode: out of memory");
   raise_at(L, at, "json.encode: cannot encode a %s value at %s", luaL_typename(L, idx));
   return NULL;
 }
 
-cJSON *hg_lua_json_build(lua_State *L, int idx) {
+/* slot: a box of the caller's to hold the root while it is filled, or NULL for one of ours. */
+static cJSON *build_root(lua_State *L, int idx, int text, void **slot) {
   idx = lua_absindex(L, idx);
   path root = {NULL, NULL, 0};
-  cJSON *item = build(L, idx, 0, &root);
+  lua_Integer n = 0;
+  cJSON *item = build(L, idx, 0, &root, text, &n);
   if (!item) luaL_error(L, "json.encode: out of memory");
+  if (cJSON_IsArray(item) || cJSON_IsObject(item)) {
+    int own = slot == NULL;
+    if (own) slot = hg_lua_box_new(L, (void (*)(void *))cJSON_Delete);
+    *slot = item;
+    fill(L, idx, item, n, 0, &root, text);
+    *slot = NULL;
+    if (own) lua_pop(L, 1);
+  }
   return item;
 }
+
+cJSON *hg_lua_json_build(lua_State *L, int idx) { return build_root(L, idx, 0, NULL); }
 
 /* json.encode(value [, {pretty = true}]) -> text. Raises on values JSON cannot hold. */
 static int l_encode(lua_State *L) {
@@ -245,7 +283,7 @@ static int l_encode(lua_State *L) {
     lua_pop(L, 1);
   }
   void **slot = hg_lua_box_new(L, (void (*)(void *))cJSON_Delete);
-  *slot = hg_lua_json_build(L, 1);
+  *slot = build_root(L, 1, 1, slot);
   char *text = pretty ? cJSON_Print(*slot) : cJSON_PrintUnformatted(*slot);
   hg_lua_box_release(L, -1);
   if (!text) return luaL_error(L, "json.encode: out of memory");

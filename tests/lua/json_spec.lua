@@ -20,6 +20,26 @@ describe("hangar.json", function()
     assert.equal(1000, v.big)
   end)
 
+  it("writes integers as their exact digits, 2^53 and -2^53 included", function()
+    -- 2^53 once came out as 9.00719925474099e+15, which reads back as 2^53 - 2.
+    local ints = { 9007199254740992, -9007199254740992, 1795900023419, 0, -7 }
+    local text = json.encode(ints)
+    assert.equal("[9007199254740992,-9007199254740992,1795900023419,0,-7]", text)
+    assert.same(ints, json.decode(text))
+    assert.equal('{\n\t"n":\t9007199254740992\n}', json.encode({ n = 9007199254740992 }, { pretty = true }))
+  end)
+
+  it("sorts the keys of an object of any size, nested in arrays and objects", function()
+    local big, keys = {}, {}
+    for i = 1, 40 do
+      big[("k%02d"):format(41 - i)] = { i, { v = i } }
+      keys[i] = ('"k%02d":[%d,{"v":%d}]'):format(i, 41 - i, 41 - i)
+    end
+    assert.equal('{"a":[' .. "{" .. table.concat(keys, ",") .. "}" .. "]}", json.encode({ a = { big } }))
+    assert.has_error(function() json.encode({ a = { big, { b = { 1, print } } } }) end,
+      "json.encode: cannot encode a function value at $.a[2].b[2]")
+  end)
+
   it("maps null to json.null so keys survive", function()
     local v = json.decode('{"a": null, "b": [1, null, 3]}')
     assert.equal(json.null, v.a)

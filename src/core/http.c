@@ -653,6 +653,11 @@ int hg_http_new(hg_loop *loop, hg_http **out, hg_err *err) {
   curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, h);
   curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
   curl_multi_setopt(multi, CURLMOPT_TIMERDATA, h);
+  /* libcurl's default keeps 4 idle connections per request in flight when one comes back:
+   * after a burst (an agent's runs finishing together) most were closed, and one request in
+   * four reconnected, costing both ends a TCP and HTTP set-up. Idle ones still close after
+   * curl's connection age limit. */
+  curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long)HG_HTTP_KEEP_CONNECTIONS);
   uv_timer_init(&loop->uv, &h->timer);
   uv_timer_init(&loop->uv, &h->defer);
   h->timer.data = h;

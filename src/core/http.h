@@ -14,6 +14,11 @@
 typedef struct hg_http hg_http;         /* one per loop: the multi handle and its sockets */
 typedef struct hg_http_req hg_http_req; /* one request in flight */
 
+/* Idle connections kept for reuse, per hg_http: enough that the requests of an agent with
+ * 32 runs finishing at once (two each in flight at most) find one each; a larger burst
+ * reconnects for the excess. */
+#define HG_HTTP_KEEP_CONNECTIONS 64
+
 typedef struct hg_http_tls {
   const char *ca_file;   /* PEM bundle that replaces the system CAs; NULL: system CAs */
   const char *cert_file; /* client certificate (PEM) for mTLS; NULL: none */

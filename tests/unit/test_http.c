@@ -430,6 +430,36 @@ static void sequential_requests_reuse_one_connection(void) {
   env_close(&e);
 }
 
+/* A burst of requests at once opens a connection each; the next burst finds them all kept.
+ * libcurl's default cache keeps 4 per request in flight at the moment one comes back, so as a
+ * burst drains its last connections were closed, and an agent whose runs come in bursts
+ * reconnected to its hub for one request in four. */
+static void a_burst_finds_the_connections_of_the_last_one(void) {
+  env e;
+  if (!env_open(&e)) return;
+  enum { N = 16 };
+  static result rs[N];
+  char url[256];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/stall?ms=300", srv.http);
+  long seen[3];
+  for (int round = 0; round < 2; round++) {
+    seen[round] = connections_seen(&e);
+    int before = done_count;
+    for (int i = 0; i < N; i++)
+      CHECK_EQ_INT(start(&e, &(hg_http_request){.url = url, .timeout_ms = 30000}, &rs[i], NULL),
+                   0);
+    CHECK(run_until(&e, before + N, 30000));
+    for (int i = 0; i < N; i++) {
+      CHECK_EQ_INT(rs[i].status, 200);
+      result_free(&rs[i]);
+    }
+  }
+  seen[2] = connections_seen(&e);
+  CHECK(seen[1] - seen[0] >= N - 1); /* the first burst needed a connection per request */
+  CHECK_EQ_INT(seen[2] - seen[1], 0); /* the second found them all */
+  env_close(&e);
+}
+
 /* Connections the client closes after each answer: every request opens another, most often
  * with the descriptor number of the one before, whose stopped poll handle the client keeps and
  * serves the new socket with. Each must be watched as if its handle were new. */
@@ -1071,6 +1101,7 @@ TEST_MAIN(T(methods_headers_and_bodies_reach_the_server),
           T(status_codes_are_responses_not_failures),
           T(response_headers_are_lower_cased_and_trimmed),
           T(fifty_concurrent_requests_complete), T(sequential_requests_reuse_one_connection),
+          T(a_burst_finds_the_connections_of_the_last_one),
           T(requests_after_closed_connections_complete),
           T(environment_proxies_are_ignored), T(a_configured_proxy_is_used), T(a_stalled_request_times_out),
           T(a_refused_connection_names_the_host), T(a_request_is_on_the_wire_when_start_returns),

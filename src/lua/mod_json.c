@@ -141,15 +141,19 @@ static void build_object(lua_State *L, int idx, lua_Integer count, int depth, co
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     lua_pop(L, 1);
-    keys[k++] = lua_tostring(L, -1);
+    size_t klen;
+    const char *key = lua_tolstring(L, -1, &klen);
+    /* Checked here, on the key itself: past this point a key is only its C string. */
+    if (strlen(key) != klen) {
+      path p = {at, key, 0};
+      raise_at(L, &p, "json.encode: %s at %s", "key holds a NUL byte");
+    }
+    keys[k++] = key;
   }
   qsort(keys, (size_t)count, sizeof *keys, cmp_keys);
   for (lua_Integer i = 0; i < count; i++) {
-    size_t klen;
     lua_pushstring(L, keys[i]);
-    const char *key = lua_tolstring(L, -1, &klen);
-    path p = {at, key, 0};
-    if (strlen(key) != klen) raise_at(L, &p, "json.encode: %s at %s", "key holds a NUL byte");
+    path p = {at, keys[i], 0};
     lua_rawget(L, idx);
     lua_Integer members = 0;
     cJSON *c = build(L, lua_gettop(L), depth + 1, &p, text, &members);

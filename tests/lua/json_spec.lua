@@ -40,6 +40,14 @@ describe("hangar.json", function()
       "json.encode: cannot encode a function value at $.a[2].b[2]")
   end)
 
+  it("refuses a key holding a NUL byte instead of cutting it short", function()
+    -- Cut at the NUL, "a\0b" came out as a second "a" with the value of the first.
+    assert.has_error(function() json.encode({ a = 1, ["a\0b"] = 2 }) end,
+      "json.encode: key holds a NUL byte at $.a")
+    assert.has_error(function() json.encode({ x = { ["k\0"] = 1 } }) end,
+      "json.encode: key holds a NUL byte at $.x.k")
+  end)
+
   it("maps null to json.null so keys survive", function()
     local v = json.decode('{"a": null, "b": [1, null, 3]}')
     assert.equal(json.null, v.a)

@@ -47,21 +47,28 @@ local function position(list, method, pattern)
   end
 end
 
+-- Parks a work poll with the given query, creates a run, and checks that the poll was
+-- answered with it before the creator; returns the creation's and the poll's answers.
+local function create_with_parked_poll(query)
+  local poll = hub:async("GET", agent:path("/work?" .. query), { key = agent.token })
+  assert(hubtest.wait_for(function() return open_polls() >= 1 end, 10000, 20), "the poll did not park")
+  local from = log_lines() + 1
+  local created = hub:post("/v1/runs", { task = "order" })
+  assert.equal(201, created.status, created.body)
+  local res = hubtest.await(poll)
+  assert.equal(200, res.status, res.body)
+  assert.equal(created.json.run_id, res.json.assign[1].run_id)
+  local list = answers(from)
+  local work, create = position(list, "GET", "/work$"), position(list, "POST", "^/v1/runs$")
+  assert.is_number(work, "no answer to the work poll logged")
+  assert.is_number(create, "no answer to POST /v1/runs logged")
+  assert.is_true(work < create, "the creator was answered before the parked poll")
+  return created, res
+end
+
 describe("a request that wakes a parked one", function()
   it("creating a run answers the agent's parked work poll first, then the creator", function()
-    local poll = hub:async("GET", agent:path("/work?wait=30"), { key = agent.token })
-    assert(hubtest.wait_for(function() return open_polls() >= 1 end, 10000, 20), "the poll did not park")
-    local from = log_lines() + 1
-    local created = hub:post("/v1/runs", { task = "order" })
-    assert.equal(201, created.status, created.body)
-    local res = hubtest.await(poll)
-    assert.equal(200, res.status, res.body)
-    assert.equal(created.json.run_id, res.json.assign[1].run_id)
-    local list = answers(from)
-    local work, create = position(list, "GET", "/work$"), position(list, "POST", "^/v1/runs$")
-    assert.is_number(work, "no answer to the work poll logged")
-    assert.is_number(create, "no answer to POST /v1/runs logged")
-    assert.is_true(work < create, "the creator was answered before the parked poll")
+    local created, res = create_with_parked_poll("wait=30")
 
     -- The agent's finish is answered before the reader waiting for the run's end.
     local id, lease = created.json.run_id, res.json.assign[1].lease_id
@@ -69,12 +76,12 @@ describe("a request that wakes a parked one", function()
     assert.equal(200, agent:start(id).status)
     local reader = hub:async("GET", "/v1/runs/" .. id .. "/events?wait=30")
     assert(hubtest.wait_for(function() return open_polls() >= 1 end, 10000, 20), "the reader did not park")
-    from = log_lines() + 1
+    local from = log_lines() + 1
     assert.equal(200, agent:finish(id, "succeeded", 0, 0).status)
     local read = hubtest.await(reader)
     assert.equal(200, read.status, read.body)
     assert.is_true(read.json.done)
-    list = answers(from)
+    local list = answers(from)
     local events, finish = position(list, "GET", "/events$"), position(list, "POST", "/finish$")
     assert.is_number(events, "no answer to the reader logged")
     assert.is_number(finish, "no answer to the finish logged")
@@ -84,19 +91,7 @@ describe("a request that wakes a parked one", function()
   -- That the run is assigned inside the creating request is the unit test's (test_hub_api);
   -- the order of the answers on the wire, which the wake-up pass gave as well, is this one's.
   it("a poll that gave its free slots is answered with the new run before the creator", function()
-    local poll = hub:async("GET", agent:path("/work?wait=30&free=1"), { key = agent.token })
-    assert(hubtest.wait_for(function() return open_polls() >= 1 end, 10000, 20), "the poll did not park")
-    local from = log_lines() + 1
-    local created = hub:post("/v1/runs", { task = "order" })
-    assert.equal(201, created.status, created.body)
-    local res = hubtest.await(poll)
-    assert.equal(200, res.status, res.body)
-    assert.equal(created.json.run_id, res.json.assign[1].run_id)
-    local list = answers(from)
-    local work, create = position(list, "GET", "/work$"), position(list, "POST", "^/v1/runs$")
-    assert.is_number(work, "no answer to the work poll logged")
-    assert.is_number(create, "no answer to POST /v1/runs logged")
-    assert.is_true(work < create, "the creator was answered before the parked poll")
+    local created, res = create_with_parked_poll("wait=30&free=1")
     local id, lease = created.json.run_id, res.json.assign[1].lease_id
     assert.equal("assigned", hub:get("/v1/runs/" .. id).json.status)
     assert.equal(200, agent:accept(id, lease).status)

@@ -907,8 +907,8 @@ int hg_http_start(hg_http *h, const hg_http_request *r, hg_http_done_cb done, vo
       /* curl ran another transfer's due work in send_now, and that one's sink closed the
        * client: this request was not in the list hg_http_free cancelled, so it would never
        * hear back. It fails here instead (teardown follows from the loop). */
-      rc = hg_err_set(err, HG_ECANCELED, "the HTTP client was closed while the request to %s started",
-                      req->where);
+      rc = hg_err_set(err, HG_ECANCELED,
+                      "the HTTP client was closed while the request to %s started", req->where);
       detach(req);
       goto fail;
     }

@@ -378,7 +378,8 @@ static void leftover_rewrite_file_is_removed(void) {
                        "return 'ok'\n");
 }
 
-TEST_MAIN(T(restart_reads_latest_versions_and_removals), T(leftover_rewrite_file_is_removed), T(torn_tail_leaves_the_version_before),
+TEST_MAIN(T(restart_reads_latest_versions_and_removals), T(leftover_rewrite_file_is_removed),
+          T(torn_tail_leaves_the_version_before),
           T(garbage_inside_is_reported_and_kept), T(last_removal_empties_the_journal),
           T(journal_is_rewritten_when_it_grows), T(concurrent_durable_saves_share_syncs),
           T(older_agents_record_files_are_folded), T(load_waits_for_a_rewrite_in_flight),

@@ -446,8 +446,6 @@ int api_work_assign_new(api_ctx *c, hg_hub_waiter *w, hg_store_run *r, char *lea
 }
 
 void api_work_answer_new(api_ctx *c, hg_hub_waiter *w, const char *run_id, const char *lease) {
-  char agent_id[HG_HUB_ID_MAX + 1];
-  snprintf(agent_id, sizeof agent_id, "%s", w->key);
   cJSON *assign = cJSON_CreateArray();
   cJSON *a = cJSON_CreateObject();
   cJSON_AddStringToObject(a, "run_id", run_id);
@@ -458,7 +456,6 @@ void api_work_answer_new(api_ctx *c, hg_hub_waiter *w, const char *run_id, const
   hg_hub_unpark(c->hub, w);
   w->deliver(w, &res); /* w may be gone from here on */
   hg_api_res_clear(&res);
-  hg_log(HG_LOG_INFO, "run assigned", "run", run_id, "agent", agent_id, NULL);
 }
 
 /* ---- accept ---- */

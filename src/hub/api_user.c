@@ -367,13 +367,25 @@ void api_run_create(api_ctx *c) {
     api_internal(c, "store: inserting a run", &err);
     goto out;
   }
+  /* The poll's answer goes out before the commit (the creator's only after it): the agent
+   * works on it while the hub commits. Nothing runs on the hub's thread before the commit
+   * ends, so the accept is read after it, and if it failed (or the hub stopped first) the
+   * accept finds no run and is refused; the offer alone starts nothing. */
+  char agent_id[HG_HUB_ID_MAX + 1] = "";
+  if (taker) {
+    snprintf(agent_id, sizeof agent_id, "%s", taker->key);
+    api_work_answer_new(c, taker, id, lease);
+  }
   in_tx = false;
-  if (!api_commit(c)) goto out;
+  if (!api_commit(c)) {
+    if (taker)
+      hg_log(HG_LOG_WARN, "run offered but not created", "run", id, "agent", agent_id, NULL);
+    goto out;
+  }
   hub->metrics.runs_created++;
   hg_log(HG_LOG_INFO, "run created", "run", id, "task", t.slug, NULL);
-  /* The poll's answer goes out before the creator's, as a wake-up's would. */
   if (taker)
-    api_work_answer_new(c, taker, id, lease);
+    hg_log(HG_LOG_INFO, "run assigned", "run", id, "agent", agent_id, NULL);
   else
     hg_hub_wake_queue(hub, id);
   cJSON *doc = cJSON_CreateObject();

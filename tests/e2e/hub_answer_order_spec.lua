@@ -22,13 +22,14 @@ local function open_polls()
   return tonumber(body:match("\nhangar_long_polls_open (%d+)")) or 0
 end
 
--- The "request" lines of the hub's log from line `from` on, as {method, path, status}.
-local function answers(from)
+-- The "request" lines of the hub's log from line `from` on, as {method, path, status} (all
+-- of its records when every is true).
+local function answers(from, every)
   local out, n = {}, 0
   for line in hub:log():gmatch("[^\n]+") do
     n = n + 1
     local ok, rec = pcall(json.decode, line)
-    if n >= from and ok and type(rec) == "table" and rec.msg == "request" then
+    if n >= from and ok and type(rec) == "table" and (every or rec.msg == "request") then
       out[#out + 1] = rec
     end
   end
@@ -63,7 +64,7 @@ local function create_with_parked_poll(query)
   assert.is_number(work, "no answer to the work poll logged")
   assert.is_number(create, "no answer to POST /v1/runs logged")
   assert.is_true(work < create, "the creator was answered before the parked poll")
-  return created, res
+  return created, res, from
 end
 
 describe("a request that wakes a parked one", function()
@@ -91,8 +92,17 @@ describe("a request that wakes a parked one", function()
   -- That the run is assigned inside the creating request is the unit test's (test_hub_api);
   -- the order of the answers on the wire, which the wake-up pass gave as well, is this one's.
   it("a poll that gave its free slots is answered with the new run before the creator", function()
-    local created, res = create_with_parked_poll("wait=30&free=1")
+    local created, res, from = create_with_parked_poll("wait=30&free=1")
     local id, lease = created.json.run_id, res.json.assign[1].lease_id
+    -- Even before the creating transaction commits: "run created" is logged after the commit.
+    local list = answers(from, true)
+    local work = position(list, "GET", "/work$")
+    local made
+    for i, rec in ipairs(list) do
+      if rec.msg == "run created" and rec.run == id then made = i break end
+    end
+    assert.is_number(made, "no \"run created\" logged")
+    assert.is_true(work < made, "the poll was answered after the commit")
     assert.equal("assigned", hub:get("/v1/runs/" .. id).json.status)
     assert.equal(200, agent:accept(id, lease).status)
     assert.equal(200, agent:start(id).status)

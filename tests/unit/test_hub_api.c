@@ -1,6 +1,8 @@
 /* The hub's API without HTTP: auth order, keys, tasks, the run state machine, leases,
  * long-polls and their wake-ups, sealed secrets, run tokens. A fake clock drives time. */
+#include <sqlite3.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +65,110 @@ static void deliver(hg_hub_waiter *w, hg_api_res *res) {
 
 static hg_hub *hub;
 static char admin[HG_APIKEY_LEN + 1];
+
+/* ---- a VFS over the default one that can make the store's WAL writes fail ---- */
+/* A commit writes its pages to the WAL: failing those writes makes the commit fail at the
+ * moment a test chooses, as a full or failing disk would. */
+
+typedef struct wrap_file {
+  sqlite3_file base;
+  sqlite3_file *real;
+  bool wal;
+} wrap_file;
+
+static sqlite3_vfs *real_vfs;
+static bool fail_wal_writes;
+
+#define REAL(f) (((wrap_file *)(f))->real)
+static int w_close(sqlite3_file *f) { return REAL(f)->pMethods->xClose(REAL(f)); }
+static int w_read(sqlite3_file *f, void *b, int n, sqlite3_int64 o) {
+  return REAL(f)->pMethods->xRead(REAL(f), b, n, o);
+}
+static int w_write(sqlite3_file *f, const void *b, int n, sqlite3_int64 o) {
+  if (((wrap_file *)f)->wal && fail_wal_writes) return SQLITE_IOERR_WRITE;
+  return REAL(f)->pMethods->xWrite(REAL(f), b, n, o);
+}
+static int w_truncate(sqlite3_file *f, sqlite3_int64 size) {
+  return REAL(f)->pMethods->xTruncate(REAL(f), size);
+}
+static int w_sync(sqlite3_file *f, int flags) { return REAL(f)->pMethods->xSync(REAL(f), flags); }
+static int w_size(sqlite3_file *f, sqlite3_int64 *size) {
+  return REAL(f)->pMethods->xFileSize(REAL(f), size);
+}
+static int w_lock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xLock(REAL(f), l); }
+static int w_unlock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xUnlock(REAL(f), l); }
+static int w_reserved(sqlite3_file *f, int *out) {
+  return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
+}
+static int w_control(sqlite3_file *f, int op, void *arg) {
+  return REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
+}
+static int w_sector(sqlite3_file *f) { return REAL(f)->pMethods->xSectorSize(REAL(f)); }
+static int w_devchar(sqlite3_file *f) {
+  return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
+}
+static int w_shm_map(sqlite3_file *f, int pg, int size, int extend, void volatile **out) {
+  return REAL(f)->pMethods->xShmMap(REAL(f), pg, size, extend, out);
+}
+static int w_shm_lock(sqlite3_file *f, int offset, int n, int flags) {
+  return REAL(f)->pMethods->xShmLock(REAL(f), offset, n, flags);
+}
+static void w_shm_barrier(sqlite3_file *f) { REAL(f)->pMethods->xShmBarrier(REAL(f)); }
+static int w_shm_unmap(sqlite3_file *f, int del) {
+  return REAL(f)->pMethods->xShmUnmap(REAL(f), del);
+}
+static int w_fetch(sqlite3_file *f, sqlite3_int64 o, int n, void **out) {
+  return REAL(f)->pMethods->xFetch(REAL(f), o, n, out);
+}
+static int w_unfetch(sqlite3_file *f, sqlite3_int64 o, void *p) {
+  return REAL(f)->pMethods->xUnfetch(REAL(f), o, p);
+}
+
+static const sqlite3_io_methods wrap_methods = {
+    3, w_close, w_read, w_write, w_truncate, w_sync, w_size, w_lock, w_unlock, w_reserved,
+    w_control, w_sector, w_devchar, w_shm_map, w_shm_lock, w_shm_barrier, w_shm_unmap,
+    w_fetch, w_unfetch};
+
+static int w_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *f, int flags,
+                  int *out_flags) {
+  (void)vfs;
+  wrap_file *w = (wrap_file *)f;
+  w->real = (sqlite3_file *)(w + 1);
+  w->wal = (flags & SQLITE_OPEN_WAL) != 0;
+  int rc = real_vfs->xOpen(real_vfs, name, w->real, flags, out_flags);
+  w->base.pMethods = w->real->pMethods ? &wrap_methods : NULL;
+  return rc;
+}
+
+static int w_delete(sqlite3_vfs *vfs, const char *name, int sync_dir) {
+  (void)vfs;
+  return real_vfs->xDelete(real_vfs, name, sync_dir);
+}
+static int w_access(sqlite3_vfs *vfs, const char *name, int flags, int *out) {
+  (void)vfs;
+  return real_vfs->xAccess(real_vfs, name, flags, out);
+}
+static int w_full(sqlite3_vfs *vfs, const char *name, int n, char *out) {
+  (void)vfs;
+  return real_vfs->xFullPathname(real_vfs, name, n, out);
+}
+
+static sqlite3_vfs wrap_vfs;
+
+/* Installed as the default before the hub opens its store. */
+static void wrap_vfs_install(void) {
+  real_vfs = sqlite3_vfs_find(NULL);
+  CHECK(real_vfs != NULL && real_vfs->iVersion >= 2);
+  wrap_vfs = *real_vfs;
+  wrap_vfs.zName = "test-failwal";
+  wrap_vfs.pNext = NULL;
+  wrap_vfs.szOsFile = (int)sizeof(wrap_file) + real_vfs->szOsFile;
+  wrap_vfs.xOpen = w_open;
+  wrap_vfs.xDelete = w_delete;
+  wrap_vfs.xAccess = w_access;
+  wrap_vfs.xFullPathname = w_full;
+  CHECK_EQ_INT(sqlite3_vfs_register(&wrap_vfs, 1), SQLITE_OK);
+}
 
 /* One request; a parked one goes into *park when given (else it is an error). */
 static reply callp(pending *park, const char *method, const char *url, const char *auth,
@@ -192,6 +298,7 @@ static void setup(void) {
   snprintf(db, sizeof db, "%s/hub.db", dir);
   snprintf(mk, sizeof mk, "%s/hub.key", dir);
   hg_err err = {0};
+  wrap_vfs_install();
   CHECK_EQ_INT(hg_hub_init_store(db, mk, HG_STORE_SYNC_NORMAL, admin, &err), 0);
   char again[HG_APIKEY_LEN + 1];
   CHECK_EQ_INT(hg_hub_init_store(db, mk, HG_STORE_SYNC_NORMAL, again, &err), HG_EEXIST);
@@ -1062,6 +1169,123 @@ static void parked_poll_takes_new_run_at_once(void) {
   free(akey);
 }
 
+/* What a connection of its own (another process, or the hub after a restart) finds of a run:
+ * its rows, -1 if the store could not be read. */
+static int run_rows(const char *run) {
+  char db[300];
+  snprintf(db, sizeof db, "%s/hub.db", dir);
+  sqlite3 *q = NULL;
+  sqlite3_stmt *st = NULL;
+  int n = -1;
+  if (sqlite3_open_v2(db, &q, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+      sqlite3_prepare_v2(q, "SELECT count(*) FROM runs WHERE id = ?", -1, &st, NULL) ==
+          SQLITE_OK) {
+    sqlite3_bind_text(st, 1, run, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int(st, 0);
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(q);
+  return n;
+}
+
+static int offered_rows;          /* run_rows of the offered run as its offer was written */
+static bool fail_commit_at_offer; /* the writes of the commit after the offer fail */
+
+static void deliver_probe(hg_hub_waiter *w, hg_api_res *res) {
+  deliver(w, res);
+  pending *p = w->data;
+  const cJSON *as = cJSON_GetObjectItemCaseSensitive(p->r.json, "assign");
+  offered_rows = as && as->child ? run_rows(str(as->child, "run_id")) : -2;
+  if (fail_commit_at_offer) fail_wal_writes = true;
+}
+
+/* Cancels an accepted run and has its agent finish it so. */
+static void cancel_accepted(agent *a, const char *run) {
+  char url[200];
+  snprintf(url, sizeof url, "/v1/runs/%s/cancel", run);
+  reply r = call("POST", url, admin, NULL);
+  EXPECT(r, 202, NULL);
+  reply_free(&r);
+  CHECK_EQ_INT(poll_work(a, NULL, NULL, 0), 0);
+  snprintf(url, sizeof url, "/v1/runs/%s/finish", run);
+  r = call("POST", url, a->token, "{\"status\":\"cancelled\",\"events_total\":0}");
+  EXPECT(r, 200, NULL);
+  reply_free(&r);
+}
+
+/* A parked poll that takes a new run is answered before the creating transaction commits
+ * (the creator after it). An offer binds nothing: the accept does. So when that commit
+ * fails, the agent holds an offer of a run the store never had, and its accept is refused:
+ * nothing runs, and the hub goes on. */
+static void new_run_offered_before_commit(void) {
+  char *akey = make_key("agent", NULL);
+  agent a;
+  CHECK_EQ_INT(register_agent(&a, akey, "{\"env\":\"prod\"}", 1, NULL), 201);
+  char url[200], poll_url[200], body[200], run[80] = "", lease[80] = "";
+  pending p;
+  snprintf(poll_url, sizeof poll_url, "/v1/agents/%s/work?wait=30&free=1", a.id);
+  reply r = callp(&p, "GET", poll_url, a.token, NULL);
+  CHECK_EQ_INT(r.status, -1);
+  p.w.deliver = deliver_probe;
+  offered_rows = -2;
+  reply created = call("POST", "/v1/runs", admin, "{\"task\":\"job\"}");
+  EXPECT(created, 201, NULL);
+  CHECK(p.answered);
+  CHECK_EQ_INT(offered_rows, 0); /* offered while the run was not yet committed */
+  snprintf(run, sizeof run, "%s", str(created.json, "run_id") ? str(created.json, "run_id") : "");
+  reply_free(&created);
+  CHECK_EQ_INT(run_rows(run), 1); /* and committed before its creator heard of it */
+  const cJSON *as = cJSON_GetObjectItemCaseSensitive(p.r.json, "assign");
+  CHECK_EQ_STR(as && as->child ? str(as->child, "run_id") : "", run);
+  snprintf(lease, sizeof lease, "%s", as && as->child ? str(as->child, "lease_id") : "");
+  reply_free(&p.r);
+  snprintf(url, sizeof url, "/v1/runs/%s/accept", run);
+  snprintf(body, sizeof body, "{\"lease_id\":\"%s\"}", lease);
+  r = call("POST", url, a.token, body);
+  EXPECT(r, 200, NULL);
+  reply_free(&r);
+  cancel_accepted(&a, run);
+
+  /* The commit after the offer fails. */
+  r = callp(&p, "GET", poll_url, a.token, NULL);
+  CHECK_EQ_INT(r.status, -1);
+  p.w.deliver = deliver_probe;
+  fail_commit_at_offer = true;
+  created = call("POST", "/v1/runs", admin, "{\"task\":\"job\"}");
+  fail_commit_at_offer = false;
+  fail_wal_writes = false;
+  EXPECT(created, 500, NULL);
+  CHECK(str(created.json, "run_id") == NULL);
+  reply_free(&created);
+  CHECK(p.answered);
+  CHECK_EQ_INT(p.r.status, 200);
+  as = cJSON_GetObjectItemCaseSensitive(p.r.json, "assign");
+  CHECK_EQ_INT(cJSON_GetArraySize(as), 1);
+  snprintf(run, sizeof run, "%s", as && as->child ? str(as->child, "run_id") : "");
+  snprintf(lease, sizeof lease, "%s", as && as->child ? str(as->child, "lease_id") : "");
+  reply_free(&p.r);
+  CHECK_EQ_INT(run_rows(run), 0);
+  snprintf(url, sizeof url, "/v1/runs/%s", run);
+  r = call("GET", url, admin, NULL);
+  EXPECT(r, 404, "not_found");
+  reply_free(&r);
+  snprintf(url, sizeof url, "/v1/runs/%s/accept", run);
+  snprintf(body, sizeof body, "{\"lease_id\":\"%s\"}", lease);
+  r = call("POST", url, a.token, body);
+  EXPECT(r, 404, "not_found");
+  reply_free(&r);
+  CHECK_EQ_INT(poll_work(&a, NULL, NULL, 0), 0); /* nothing was queued either */
+
+  /* The store goes on: the next run is created, taken and accepted. */
+  char *next = create_run("job", NULL);
+  r = accept_offered(&a, next);
+  EXPECT(r, 200, NULL);
+  reply_free(&r);
+  cancel_accepted(&a, next);
+  free(next);
+  free(akey);
+}
+
 /* A reader waiting on a run's events is evaluated again only when something it waits for
  * happens: an accept and a start bring neither events nor the run's end, so they leave no
  * wake-up for it; the run's first events answer it. */
@@ -1494,6 +1718,6 @@ static void teardown(void) {
 TEST_MAIN(T(setup), T(accepts_follow_task_revisions), T(auth_comes_first), T(keys_roles), T(task_validation_and_revisions),
           T(run_params), T(full_run_lifecycle), T(output_errors_recorded), T(event_batches),
           T(leases_lapse),
-          T(long_polls_wake), T(parked_poll_takes_new_run_at_once), T(readers_not_woken_by_accept_or_start), T(secrets_are_sealed), T(run_tokens), T(deadline_backstop),
+          T(long_polls_wake), T(parked_poll_takes_new_run_at_once), T(new_run_offered_before_commit), T(readers_not_woken_by_accept_or_start), T(secrets_are_sealed), T(run_tokens), T(deadline_backstop),
           T(wake_ups_reach_the_right_agents), T(long_queue_taken_in_order), T(metrics_text),
           T(teardown))

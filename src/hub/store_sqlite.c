@@ -100,12 +100,7 @@ enum {
   Q_RUN_INSERT,
   Q_RUN_GET,
   Q_RUN_BY_TOKEN,
-  Q_RUN_UPDATE,
-  Q_RUN_UPDATE_STATUS,
   Q_RUN_STATUS,
-  Q_RUN_UPDATE_AGENT,
-  Q_RUN_UPDATE_TOKEN,
-  Q_RUN_UPDATE_TASK,
   Q_RUNS_ALL,
   Q_RUNS_BY_TASK,
   Q_RUNS_BY_STATUS,
@@ -161,25 +156,14 @@ static const char *const sql[Q_COUNT] = {
                      "?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27,?28)",
     [Q_RUN_GET] = "SELECT " RUN_COLS " FROM runs WHERE id = ?1",
     [Q_RUN_BY_TOKEN] = "SELECT " RUN_COLS " FROM runs WHERE token_hash = ?1",
-    /* A run's update is one statement for the columns no index covers, then one per indexed
-     * column (status, agent, token, task) that writes it only where its value changes. An
-     * UPDATE that names an indexed column rewrites the column's index entry even when the
-     * value is the same, so writing every column every time dirtied five index pages and more
-     * per commit, where most updates change the status alone or no indexed column at all
-     * (5.4-5.8 WAL frames per commit of a run's usual updates, against 3.0 this way). */
-    [Q_RUN_UPDATE] =
-        "UPDATE runs SET revision=?4, params=?6, constraints=?7,"
-        " timeout_s=?8, created_ms=?9, accepted_ms=?10, started_ms=?11, finished_ms=?12,"
-        " exit_code=?13, error=?14, lease_id=?16, lease_expires_ms=?17,"
-        " attempt=?18, deadline_ms=?19, accepted=?21, agent_finished=?22,"
-        " finish=?23, finish_status=?24, cancel_notified=?25, next_seq=?26, outputs=?27,"
-        " output_errors=?28 WHERE id = ?2",
-    [Q_RUN_UPDATE_STATUS] = "UPDATE runs SET status = ?2 WHERE id = ?1 AND status IS NOT ?2",
+    /* A run's update reads the indexed columns (status, agent, token, task) first; its one
+     * UPDATE (run_update_stmt) names the columns no index covers and only those indexed ones
+     * whose value changes. An UPDATE that names an indexed column rewrites the column's index
+     * entry even when the value is the same, so writing every column every time dirtied five
+     * index pages and more per commit, where most updates change the status alone or no
+     * indexed column at all (5.4-5.8 WAL frames per commit of a run's usual updates, against
+     * 3.0 this way). */
     [Q_RUN_STATUS] = "SELECT status, agent_id, token_hash, task FROM runs WHERE id = ?1",
-    [Q_RUN_UPDATE_AGENT] = "UPDATE runs SET agent_id = ?2 WHERE id = ?1 AND agent_id IS NOT ?2",
-    [Q_RUN_UPDATE_TOKEN] =
-        "UPDATE runs SET token_hash = ?2 WHERE id = ?1 AND token_hash IS NOT ?2",
-    [Q_RUN_UPDATE_TASK] = "UPDATE runs SET task = ?2 WHERE id = ?1 AND task IS NOT ?2",
     [Q_RUNS_ALL] = "SELECT " RUN_COLS " FROM runs ORDER BY seqno DESC LIMIT ?1",
     [Q_RUNS_BY_TASK] = "SELECT " RUN_COLS " FROM runs WHERE task = ?2 ORDER BY seqno DESC LIMIT ?1",
     [Q_RUNS_BY_STATUS] = "SELECT " RUN_COLS " FROM runs WHERE status = ?3"
@@ -262,6 +246,9 @@ typedef struct sqlite_store {
    * back to the table. */
   bool counts_valid;
   int64_t counts[HG_RUN_STATUS_COUNT];
+  /* A run's update, one statement per set of indexed columns it changes (bit i: the i-th of
+   * status, agent, token, task), prepared when first needed. */
+  sqlite3_stmt *run_update[16];
   struct {
     bool used;
     hg_store_agent a;
@@ -598,6 +585,7 @@ static void sq_close(hg_store *base) {
   auth_forget(s);
   hg_buf_free(&s->row);
   for (int i = 0; i < Q_COUNT; i++) sqlite3_finalize(s->st[i]);
+  for (int i = 0; i < 16; i++) sqlite3_finalize(s->run_update[i]);
   if (s->db) sqlite3_close(s->db);
   /* Closed last: closing any descriptor of the file drops the process's POSIX locks, which
    * SQLite holds while the connection is open. */
@@ -1034,24 +1022,49 @@ static bool same_text(const char *a, const char *b) {
   return a == b || (a && b && !strcmp(a, b));
 }
 
+#define RUN_UPDATE_SET                                                                     \
+  "UPDATE runs SET revision=?4, params=?6, constraints=?7, timeout_s=?8, created_ms=?9,"     \
+  " accepted_ms=?10, started_ms=?11, finished_ms=?12, exit_code=?13, error=?14, lease_id=?16," \
+  " lease_expires_ms=?17, attempt=?18, deadline_ms=?19, accepted=?21, agent_finished=?22,"     \
+  " finish=?23, finish_status=?24, cancel_notified=?25, next_seq=?26, outputs=?27,"           \
+  " output_errors=?28"
+
+/* The UPDATE of a run's unindexed columns and of the indexed ones in mask (see
+ * sqlite_store.run_update), bound as bind_run binds. */
+static sqlite3_stmt *run_update_stmt(sqlite_store *s, unsigned mask, hg_err *err) {
+  sqlite3_stmt **st = &s->run_update[mask & 15];
+  if (!*st) {
+    static const char *const keyed[] = {", status=?5", ", agent_id=?15", ", token_hash=?20",
+                                        ", task=?3"};
+    char text[1024];
+    size_t n = (size_t)snprintf(text, sizeof text, "%s", RUN_UPDATE_SET);
+    for (unsigned i = 0; i < 4; i++)
+      if (mask & (1u << i)) n += (size_t)snprintf(text + n, sizeof text - n, "%s", keyed[i]);
+    snprintf(text + n, sizeof text - n, " WHERE id = ?2");
+    if (sqlite3_prepare_v3(s->db, text, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK) {
+      db_fail(s, err, "preparing a run's update");
+      return NULL;
+    }
+  }
+  sqlite3_reset(*st);
+  sqlite3_clear_bindings(*st);
+  return *st;
+}
+
 static int sq_run_update(hg_store *base, const hg_store_run *r, hg_err *err) {
   sqlite_store *s = S(base);
   /* Named, so that a refusal (a token another run holds) says which run it was. */
   char what[96];
   snprintf(what, sizeof what, "updating run %s", r->id ? r->id : "(no id)");
-  sqlite3_stmt *st = q(s, Q_RUN_UPDATE);
-  bind_run(st, r);
-  if (exec_step(s, st, err, what)) return err ? err->code : HG_EIO;
-  if (sqlite3_changes(s->db) != 1)
-    return hg_err_set(err, HG_ENOENT, "store: run %s not found", r->id);
-  /* The indexed columns as stored, read once: only those whose value changes are written
-   * (most updates change the status alone, or none), one statement each, instead of a
-   * statement per indexed column that finds nothing to change. */
+  /* The indexed columns as stored, read first: the one UPDATE then names those whose value
+   * changes (most updates change the status alone, or none) besides the unindexed ones. */
   const char *status = hg_store_run_status_name(r->status);
-  st = q(s, Q_RUN_STATUS);
+  sqlite3_stmt *st = q(s, Q_RUN_STATUS);
   bind_text(st, 1, r->id);
-  if (sqlite3_step(st) != SQLITE_ROW) {
+  int rc = sqlite3_step(st);
+  if (rc != SQLITE_ROW) {
     sqlite3_reset(st);
+    if (rc == SQLITE_DONE) return hg_err_set(err, HG_ENOENT, "store: run %s not found", r->id);
     return db_fail(s, err, what);
   }
   const char *was_status = (const char *)sqlite3_column_text(st, 0);
@@ -1071,27 +1084,19 @@ static int sq_run_update(hg_store *base, const hg_store_run *r, hg_err *err) {
   sqlite3_reset(st); /* the column pointers above are not used past here */
   /* A status this build cannot name: count the table again next time. */
   if (s->counts_valid && before < 0) s->counts_valid = false;
-  static const int keyed[] = {Q_RUN_UPDATE_STATUS, Q_RUN_UPDATE_AGENT, Q_RUN_UPDATE_TOKEN,
-                               Q_RUN_UPDATE_TASK};
-  for (size_t i = 0; i < sizeof keyed / sizeof keyed[0]; i++) {
-    if (!change[i]) continue;
-    st = q(s, keyed[i]);
-    bind_text(st, 1, r->id);
-    if (keyed[i] == Q_RUN_UPDATE_STATUS)
-      bind_text(st, 2, status);
-    else if (keyed[i] == Q_RUN_UPDATE_AGENT)
-      bind_text(st, 2, r->agent_id);
-    else if (keyed[i] == Q_RUN_UPDATE_TOKEN && r->has_token)
-      bind_blob(st, 2, r->token_hash, HG_STORE_HASH_LEN);
-    else if (keyed[i] == Q_RUN_UPDATE_TASK)
-      bind_text(st, 2, r->task);
-    if (exec_step(s, st, err, what)) return err ? err->code : HG_EIO;
-    if (keyed[i] == Q_RUN_UPDATE_STATUS && s->counts_valid && before >= 0 &&
-        sqlite3_changes(s->db) == 1 && (int)r->status != before && r->status >= 0 &&
-        r->status < HG_RUN_STATUS_COUNT) {
-      s->counts[before]--;
-      s->counts[r->status]++;
-    }
+  unsigned mask = 0;
+  for (unsigned i = 0; i < 4; i++)
+    if (change[i]) mask |= 1u << i;
+  st = run_update_stmt(s, mask, err);
+  if (!st) return HG_EIO;
+  bind_run(st, r);
+  if (exec_step(s, st, err, what)) return err ? err->code : HG_EIO;
+  if (sqlite3_changes(s->db) != 1)
+    return hg_err_set(err, HG_ENOENT, "store: run %s not found", r->id);
+  if (change[0] && s->counts_valid && before >= 0 && r->status >= 0 &&
+      r->status < HG_RUN_STATUS_COUNT) {
+    s->counts[before]--;
+    s->counts[r->status]++;
   }
   return 0;
 }

@@ -75,9 +75,10 @@ void api_rollback(api_ctx *c);
  * free count above 0, of an agent whose labels meet the constraints), in the creating
  * transaction: one commit instead of the creation's and then the assignment's, and no
  * wake-up pass. The taker (NULL: none, the run is queued); the run filled in as assigned to
- * it, lease written to lease; the poll answered with it once its row is inserted, before the
- * commit: an offer binds nothing until the agent's accept, which finds no run (404) if the
- * commit then fails or the hub stops first, and no request can reach the hub in between. */
+ * it, lease written to lease; the poll answered with it before its row is written and
+ * committed: an offer binds nothing until the agent's accept, which finds no run (404) if the
+ * insert or the commit then fails or the hub stops first, and no request can reach the hub
+ * in between. */
 hg_hub_waiter *api_work_taker(api_ctx *c, const char *constraints);
 int api_work_assign_new(api_ctx *c, hg_hub_waiter *w, hg_store_run *r, char *lease, size_t size,
                         hg_err *err);

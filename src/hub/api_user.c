@@ -300,6 +300,7 @@ void api_run_create(api_ctx *c) {
   const cJSON *def = NULL;
   cJSON *params = NULL;
   char *params_text = NULL, *constraints_text = NULL;
+  char offered_to[HG_HUB_ID_MAX + 1] = ""; /* the agent offered the run, until it is created */
   /* The reads go in the run's transaction: outside one, each would be a transaction of its
    * own, with its own round of file locks. */
   if (!api_begin(c)) return;
@@ -363,35 +364,34 @@ void api_run_create(api_ctx *c) {
     api_internal(c, "making a lease id", &err);
     goto out;
   }
+  /* The poll's answer goes out before the run's row is written and committed (the
+   * creator's only after the commit): the agent works on it while the hub writes. Nothing
+   * runs on the hub's thread before the commit ends, so the accept is read after it, and if
+   * the insert or the commit failed (or the hub stopped first) the accept finds no run and is
+   * refused; the offer alone starts nothing. */
+  if (taker) {
+    snprintf(offered_to, sizeof offered_to, "%s", taker->key);
+    api_work_answer_new(c, taker, id, lease);
+  }
   if (hg_store_run_insert(hub->store, &r, &err)) {
     api_internal(c, "store: inserting a run", &err);
     goto out;
   }
-  /* The poll's answer goes out before the commit (the creator's only after it): the agent
-   * works on it while the hub commits. Nothing runs on the hub's thread before the commit
-   * ends, so the accept is read after it, and if it failed (or the hub stopped first) the
-   * accept finds no run and is refused; the offer alone starts nothing. */
-  char agent_id[HG_HUB_ID_MAX + 1] = "";
-  if (taker) {
-    snprintf(agent_id, sizeof agent_id, "%s", taker->key);
-    api_work_answer_new(c, taker, id, lease);
-  }
   in_tx = false;
-  if (!api_commit(c)) {
-    if (taker)
-      hg_log(HG_LOG_WARN, "run offered but not created", "run", id, "agent", agent_id, NULL);
-    goto out;
-  }
+  if (!api_commit(c)) goto out;
   hub->metrics.runs_created++;
   hg_log(HG_LOG_INFO, "run created", "run", id, "task", t.slug, NULL);
-  if (taker)
-    hg_log(HG_LOG_INFO, "run assigned", "run", id, "agent", agent_id, NULL);
+  if (offered_to[0])
+    hg_log(HG_LOG_INFO, "run assigned", "run", id, "agent", offered_to, NULL);
   else
     hg_hub_wake_queue(hub, id);
+  offered_to[0] = '\0';
   cJSON *doc = cJSON_CreateObject();
   cJSON_AddStringToObject(doc, "run_id", id);
   api_json(c, 201, doc);
 out:
+  if (offered_to[0])
+    hg_log(HG_LOG_WARN, "run offered but not created", "run", id, "agent", offered_to, NULL);
   if (in_tx) api_rollback(c);
   free(params_text);
   free(constraints_text);

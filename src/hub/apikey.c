@@ -1,9 +1,9 @@
 /* API keys (hgr_<id>_<secret>) and bearer tokens: generating, parsing, hashing. */
 #include "hub/apikey.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
-#include <sys/types.h>
-#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/crypto.h"
@@ -17,19 +17,29 @@ static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
  * directly. Per thread, and dropped in a forked child so that it never repeats its parent's. */
 typedef struct id_pool {
   uint8_t bytes[1024];
-  size_t left; /* unused bytes, at the end of `bytes` */
-  pid_t pid;   /* the process that filled it */
+  size_t left;        /* unused bytes, at the end of `bytes` */
+  unsigned forks;     /* forks_seen when it was filled */
 } id_pool;
 
 static _Thread_local id_pool pool;
 
+/* Forks this process's line went through: a child counts one more than its parent had, so
+ * its pool (copied from the parent's thread) no longer matches. Counted by an atfork handler
+ * rather than by comparing getpid() on every id, a system call per id on the run's path. */
+static atomic_uint forks_seen;
+static pthread_once_t forks_once = PTHREAD_ONCE_INIT;
+
+static void forked_child(void) { atomic_fetch_add(&forks_seen, 1); }
+static void forks_watch(void) { pthread_atfork(NULL, NULL, forked_child); }
+
 static int pool_take(uint8_t *out, size_t n, hg_err *err) {
-  pid_t pid = getpid();
-  if (pool.pid != pid) pool.left = 0;
+  pthread_once(&forks_once, forks_watch);
+  unsigned forks = atomic_load(&forks_seen);
+  if (pool.forks != forks) pool.left = 0;
   if (pool.left < n) {
     if (hg_crypto_random(pool.bytes, sizeof pool.bytes, err)) return err ? err->code : HG_EIO;
     pool.left = sizeof pool.bytes;
-    pool.pid = pid;
+    pool.forks = forks;
   }
   uint8_t *from = pool.bytes + sizeof pool.bytes - pool.left;
   memcpy(out, from, n);

@@ -249,6 +249,17 @@ typedef struct sqlite_store {
   /* A run's update, one statement per set of indexed columns it changes (bit i: the i-th of
    * status, agent, token, task), prepared when first needed. */
   sqlite3_stmt *run_update[16];
+  /* The indexed columns of the run last read by id (run_get) in the open transaction, as
+   * stored, so that its update need not read them again. Only a run's update writes those
+   * columns (the bulk lease and deadline updates do not), and it forgets them, as does the
+   * end of the transaction (a rollback may undo what was read). */
+  struct {
+    bool valid;
+    int status; /* parsed: a status this build cannot name is not kept */
+    bool has_agent, has_token;
+    char id[96], agent[96], task[128];
+    uint8_t token[HG_STORE_HASH_LEN];
+  } seen;
   struct {
     bool used;
     hg_store_agent a;
@@ -653,6 +664,7 @@ static int sq_schema_version(hg_store *s) { return S(s)->version; }
 
 static int sq_begin(hg_store *base, hg_err *err) {
   sqlite_store *s = S(base);
+  s->seen.valid = false;
   if (s->in_tx) return hg_err_set(err, HG_EINVAL, "store: a transaction is already open");
   if (exec_step(s, q(s, Q_BEGIN), err, "begin")) return HG_EIO;
   s->in_tx = true;
@@ -661,6 +673,7 @@ static int sq_begin(hg_store *base, hg_err *err) {
 
 static int sq_commit(hg_store *base, hg_err *err) {
   sqlite_store *s = S(base);
+  s->seen.valid = false;
   int rc = exec_step(s, q(s, Q_COMMIT), err, "commit");
   if (rc) {
     /* A failed COMMIT may leave the transaction open; nothing of it counts. */
@@ -675,6 +688,7 @@ static int sq_commit(hg_store *base, hg_err *err) {
 
 static void sq_rollback(hg_store *base) {
   sqlite_store *s = S(base);
+  s->seen.valid = false;
   if (!sqlite3_get_autocommit(s->db)) exec_step(s, q(s, Q_ROLLBACK), NULL, "rollback");
   s->in_tx = false;
   if (s->auth_written) auth_forget(s);
@@ -1001,12 +1015,50 @@ static int sq_run_insert(hg_store *base, hg_store_run *r, hg_err *err) {
   return 0;
 }
 
+/* Keeps the indexed columns of the run just read (see sqlite_store.seen), when they fit. */
+static void run_seen(sqlite_store *s, sqlite3_stmt *st, const hg_store_run *r) {
+  s->seen.valid = false;
+  const char *status = (const char *)sqlite3_column_text(st, 4);
+  int parsed = status ? hg_store_run_status_parse(status) : -1;
+  const void *token = sqlite3_column_blob(st, 19);
+  if (token && sqlite3_column_bytes(st, 19) != HG_STORE_HASH_LEN) return;
+  if (!s->in_tx || parsed < 0 || !r->id || !r->task || strlen(r->id) >= sizeof s->seen.id ||
+      strlen(r->task) >= sizeof s->seen.task ||
+      (r->agent_id && strlen(r->agent_id) >= sizeof s->seen.agent))
+    return;
+  s->seen.status = parsed;
+  snprintf(s->seen.id, sizeof s->seen.id, "%s", r->id);
+  snprintf(s->seen.task, sizeof s->seen.task, "%s", r->task);
+  s->seen.has_agent = r->agent_id != NULL;
+  snprintf(s->seen.agent, sizeof s->seen.agent, "%s", r->agent_id ? r->agent_id : "");
+  s->seen.has_token = r->has_token;
+  memcpy(s->seen.token, r->token_hash, HG_STORE_HASH_LEN);
+  s->seen.valid = true;
+}
+
 static int sq_run_get(hg_store *base, const char *id, hg_store_run *out, hg_err *err) {
   sqlite_store *s = S(base);
   sqlite3_stmt *st = q(s, Q_RUN_GET);
   bind_text(st, 1, id);
   memset(out, 0, sizeof *out);
-  return one(s, st, read_run, clear_run, out, err, "run");
+  s->seen.valid = false;
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_DONE) {
+    sqlite3_reset(st);
+    return hg_err_set(err, HG_ENOENT, "store: run: not found");
+  }
+  if (rc != SQLITE_ROW) {
+    sqlite3_reset(st);
+    return db_fail(s, err, "run");
+  }
+  if (read_run(st, out)) {
+    sqlite3_reset(st);
+    clear_run(out);
+    return hg_err_set(err, HG_ENOMEM, "store: run: out of memory");
+  }
+  run_seen(s, st, out);
+  sqlite3_reset(st);
+  return 0;
 }
 
 static int sq_run_by_token(hg_store *base, const uint8_t *hash, hg_store_run *out, hg_err *err) {
@@ -1056,22 +1108,36 @@ static int sq_run_update(hg_store *base, const hg_store_run *r, hg_err *err) {
   /* Named, so that a refusal (a token another run holds) says which run it was. */
   char what[96];
   snprintf(what, sizeof what, "updating run %s", r->id ? r->id : "(no id)");
-  /* The indexed columns as stored, read first: the one UPDATE then names those whose value
-   * changes (most updates change the status alone, or none) besides the unindexed ones. */
+  /* The indexed columns as stored, read first (or kept from the run's read in this
+   * transaction): the one UPDATE then names those whose value changes (most updates change
+   * the status alone, or none) besides the unindexed ones. */
   const char *status = hg_store_run_status_name(r->status);
+  bool seen = s->seen.valid && r->id && !strcmp(s->seen.id, r->id);
+  s->seen.valid = false;
   sqlite3_stmt *st = q(s, Q_RUN_STATUS);
-  bind_text(st, 1, r->id);
-  int rc = sqlite3_step(st);
-  if (rc != SQLITE_ROW) {
-    sqlite3_reset(st);
-    if (rc == SQLITE_DONE) return hg_err_set(err, HG_ENOENT, "store: run %s not found", r->id);
-    return db_fail(s, err, what);
+  const char *was_status, *was_agent, *was_task;
+  const void *was_token;
+  int was_token_len;
+  if (seen) {
+    was_status = hg_store_run_status_name(s->seen.status);
+    was_agent = s->seen.has_agent ? s->seen.agent : NULL;
+    was_token = s->seen.has_token ? s->seen.token : NULL;
+    was_token_len = s->seen.has_token ? HG_STORE_HASH_LEN : 0;
+    was_task = s->seen.task;
+  } else {
+    bind_text(st, 1, r->id);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+      sqlite3_reset(st);
+      if (rc == SQLITE_DONE) return hg_err_set(err, HG_ENOENT, "store: run %s not found", r->id);
+      return db_fail(s, err, what);
+    }
+    was_status = (const char *)sqlite3_column_text(st, 0);
+    was_agent = (const char *)sqlite3_column_text(st, 1);
+    was_token = sqlite3_column_blob(st, 2);
+    was_token_len = sqlite3_column_bytes(st, 2);
+    was_task = (const char *)sqlite3_column_text(st, 3);
   }
-  const char *was_status = (const char *)sqlite3_column_text(st, 0);
-  const char *was_agent = (const char *)sqlite3_column_text(st, 1);
-  const void *was_token = sqlite3_column_blob(st, 2);
-  int was_token_len = sqlite3_column_bytes(st, 2);
-  const char *was_task = (const char *)sqlite3_column_text(st, 3);
   int before = was_status ? hg_store_run_status_parse(was_status) : -1;
   bool change[4] = {
       !same_text(was_status, status),

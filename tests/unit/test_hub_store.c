@@ -296,6 +296,68 @@ static void run_update_writes_every_field(void) {
   hg_store_close(s);
 }
 
+/* A run read in the open transaction is updated without reading its indexed columns again.
+ * What that read saw must not outlive an update of the run (a second update in the same
+ * transaction) nor the transaction (a rollback undoes what a read after an update saw): the
+ * status, agent and their indexes follow every update all the same. */
+static void update_after_read_in_transaction(void) {
+  hg_store *s = open_new("seen.db");
+  if (!s) return;
+  hg_err err = {0};
+  hg_store_run a = new_run("run_s", 1);
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  CHECK_EQ_INT(hg_store_run_insert(s, &a, &err), 0);
+  CHECK_EQ_INT(hg_store_commit(s, &err), 0);
+  hg_store_run_query queued = {.set = HG_RUNS_QUEUED};
+  hg_store_run_query assigned = {.set = HG_RUNS_ALL, .status = HG_RUN_ASSIGNED};
+  hg_store_run_query held = {.set = HG_RUNS_HELD, .agent_id = "agent_s"};
+  int64_t counts[HG_RUN_STATUS_COUNT];
+  hg_store_run r, r2;
+
+  /* Read, then updated twice: the second update undoes the first. */
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  CHECK_EQ_INT(hg_store_run_get(s, "run_s", &r, &err), 0);
+  r.status = HG_RUN_ASSIGNED;
+  r.agent_id = strdup("agent_s");
+  CHECK_EQ_INT(hg_store_run_update(s, &r, &err), 0);
+  r.status = HG_RUN_QUEUED;
+  free(r.agent_id);
+  r.agent_id = NULL;
+  CHECK_EQ_INT(hg_store_run_update(s, &r, &err), 0);
+  CHECK_EQ_INT(hg_store_commit(s, &err), 0);
+  hg_store_run_clear(&r);
+  CHECK_EQ_INT(count_set(s, &queued), 1);
+  CHECK_EQ_INT(count_set(s, &assigned), 0);
+  CHECK_EQ_INT(count_set(s, &held), 0);
+  CHECK_EQ_INT(hg_store_run_get(s, "run_s", &r, &err), 0);
+  CHECK_EQ_INT(r.status, HG_RUN_QUEUED);
+  CHECK(r.agent_id == NULL);
+  hg_store_run_clear(&r);
+
+  /* Updated, read again, rolled back; then the same change in a new transaction. */
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  CHECK_EQ_INT(hg_store_run_get(s, "run_s", &r, &err), 0);
+  r.status = HG_RUN_ASSIGNED;
+  r.agent_id = strdup("agent_s");
+  CHECK_EQ_INT(hg_store_run_update(s, &r, &err), 0);
+  CHECK_EQ_INT(hg_store_run_get(s, "run_s", &r2, &err), 0);
+  CHECK_EQ_INT(r2.status, HG_RUN_ASSIGNED);
+  hg_store_rollback(s);
+  CHECK_EQ_INT(count_set(s, &queued), 1);
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  CHECK_EQ_INT(hg_store_run_update(s, &r2, &err), 0);
+  CHECK_EQ_INT(hg_store_commit(s, &err), 0);
+  hg_store_run_clear(&r);
+  hg_store_run_clear(&r2);
+  CHECK_EQ_INT(count_set(s, &queued), 0);
+  CHECK_EQ_INT(count_set(s, &assigned), 1);
+  CHECK_EQ_INT(count_set(s, &held), 1);
+  CHECK_EQ_INT(hg_store_run_count_by_status(s, counts, &err), 0);
+  CHECK_EQ_INT(counts[HG_RUN_QUEUED], 0);
+  CHECK_EQ_INT(counts[HG_RUN_ASSIGNED], 1);
+  hg_store_close(s);
+}
+
 static void runs_sets_and_update(void) {
   hg_store *s = open_new("runs.db");
   if (!s) return;
@@ -875,7 +937,7 @@ static void setup(void) { make_dir(); }
 TEST_MAIN(T(setup), T(creates_schema_and_reopens), T(missing_store_is_enoent_unless_create),
           T(refuses_newer_schema), T(one_process_at_a_time), T(keys_roundtrip_revoke_touch),
           T(rollback_discards), T(tasks_latest_revision), T(runs_sets_and_update),
-          T(run_update_writes_every_field),
+          T(run_update_writes_every_field), T(update_after_read_in_transaction),
           T(events_in_chunks), T(events_large_chunk), T(events_compact), T(upgrades_events_of_schema_1),
           T(config_vars), T(agents_and_sessions), T(auth_lookups_follow_writes),
           T(cancels_pending_per_agent), T(run_counts_follow_changes), T(cleanup))

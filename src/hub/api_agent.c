@@ -460,6 +460,33 @@ void api_work_answer_new(api_ctx *c, hg_hub_waiter *w, const char *run_id, const
 
 /* ---- accept ---- */
 
+void api_run_token_prepare(api_ctx *c, const char *run_id) {
+  hg_hub_token_memo *m = &c->hub->token_memo;
+  hg_crypto_wipe(m, sizeof *m);
+  if (strlen(run_id) >= sizeof m->run_id ||
+      hg_vault_run_token(&c->hub->vault, run_id, 1, m->token, m->hash, NULL)) {
+    hg_crypto_wipe(m, sizeof *m);
+    return;
+  }
+  snprintf(m->run_id, sizeof m->run_id, "%s", run_id);
+  m->attempt = 1;
+}
+
+/* The run token of a run's attempt: from the memo when it holds it (taken and wiped), else
+ * made now. */
+static int run_token(api_ctx *c, const char *run_id, int64_t attempt,
+                     char token[HG_APIKEY_TOKEN_LEN + 1], uint8_t hash[HG_APIKEY_HASH_LEN],
+                     hg_err *err) {
+  hg_hub_token_memo *m = &c->hub->token_memo;
+  if (m->run_id[0] && m->attempt == attempt && !strcmp(m->run_id, run_id)) {
+    memcpy(token, m->token, sizeof m->token);
+    memcpy(hash, m->hash, sizeof m->hash);
+    hg_crypto_wipe(m, sizeof *m);
+    return 0;
+  }
+  return hg_vault_run_token(&c->hub->vault, run_id, attempt, token, hash, err);
+}
+
 /* Overwrites the bytes of every string in a tree that held secrets, then frees it. */
 static void wipe_json(cJSON *item) {
   for (cJSON *c = item ? item->child : NULL; c; c = c->next) {
@@ -670,7 +697,7 @@ void api_run_accept(api_ctx *c) {
     r.deadline_ms = c->now + (r.timeout_s + HG_HUB_DEADLINE_GRACE_S) * 1000;
   }
   renew_lease(c, &r);
-  if (hg_vault_run_token(&hub->vault, r.id, r.attempt, token, r.token_hash, &err)) {
+  if (run_token(c, r.id, r.attempt, token, r.token_hash, &err)) {
     fail_store(c, "making a run token", &err);
     goto out;
   }

@@ -83,6 +83,10 @@ hg_hub_waiter *api_work_taker(api_ctx *c, const char *constraints);
 int api_work_assign_new(api_ctx *c, hg_hub_waiter *w, hg_store_run *r, char *lease, size_t size,
                         hg_err *err);
 void api_work_answer_new(api_ctx *c, hg_hub_waiter *w, const char *run_id, const char *lease);
+/* Makes the run token of run_id's first attempt into the hub's token memo, for its accept;
+ * called once the run's offer is written and committed (a failure only leaves it to the
+ * accept to make). */
+void api_run_token_prepare(api_ctx *c, const char *run_id);
 
 /* Endpoints (api_user.c) */
 void api_healthz(api_ctx *c);

@@ -381,10 +381,12 @@ void api_run_create(api_ctx *c) {
   if (!api_commit(c)) goto out;
   hub->metrics.runs_created++;
   hg_log(HG_LOG_INFO, "run created", "run", id, "task", t.slug, NULL);
-  if (offered_to[0])
+  if (offered_to[0]) {
     hg_log(HG_LOG_INFO, "run assigned", "run", id, "agent", offered_to, NULL);
-  else
+    api_run_token_prepare(c, id);
+  } else {
     hg_hub_wake_queue(hub, id);
+  }
   offered_to[0] = '\0';
   cJSON *doc = cJSON_CreateObject();
   cJSON_AddStringToObject(doc, "run_id", id);

@@ -578,5 +578,6 @@ void hg_hub_close(hg_hub *hub) {
   hg_store_close(hub->store);
   hg_vault_wipe(&hub->vault);
   hg_hub_task_memo_clear(&hub->task_memo);
+  hg_crypto_wipe(&hub->token_memo, sizeof hub->token_memo);
   free(hub);
 }

@@ -81,6 +81,17 @@ typedef struct hg_hub_task_memo {
   char *json; /* NULL until an accept prints it */
 } hg_hub_task_memo;
 
+/* The run token of the run last offered to a parked poll as it was created, made once the
+ * offer is written, while the agent reads it, for the accept that follows (a run's token for
+ * an attempt never changes: an HMAC of both under the vault's key). Wiped when taken or
+ * replaced. */
+typedef struct hg_hub_token_memo {
+  char run_id[HG_HUB_ID_MAX + 1]; /* "" when empty */
+  int64_t attempt;
+  char token[HG_APIKEY_TOKEN_LEN + 1];
+  uint8_t hash[HG_APIKEY_HASH_LEN];
+} hg_hub_token_memo;
+
 typedef struct hg_hub {
   hg_hub_config cfg;
   hg_store *store;
@@ -98,6 +109,7 @@ typedef struct hg_hub {
   bool flushing;
   hg_metrics metrics;
   hg_hub_task_memo task_memo;
+  hg_hub_token_memo token_memo;
 } hg_hub;
 
 /* Opens the store (it must exist: `hangar hub init` creates it), checks the master key against

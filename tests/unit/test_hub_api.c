@@ -1286,6 +1286,70 @@ static void new_run_offered_before_commit(void) {
   free(akey);
 }
 
+/* Accepts a run with its lease; returns the answer's run token (heap), or NULL. */
+static char *accept_token(agent *a, const char *run, const char *lease) {
+  char url[200], body[200];
+  snprintf(url, sizeof url, "/v1/runs/%s/accept", run);
+  snprintf(body, sizeof body, "{\"lease_id\":\"%s\"}", lease);
+  reply r = call("POST", url, a->token, body);
+  EXPECT(r, 200, NULL);
+  const char *t = str(cJSON_GetObjectItemCaseSensitive(r.json, "run"), "run_token");
+  char *out = t ? strdup(t) : NULL;
+  reply_free(&r);
+  return out;
+}
+
+/* The run token of a run offered to a parked poll is made ahead, for its accept; every accept
+ * still answers its own run's token (the run id and attempt under the vault's key), whatever
+ * runs were offered or accepted in between, and a repeated accept the same again. */
+static void run_tokens_made_ahead(void) {
+  char *akey = make_key("agent", NULL);
+  agent a;
+  CHECK_EQ_INT(register_agent(&a, akey, "{\"env\":\"prod\"}", 2, NULL), 201);
+  char url[200], run1[80] = "", lease1[80] = "", run2[80] = "", lease2[80] = "";
+  pending p;
+  snprintf(url, sizeof url, "/v1/agents/%s/work?wait=30&free=2", a.id);
+  reply r = callp(&p, "GET", url, a.token, NULL);
+  CHECK_EQ_INT(r.status, -1);
+  r = call("POST", "/v1/runs", admin, "{\"task\":\"job\"}");
+  EXPECT(r, 201, NULL);
+  reply_free(&r);
+  CHECK(p.answered);
+  const cJSON *as = cJSON_GetObjectItemCaseSensitive(p.r.json, "assign");
+  snprintf(run1, sizeof run1, "%s", as && as->child ? str(as->child, "run_id") : "");
+  snprintf(lease1, sizeof lease1, "%s", as && as->child ? str(as->child, "lease_id") : "");
+  reply_free(&p.r);
+  char *queued = create_run("job", NULL); /* no poll waiting: queued, then polled */
+  CHECK_EQ_INT(poll_work(&a, run2, lease2, sizeof run2), 1);
+  CHECK_EQ_STR(run2, queued);
+
+  char want1[HG_APIKEY_TOKEN_LEN + 1], want2[HG_APIKEY_TOKEN_LEN + 1];
+  uint8_t hash[HG_APIKEY_HASH_LEN];
+  CHECK_EQ_INT(hg_vault_run_token(&hub->vault, run1, 1, want1, hash, NULL), 0);
+  CHECK_EQ_INT(hg_vault_run_token(&hub->vault, run2, 1, want2, hash, NULL), 0);
+  char *got2 = accept_token(&a, run2, lease2); /* the one made ahead is run1's */
+  CHECK_EQ_STR(got2 ? got2 : "", want2);
+  char *got1 = accept_token(&a, run1, lease1);
+  CHECK_EQ_STR(got1 ? got1 : "", want1);
+  CHECK_EQ_INT(hub->token_memo.run_id[0], '\0'); /* taken and wiped */
+  char *again = accept_token(&a, run1, lease1);
+  CHECK_EQ_STR(again ? again : "", want1);
+  /* Both tokens are the runs' own credentials. */
+  snprintf(url, sizeof url, "/v1/runs/%s", run1);
+  r = call("GET", url, got1 ? got1 : "", NULL);
+  EXPECT(r, 200, NULL);
+  reply_free(&r);
+  free(got1);
+  free(got2);
+  free(again);
+  hg_crypto_wipe(want1, sizeof want1);
+  hg_crypto_wipe(want2, sizeof want2);
+  cancel_accepted(&a, run1);
+  cancel_accepted(&a, run2);
+  free(queued);
+  free(akey);
+}
+
 /* A reader waiting on a run's events is evaluated again only when something it waits for
  * happens: an accept and a start bring neither events nor the run's end, so they leave no
  * wake-up for it; the run's first events answer it. */
@@ -1718,6 +1782,6 @@ static void teardown(void) {
 TEST_MAIN(T(setup), T(accepts_follow_task_revisions), T(auth_comes_first), T(keys_roles), T(task_validation_and_revisions),
           T(run_params), T(full_run_lifecycle), T(output_errors_recorded), T(event_batches),
           T(leases_lapse),
-          T(long_polls_wake), T(parked_poll_takes_new_run_at_once), T(new_run_offered_before_commit), T(readers_not_woken_by_accept_or_start), T(secrets_are_sealed), T(run_tokens), T(deadline_backstop),
+          T(long_polls_wake), T(parked_poll_takes_new_run_at_once), T(new_run_offered_before_commit), T(run_tokens_made_ahead), T(readers_not_woken_by_accept_or_start), T(secrets_are_sealed), T(run_tokens), T(deadline_backstop),
           T(wake_ups_reach_the_right_agents), T(long_queue_taken_in_order), T(metrics_text),
           T(teardown))

@@ -3,6 +3,7 @@
 
 #include <lauxlib.h>
 #include <lua.h>
+#include <pthread.h>
 #include <uv.h>
 
 #include "lua/runtime.h"
@@ -19,9 +20,15 @@ struct hg_lua {
   size_t mem_used;
   size_t mem_limit;
 
-  /* CPU budget: the hook raises once the monotonic clock passes deadline_ns. */
+  /* CPU budget: the hook raises once the thread's CPU clock passes deadline_ns. */
   int64_t cpu_budget_ns;
-  int64_t deadline_ns; /* 0: nothing is being timed */
+  int64_t deadline_ns;   /* 0: nothing is being timed */
+  int64_t begun_wall_ns;    /* not 0: deadline_ns is not known yet; the entry began then */
+  int64_t begun_cpu_ref_ns; /* a reading of the CPU clock from before the entry began */
+  int64_t cpu_ref_ns;       /* the latest reading of the CPU clock ... */
+  int64_t cpu_ref_wall_ns;  /* ... taken at this monotonic time, by this thread */
+  pthread_t cpu_ref_thread;
+  int cpu_ref_set;
   int cpu_exceeded;
 
   /* Loop callbacks currently calling into Lua, and whether a blocking wait spins the loop. */
@@ -53,6 +60,8 @@ void hg_lua_pump_close(hg_lua *rt);
 /* CPU budget bracket around any entry into Lua from C. */
 typedef struct {
   int64_t deadline_ns;
+  int64_t begun_wall_ns;
+  int64_t begun_cpu_ref_ns;
   int cpu_exceeded;
 } hg_lua_budget;
 void hg_lua_budget_begin(hg_lua *rt, lua_State *L, hg_lua_budget *saved);

@@ -2,6 +2,8 @@
  * sandbox, require roots, loading and protected calls. Tasks and waits live in task.c. */
 #include <lauxlib.h>
 #include <lualib.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,9 @@ static const char key_default_path = 'p';
 /* Instructions between two looks at the clock: frequent enough to stop a loop within
  * microseconds of its deadline, rare enough to cost nothing measurable. */
 #define HOOK_COUNT 10000
+/* The most CPU time the budget may charge an entry into Lua beyond what it ran (see
+ * hg_lua_budget_begin). */
+#define CPU_REF_MAX_AGE_NS 10000000
 
 /* ---- allocator ---- */
 
@@ -65,6 +70,12 @@ static int64_t cpu_now_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+static int64_t wall_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static void cpu_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
   hg_lua *rt = hg_lua_from(L);
@@ -73,7 +84,21 @@ static void cpu_hook(lua_State *L, lua_Debug *ar) {
     lua_sethook(L, cpu_hook, LUA_MASKCOUNT, HOOK_COUNT);
     return;
   }
-  if (cpu_now_ns() < rt->deadline_ns) return;
+  int64_t now = cpu_now_ns();
+  if (rt->begun_wall_ns) {
+    /* The first look of this entry, whose CPU clock was not read when it began. What it ran
+     * since is at most the wall time since (one thread) and at most the CPU time since the
+     * reference reading, taken before it began: the lesser is charged. */
+    int64_t wall = wall_now_ns();
+    int64_t ran = wall - rt->begun_wall_ns;
+    if (now - rt->begun_cpu_ref_ns < ran) ran = now - rt->begun_cpu_ref_ns;
+    int64_t deadline = now + rt->cpu_budget_ns - ran;
+    rt->deadline_ns = deadline > 0 ? deadline : 1;
+    rt->begun_wall_ns = 0;
+    rt->cpu_ref_ns = now;
+    rt->cpu_ref_wall_ns = wall;
+  }
+  if (now < rt->deadline_ns) return;
   rt->cpu_exceeded = 1;
   /* Fire again on the very next instruction, so a pcall that caught this error cannot carry
    * on: the only way out is to return to the runtime. */
@@ -83,15 +108,37 @@ static void cpu_hook(lua_State *L, lua_Debug *ar) {
 
 void hg_lua_budget_begin(hg_lua *rt, lua_State *L, hg_lua_budget *saved) {
   saved->deadline_ns = rt->deadline_ns;
+  saved->begun_wall_ns = rt->begun_wall_ns;
+  saved->begun_cpu_ref_ns = rt->begun_cpu_ref_ns;
   saved->cpu_exceeded = rt->cpu_exceeded;
   rt->cpu_exceeded = 0;
   if (!rt->cpu_budget_ns) return;
-  rt->deadline_ns = cpu_now_ns() + rt->cpu_budget_ns;
+  /* The thread's CPU clock is a system call (the monotonic one is not; the agent entered Lua
+   * ~20 times per run): it is read at the first look, which most entries never reach. Until
+   * then the deadline is not known. The reference reading, at most CPU_REF_MAX_AGE_NS of
+   * wall time before the entry, bounds what the first look can charge beyond what the
+   * entry ran (by the CPU between the two, at most that age), however long the thread was
+   * descheduled or blocked in a call; nothing an entry ran goes uncharged. */
+  int64_t wall = wall_now_ns();
+  pthread_t self = pthread_self();
+  if (wall - rt->cpu_ref_wall_ns > CPU_REF_MAX_AGE_NS || !rt->cpu_ref_set ||
+      !pthread_equal(rt->cpu_ref_thread, self)) {
+    /* Another thread's clock says nothing about this one's. */
+    rt->cpu_ref_ns = cpu_now_ns();
+    rt->cpu_ref_wall_ns = wall;
+    rt->cpu_ref_thread = self;
+    rt->cpu_ref_set = 1;
+  }
+  rt->deadline_ns = INT64_MAX;
+  rt->begun_wall_ns = wall;
+  rt->begun_cpu_ref_ns = rt->cpu_ref_ns;
   lua_sethook(L, cpu_hook, LUA_MASKCOUNT, HOOK_COUNT);
 }
 
 void hg_lua_budget_end(hg_lua *rt, hg_lua_budget *saved) {
   rt->deadline_ns = saved->deadline_ns;
+  rt->begun_wall_ns = saved->begun_wall_ns;
+  rt->begun_cpu_ref_ns = saved->begun_cpu_ref_ns;
   rt->cpu_exceeded = saved->cpu_exceeded;
 }
 

@@ -203,6 +203,33 @@ static void cpu_budget_stops_runaway_code(void) {
   close_rt(rt);
 }
 
+static void cpu_budget_counts_time_in_library_calls(void) {
+  hg_lua *rt = open_rt(HG_LUA_SANDBOXED, 0, 100, 0);
+  char out[2048];
+  /* About three times the budget spent in C (~0.3 s here), in a few thousand instructions,
+   * then a short loop: the budget has no look at the clock until that loop, and must still
+   * count what went before. */
+  CHECK_EQ_INT(eval(rt, "local n = 0 "
+                        "for i = 1, 600 do n = n + #string.rep('ab', 100000) end "
+                        "for i = 1, 30000 do end return 'survived'",
+                    out, sizeof out),
+               HG_ETIMEDOUT);
+  CHECK(contains(out, "CPU budget of 100 ms exceeded"));
+  close_rt(rt);
+}
+
+static void cpu_budget_does_not_count_time_blocked_in_a_call(void) {
+  hg_lua *rt = open_rt(HG_LUA_FULL, 0, 100, 0);
+  char out[2048];
+  /* Three times the budget asleep in a call before the first look at the clock: waiting is
+   * not running, however the look is taken. */
+  CHECK_EQ_INT(eval(rt, "os.execute('sleep 0.3') for i = 1, 30000 do end return 'ran'", out,
+                    sizeof out),
+               0);
+  CHECK_EQ_STR(out, "ran");
+  close_rt(rt);
+}
+
 static int task_done_calls;
 static int task_done_ok;
 static char task_done_text[2048];
@@ -478,6 +505,8 @@ static void host_sinks_can_be_invalidated(void) {
 TEST_MAIN(T(sandbox_has_no_dangerous_functions), T(sandbox_refuses_binary_chunks),
           T(sandbox_strict_globals), T(sandbox_require_is_limited_to_roots),
           T(full_mode_has_everything), T(cpu_budget_stops_runaway_code),
+          T(cpu_budget_counts_time_in_library_calls),
+          T(cpu_budget_does_not_count_time_blocked_in_a_call),
           T(cpu_budget_applies_per_resume), T(memory_cap_stops_runaway_allocation),
           T(errors_carry_file_line_and_traceback), T(tasks_run_concurrently),
           T(task_results_reach_the_host), T(errors_in_callbacks_never_crash),

@@ -464,12 +464,22 @@ void api_run_events(api_ctx *c) {
       !api_query_int(c, "limit", 1000, 1, 10000, false, &limit))
     return;
   hg_store_run r;
-  if (!readable_run(c, &r)) return;
   hg_store_chunk *chunks = NULL;
   size_t n = 0;
   hg_err err = {0};
-  if (hg_store_event_read(c->hub->store, r.seqno, after, (size_t)limit, EVENTS_READ_BYTES,
-                          &chunks, &n, &err)) {
+  /* The run and its events in one read transaction: one round of the store's locks instead
+   * of one per read (a reader is evaluated at its arrival and at every wake-up). */
+  if (hg_store_begin_read(c->hub->store, &err)) {
+    api_internal(c, "store: begin failed", &err);
+    return;
+  }
+  bool found = readable_run(c, &r);
+  int rc = found ? hg_store_event_read(c->hub->store, r.seqno, after, (size_t)limit,
+                                       EVENTS_READ_BYTES, &chunks, &n, &err)
+                 : 0;
+  hg_store_commit(c->hub->store, NULL);
+  if (!found) return;
+  if (rc) {
     api_internal(c, "store: reading events", &err);
     hg_store_run_clear(&r);
     return;

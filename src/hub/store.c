@@ -18,6 +18,7 @@ void hg_store_close(hg_store *s) {
 
 int hg_store_schema_version(hg_store *s) { return s->ops->schema_version(s); }
 int hg_store_begin(hg_store *s, hg_err *err) { return s->ops->begin(s, err); }
+int hg_store_begin_read(hg_store *s, hg_err *err) { return s->ops->begin_read(s, err); }
 int hg_store_commit(hg_store *s, hg_err *err) { return s->ops->commit(s, err); }
 void hg_store_rollback(hg_store *s) { s->ops->rollback(s); }
 

@@ -144,6 +144,10 @@ int hg_store_schema_version(hg_store *s);
 int hg_store_begin(hg_store *s, hg_err *err);
 int hg_store_commit(hg_store *s, hg_err *err);
 void hg_store_rollback(hg_store *s);
+/* A transaction that only reads: the reads in it see one state of the store and take its
+ * locks once, instead of once per read. Ended with hg_store_commit; nothing may be written
+ * in it. */
+int hg_store_begin_read(hg_store *s, hg_err *err);
 
 /* ---- small named values the hub keeps for itself (master key check, ...) ---- */
 int hg_store_meta_get(hg_store *s, const char *name, hg_buf *value, hg_err *err); /* HG_ENOENT */

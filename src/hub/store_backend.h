@@ -9,6 +9,7 @@ typedef struct hg_store_ops {
   void (*close)(hg_store *s);
   int (*schema_version)(hg_store *s);
   int (*begin)(hg_store *s, hg_err *err);
+  int (*begin_read)(hg_store *s, hg_err *err);
   int (*commit)(hg_store *s, hg_err *err);
   void (*rollback)(hg_store *s);
   int (*meta_get)(hg_store *s, const char *name, hg_buf *value, hg_err *err);

@@ -77,6 +77,7 @@ static const char *const migrations[] = {
 
 enum {
   Q_BEGIN,
+  Q_BEGIN_READ,
   Q_COMMIT,
   Q_ROLLBACK,
   Q_META_GET,
@@ -124,6 +125,7 @@ enum {
 
 static const char *const sql[Q_COUNT] = {
     [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_BEGIN_READ] = "BEGIN",
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
     [Q_META_GET] = "SELECT value FROM meta WHERE name = ?1",
@@ -667,6 +669,16 @@ static int sq_begin(hg_store *base, hg_err *err) {
   s->seen.valid = false;
   if (s->in_tx) return hg_err_set(err, HG_EINVAL, "store: a transaction is already open");
   if (exec_step(s, q(s, Q_BEGIN), err, "begin")) return HG_EIO;
+  s->in_tx = true;
+  return 0;
+}
+
+/* Deferred: its first read takes the read lock, and it never asks for the write lock. */
+static int sq_begin_read(hg_store *base, hg_err *err) {
+  sqlite_store *s = S(base);
+  s->seen.valid = false;
+  if (s->in_tx) return hg_err_set(err, HG_EINVAL, "store: a transaction is already open");
+  if (exec_step(s, q(s, Q_BEGIN_READ), err, "begin")) return HG_EIO;
   s->in_tx = true;
   return 0;
 }
@@ -1721,6 +1733,7 @@ static const hg_store_ops sqlite_ops = {
     .close = sq_close,
     .schema_version = sq_schema_version,
     .begin = sq_begin,
+    .begin_read = sq_begin_read,
     .commit = sq_commit,
     .rollback = sq_rollback,
     .meta_get = sq_meta_get,

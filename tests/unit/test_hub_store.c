@@ -358,6 +358,37 @@ static void update_after_read_in_transaction(void) {
   hg_store_close(s);
 }
 
+/* A read transaction sees what was committed before it, does not nest, and ends with commit. */
+static void read_transactions(void) {
+  hg_store *s = open_new("read.db");
+  if (!s) return;
+  hg_err err = {0};
+  hg_store_run a = new_run("run_r", 1);
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  CHECK_EQ_INT(hg_store_run_insert(s, &a, &err), 0);
+  CHECK_EQ_INT(hg_store_commit(s, &err), 0);
+  hg_store_run r;
+  CHECK_EQ_INT(hg_store_begin_read(s, &err), 0);
+  CHECK_EQ_INT(hg_store_begin(s, &err), HG_EINVAL);
+  CHECK_EQ_INT(hg_store_begin_read(s, &err), HG_EINVAL);
+  CHECK_EQ_INT(hg_store_run_get(s, "run_r", &r, &err), 0);
+  CHECK_EQ_INT(r.status, HG_RUN_QUEUED);
+  hg_store_run_clear(&r);
+  CHECK_EQ_INT(hg_store_run_get(s, "run_none", &r, &err), HG_ENOENT);
+  CHECK_EQ_INT(hg_store_commit(s, &err), 0);
+  /* Ended: a write transaction opens again. */
+  CHECK_EQ_INT(hg_store_begin(s, &err), 0);
+  CHECK_EQ_INT(hg_store_run_get(s, "run_r", &r, &err), 0);
+  r.status = HG_RUN_CANCELLED;
+  CHECK_EQ_INT(hg_store_run_update(s, &r, &err), 0);
+  CHECK_EQ_INT(hg_store_commit(s, &err), 0);
+  hg_store_run_clear(&r);
+  CHECK_EQ_INT(hg_store_run_get(s, "run_r", &r, &err), 0);
+  CHECK_EQ_INT(r.status, HG_RUN_CANCELLED);
+  hg_store_run_clear(&r);
+  hg_store_close(s);
+}
+
 static void runs_sets_and_update(void) {
   hg_store *s = open_new("runs.db");
   if (!s) return;
@@ -937,7 +968,7 @@ static void setup(void) { make_dir(); }
 TEST_MAIN(T(setup), T(creates_schema_and_reopens), T(missing_store_is_enoent_unless_create),
           T(refuses_newer_schema), T(one_process_at_a_time), T(keys_roundtrip_revoke_touch),
           T(rollback_discards), T(tasks_latest_revision), T(runs_sets_and_update),
-          T(run_update_writes_every_field), T(update_after_read_in_transaction),
+          T(run_update_writes_every_field), T(update_after_read_in_transaction), T(read_transactions),
           T(events_in_chunks), T(events_large_chunk), T(events_compact), T(upgrades_events_of_schema_1),
           T(config_vars), T(agents_and_sessions), T(auth_lookups_follow_writes),
           T(cancels_pending_per_agent), T(run_counts_follow_changes), T(cleanup))

@@ -10,6 +10,8 @@
 #include "core/buf.h"
 #include "hub/hub.h"
 
+typedef struct hg_api_res hg_api_res;
+
 typedef struct hg_api_req {
   const char *method;        /* NUL-terminated */
   const char *path;          /* without the query */
@@ -19,9 +21,13 @@ typedef struct hg_api_req {
   size_t body_len;
   bool resumed;              /* evaluated again after a wake-up */
   bool final;                /* its wait is over: answer now, whatever there is */
+  /* Set by a server that can write this request's answer before the handler returns (NULL:
+   * it cannot). A handler that uses it sets res->sent; the caller then writes nothing. */
+  void (*answer)(struct hg_api_req *req, hg_api_res *res);
+  void *answer_data;
 } hg_api_req;
 
-typedef struct hg_api_res {
+struct hg_api_res {
   int status;
   cJSON *json;               /* the body, or NULL for text (or none, 204) */
   hg_buf text;
@@ -33,7 +39,8 @@ typedef struct hg_api_res {
   hg_hub_wait_kind park_kind;
   char park_key[HG_HUB_ID_MAX + 1];
   int64_t park_deadline_ms;
-} hg_api_res;
+  bool sent;                 /* already written through req->answer */
+};
 
 /* Handles one request. Unless res->park is set, res holds the answer; the caller then calls
  * hg_hub_flush to run the wake-ups the request caused. */

@@ -387,11 +387,29 @@ void api_agent_work(api_ctx *c) {
     cJSON_AddStringToObject(a, "lease_id", lease);
     cJSON_AddItemToArray(assign, a);
   }
-  if (!api_commit(c)) goto out;
-  for (const cJSON *a = assign->child; a; a = a->next)
-    hg_log(HG_LOG_INFO, "run assigned", "run",
+  /* Runs handed out and no cancels: the answer goes out before the commit, as a new run's
+   * offer to a parked poll does. No request is read before the commit ends; if it fails, the
+   * runs stay queued under their old lease, so the agent's accepts are refused (lease_lost)
+   * and the runs go to a later poll. Only on the request's own arrival (an evaluation after a
+   * wake-up is answered by the wake-up pass). */
+  hg_api_res early = {.status = 200, .route = c->res->route};
+  if (assign->child && !cancel->child && c->req->answer && !c->req->resumed) {
+    early.json = work_answer(assign, cancel);
+    assign = cancel = NULL;
+    c->req->answer(c->req, &early);
+    c->res->status = 200;
+    c->res->sent = true;
+  }
+  bool committed = api_commit(c);
+  const cJSON *given = early.json ? cJSON_GetObjectItemCaseSensitive(early.json, "assign")
+                                  : assign;
+  for (const cJSON *a = given && (committed || early.json) ? given->child : NULL; a; a = a->next)
+    hg_log(committed ? HG_LOG_INFO : HG_LOG_WARN,
+           committed ? "run assigned" : "run handed out but not assigned", "run",
            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a, "run_id")), "agent",
            c->agent.id, NULL);
+  hg_api_res_clear(&early);
+  if (!committed || c->res->sent) goto out;
   if (!assign->child && !cancel->child && wait > 0 && !c->req->final) {
     c->res->park = true;
     c->res->park_kind = HG_HUB_WAIT_WORK;

@@ -89,6 +89,8 @@ static void respond(inflight *f, hg_api_res *res) {
 
 static void deliver(hg_hub_waiter *w, hg_api_res *res) { respond(w->data, res); }
 
+static void answer_early(hg_api_req *req, hg_api_res *res) { respond(req->answer_data, res); }
+
 static void on_inflight_dispose(void *p) {
   inflight *f = p;
   /* The request is going away: a parked poll must not be answered any more. */
@@ -120,11 +122,16 @@ static int on_req(void *data, h2o_req_t *req) {
                                     req->headers.entries[h].value.len);
   f->api.body = req->entity.base;
   f->api.body_len = req->entity.base ? req->entity.len : 0;
+  f->api.answer = answer_early;
+  f->api.answer_data = f;
 
   hg_api_res res;
   memset(&res, 0, sizeof res);
   hg_api_handle(s->hub, &f->api, &res);
-  if (res.park) {
+  if (res.sent) {
+    /* Answered inside the handler (a work poll's assignment, before its commit). */
+    hg_hub_flush(s->hub);
+  } else if (res.park) {
     f->waiter.kind = res.park_kind;
     snprintf(f->waiter.key, sizeof f->waiter.key, "%s", res.park_key);
     f->waiter.deadline_ms = res.park_deadline_ms;

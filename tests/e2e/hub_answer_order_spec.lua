@@ -108,4 +108,27 @@ describe("a request that wakes a parked one", function()
     assert.equal(200, agent:start(id).status)
     assert.equal(200, agent:finish(id, "succeeded", 0, 0).status)
   end)
+
+  it("a poll that takes a queued run is answered before the assignment is committed", function()
+    local created = hub:post("/v1/runs", { task = "order" })
+    assert.equal(201, created.status, created.body)
+    local id = created.json.run_id
+    local from = log_lines() + 1
+    local res = hubtest.await(hub:async("GET", agent:path("/work?wait=0&free=1"), { key = agent.token }))
+    assert.equal(200, res.status, res.body)
+    assert.equal(id, res.json.assign[1].run_id)
+    -- "run assigned" is logged after the commit.
+    local list = answers(from, true)
+    local work = position(list, "GET", "/work$")
+    local assigned
+    for i, rec in ipairs(list) do
+      if rec.msg == "run assigned" and rec.run == id then assigned = i break end
+    end
+    assert.is_number(work, "no answer to the work poll logged")
+    assert.is_number(assigned, "no \"run assigned\" logged")
+    assert.is_true(work < assigned, "the poll was answered after the commit")
+    assert.equal(200, agent:accept(id, res.json.assign[1].lease_id).status)
+    assert.equal(200, agent:start(id).status)
+    assert.equal(200, agent:finish(id, "succeeded", 0, 0).status)
+  end)
 end)

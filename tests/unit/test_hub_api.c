@@ -1350,6 +1350,109 @@ static void run_tokens_made_ahead(void) {
   free(akey);
 }
 
+/* A run's status as a connection of its own finds it ("" if none). */
+static void run_status_elsewhere(const char *run, char *out, size_t n) {
+  char db[300];
+  snprintf(db, sizeof db, "%s/hub.db", dir);
+  sqlite3 *q = NULL;
+  sqlite3_stmt *st = NULL;
+  snprintf(out, n, "%s", "");
+  if (sqlite3_open_v2(db, &q, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+      sqlite3_prepare_v2(q, "SELECT status FROM runs WHERE id = ?", -1, &st, NULL) ==
+          SQLITE_OK) {
+    sqlite3_bind_text(st, 1, run, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) == SQLITE_ROW) snprintf(out, n, "%s", sqlite3_column_text(st, 0));
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(q);
+}
+
+static reply early_reply;       /* what a request's answer callback was given */
+static char early_status[32];   /* its run's status elsewhere at that moment */
+
+static void answer_probe(hg_api_req *req, hg_api_res *res) {
+  (void)req;
+  early_reply = to_reply(res);
+  const cJSON *as = cJSON_GetObjectItemCaseSensitive(early_reply.json, "assign");
+  run_status_elsewhere(as && as->child ? str(as->child, "run_id") : "", early_status,
+                       sizeof early_status);
+  if (fail_commit_at_offer) fail_wal_writes = true;
+}
+
+/* A work poll through a server that can answer early; returns whether it did. */
+static bool poll_answered_early(agent *a) {
+  char path[160], authz[160];
+  snprintf(path, sizeof path, "/v1/agents/%s/work", a->id);
+  snprintf(authz, sizeof authz, "Bearer %s", a->token);
+  hg_api_req req = {.method = "GET", .path = path, .query = "wait=30&free=1",
+                    .authorization = authz, .answer = answer_probe};
+  hg_api_res res;
+  memset(&res, 0, sizeof res);
+  memset(&early_reply, 0, sizeof early_reply);
+  early_status[0] = '\0';
+  hg_api_handle(hub, &req, &res);
+  bool sent = res.sent;
+  CHECK(!res.park);
+  hg_api_res_clear(&res);
+  hg_hub_flush(hub);
+  return sent;
+}
+
+/* A poll that takes queued runs is answered before its transaction commits, when the server
+ * can write the answer early. If that commit fails, the runs stay queued under their old
+ * lease: the agent's accept is refused (lease_lost) and the next poll hands them out again. */
+static void queued_run_handed_out_before_commit(void) {
+  char *akey = make_key("agent", NULL);
+  agent a;
+  CHECK_EQ_INT(register_agent(&a, akey, "{\"env\":\"prod\"}", 2, NULL), 201);
+  char url[200], body[200], lease[80] = "";
+  char *run = create_run("job", NULL);
+  CHECK(poll_answered_early(&a));
+  CHECK_EQ_INT(early_reply.status, 200);
+  const cJSON *as = cJSON_GetObjectItemCaseSensitive(early_reply.json, "assign");
+  CHECK_EQ_STR(as && as->child ? str(as->child, "run_id") : "", run);
+  snprintf(lease, sizeof lease, "%s", as && as->child ? str(as->child, "lease_id") : "");
+  reply_free(&early_reply);
+  CHECK_EQ_STR(early_status, "queued"); /* answered before the assignment was committed */
+  snprintf(url, sizeof url, "/v1/runs/%s", run);
+  reply r = call("GET", url, admin, NULL);
+  CHECK_EQ_STR(str(r.json, "status"), "assigned");
+  reply_free(&r);
+  snprintf(url, sizeof url, "/v1/runs/%s/accept", run);
+  snprintf(body, sizeof body, "{\"lease_id\":\"%s\"}", lease);
+  r = call("POST", url, a.token, body);
+  EXPECT(r, 200, NULL);
+  reply_free(&r);
+  cancel_accepted(&a, run);
+  free(run);
+
+  /* The commit after the answer fails. */
+  run = create_run("job", NULL);
+  fail_commit_at_offer = true;
+  CHECK(poll_answered_early(&a));
+  fail_commit_at_offer = false;
+  fail_wal_writes = false;
+  as = cJSON_GetObjectItemCaseSensitive(early_reply.json, "assign");
+  CHECK_EQ_STR(as && as->child ? str(as->child, "run_id") : "", run);
+  snprintf(lease, sizeof lease, "%s", as && as->child ? str(as->child, "lease_id") : "");
+  reply_free(&early_reply);
+  snprintf(url, sizeof url, "/v1/runs/%s", run);
+  r = call("GET", url, admin, NULL);
+  CHECK_EQ_STR(str(r.json, "status"), "queued");
+  reply_free(&r);
+  snprintf(url, sizeof url, "/v1/runs/%s/accept", run);
+  snprintf(body, sizeof body, "{\"lease_id\":\"%s\"}", lease);
+  r = call("POST", url, a.token, body);
+  EXPECT(r, 409, "lease_lost");
+  reply_free(&r);
+  r = accept_offered(&a, run); /* handed out again, and accepted */
+  EXPECT(r, 200, NULL);
+  reply_free(&r);
+  cancel_accepted(&a, run);
+  free(run);
+  free(akey);
+}
+
 /* A reader waiting on a run's events is evaluated again only when something it waits for
  * happens: an accept and a start bring neither events nor the run's end, so they leave no
  * wake-up for it; the run's first events answer it. */
@@ -1782,6 +1885,6 @@ static void teardown(void) {
 TEST_MAIN(T(setup), T(accepts_follow_task_revisions), T(auth_comes_first), T(keys_roles), T(task_validation_and_revisions),
           T(run_params), T(full_run_lifecycle), T(output_errors_recorded), T(event_batches),
           T(leases_lapse),
-          T(long_polls_wake), T(parked_poll_takes_new_run_at_once), T(new_run_offered_before_commit), T(run_tokens_made_ahead), T(readers_not_woken_by_accept_or_start), T(secrets_are_sealed), T(run_tokens), T(deadline_backstop),
+          T(long_polls_wake), T(parked_poll_takes_new_run_at_once), T(new_run_offered_before_commit), T(run_tokens_made_ahead), T(queued_run_handed_out_before_commit), T(readers_not_woken_by_accept_or_start), T(secrets_are_sealed), T(run_tokens), T(deadline_backstop),
           T(wake_ups_reach_the_right_agents), T(long_queue_taken_in_order), T(metrics_text),
           T(teardown))

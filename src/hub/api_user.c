@@ -371,6 +371,8 @@ void api_run_create(api_ctx *c) {
    * refused; the offer alone starts nothing. */
   if (taker) {
     snprintf(offered_to, sizeof offered_to, "%s", taker->key);
+    /* The row is written after the answer, which may free the taker: its agent id too. */
+    r.agent_id = offered_to;
     api_work_answer_new(c, taker, id, lease);
   }
   if (hg_store_run_insert(hub->store, &r, &err)) {

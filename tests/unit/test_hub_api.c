@@ -1197,6 +1197,9 @@ static void deliver_probe(hg_hub_waiter *w, hg_api_res *res) {
   const cJSON *as = cJSON_GetObjectItemCaseSensitive(p->r.json, "assign");
   offered_rows = as && as->child ? run_rows(str(as->child, "run_id")) : -2;
   if (fail_commit_at_offer) fail_wal_writes = true;
+  /* A server may free an answered request at once: what the hub still needs of the waiter
+   * (the agent the run goes to) must have been taken before. */
+  memset(w->key, 'x', sizeof w->key - 1);
 }
 
 /* Cancels an accepted run and has its agent finish it so. */

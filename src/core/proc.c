@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -384,8 +385,8 @@ typedef struct spawn_report {
 } spawn_report;
 
 typedef struct child_plan {
-  int fds[3]; /* what becomes the child's 0, 1, 2 */
-  int report_fd;
+  int fds[3];    /* what becomes the child's 0, 1, 2 */
+  int report_fd; /* -1: none, the report goes into the plan only */
   /* Written by the child into our memory, which vfork shares: once vfork returns, the child
    * has exec'd (past the point where exec can fail) or written its report and exited, so
    * there is nothing to wait for. Where vfork is a fork in disguise (valgrind), shared stays
@@ -410,9 +411,8 @@ static _Noreturn void child_fail(child_plan *c, int fd, int stage, int code) {
   c->report.stage = stage;
   spawn_report r = {stage, code};
   ssize_t n;
-  do {
-    n = write(fd, &r, sizeof r);
-  } while (n < 0 && errno == EINTR);
+  while (fd >= 0 && (n = write(fd, &r, sizeof r)) < 0 && errno == EINTR) {
+  }
   child_exit();
 }
 
@@ -438,7 +438,7 @@ static _Noreturn void child_run(child_plan *c) {
 
   /* Move every fd we still need out of 0..2 before filling 0..2, so no dup2 clobbers one. */
   int rep = c->report_fd;
-  if (rep < 3) {
+  if (rep >= 0 && rep < 3) {
     rep = fcntl(rep, F_DUPFD_CLOEXEC, 3);
     if (rep < 0) child_exit();
   }
@@ -491,6 +491,12 @@ static _Noreturn void child_run(child_plan *c) {
 }
 
 /* ---- spawning ---- */
+
+/* 1 once a child was seen to write into our memory: vfork shares it, here as it will for the
+ * rest of the process, so the report needs no pipe (its creation and two closes, 2-5 us of
+ * each spawn before the vfork). Until then, and for good where vfork is a fork in disguise
+ * (valgrind), the child also writes its report into a pipe. */
+static atomic_int vfork_shares;
 
 static void free_candidates(char **cands) {
   if (!cands) return;
@@ -666,7 +672,8 @@ int hg_proc_spawn(hg_loop *loop, const hg_proc_opts *o, hg_proc **out, hg_err *e
     child_err = fds[1];
     fcntl(fds[0], F_SETPIPE_SZ, PIPE_BYTES);
   }
-  if (pipe2(report, O_CLOEXEC) < 0) goto fail_pipe;
+  int piped = !atomic_load_explicit(&vfork_shares, memory_order_relaxed);
+  if (piped && pipe2(report, O_CLOEXEC) < 0) goto fail_pipe;
 
   /* uv_timer_init cannot fail. */
   uv_timer_init(&loop->uv, &p->kill_timer);
@@ -722,7 +729,9 @@ int hg_proc_spawn(hg_loop *loop, const hg_proc_opts *o, hg_proc **out, hg_err *e
    * Else EOF means exec succeeded (the pipe is close-on-exec); a report means it did not. */
   spawn_report r = {plan.report.stage, plan.report.code};
   ssize_t n = r.stage ? (ssize_t)sizeof r : 0;
-  if (!plan.shared) {
+  if (plan.shared) {
+    atomic_store_explicit(&vfork_shares, 1, memory_order_relaxed);
+  } else if (piped) {
     do {
       n = read(report[0], &r, sizeof r);
     } while (n < 0 && errno == EINTR);

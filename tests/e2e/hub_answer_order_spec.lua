@@ -114,7 +114,8 @@ describe("a request that wakes a parked one", function()
     assert.equal(201, created.status, created.body)
     local id = created.json.run_id
     local from = log_lines() + 1
-    local res = hubtest.await(hub:async("GET", agent:path("/work?wait=0&free=1"), { key = agent.token }))
+    local res =
+      hubtest.await(hub:async("GET", agent:path("/work?wait=0&free=1"), { key = agent.token }))
     assert.equal(200, res.status, res.body)
     assert.equal(id, res.json.assign[1].run_id)
     -- "run assigned" is logged after the commit.

@@ -1888,6 +1888,9 @@ static void teardown(void) {
 TEST_MAIN(T(setup), T(accepts_follow_task_revisions), T(auth_comes_first), T(keys_roles), T(task_validation_and_revisions),
           T(run_params), T(full_run_lifecycle), T(output_errors_recorded), T(event_batches),
           T(leases_lapse),
-          T(long_polls_wake), T(parked_poll_takes_new_run_at_once), T(new_run_offered_before_commit), T(run_tokens_made_ahead), T(queued_run_handed_out_before_commit), T(readers_not_woken_by_accept_or_start), T(secrets_are_sealed), T(run_tokens), T(deadline_backstop),
+          T(long_polls_wake), T(parked_poll_takes_new_run_at_once),
+          T(new_run_offered_before_commit), T(run_tokens_made_ahead),
+          T(queued_run_handed_out_before_commit), T(readers_not_woken_by_accept_or_start),
+          T(secrets_are_sealed), T(run_tokens), T(deadline_backstop),
           T(wake_ups_reach_the_right_agents), T(long_queue_taken_in_order), T(metrics_text),
           T(teardown))

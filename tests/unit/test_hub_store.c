@@ -968,7 +968,8 @@ static void setup(void) { make_dir(); }
 TEST_MAIN(T(setup), T(creates_schema_and_reopens), T(missing_store_is_enoent_unless_create),
           T(refuses_newer_schema), T(one_process_at_a_time), T(keys_roundtrip_revoke_touch),
           T(rollback_discards), T(tasks_latest_revision), T(runs_sets_and_update),
-          T(run_update_writes_every_field), T(update_after_read_in_transaction), T(read_transactions),
+          T(run_update_writes_every_field), T(update_after_read_in_transaction),
+          T(read_transactions),
           T(events_in_chunks), T(events_large_chunk), T(events_compact), T(upgrades_events_of_schema_1),
           T(config_vars), T(agents_and_sessions), T(auth_lookups_follow_writes),
           T(cancels_pending_per_agent), T(run_counts_follow_changes), T(cleanup))

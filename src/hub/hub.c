@@ -189,8 +189,17 @@ void hg_hub_agent_seen(hg_hub *hub, const char *id) {
 
 /* ---- run transitions ---- */
 
+/* A run ended or given back to the queue will never be accepted with the token made ahead
+ * for its attempt: that secret goes now, not when the next run is offered (an idle hub may
+ * offer none for hours). */
+static void token_memo_forget(hg_hub *hub, const char *run_id) {
+  if (run_id && !strcmp(hub->token_memo.run_id, run_id))
+    hg_crypto_wipe(&hub->token_memo, sizeof hub->token_memo);
+}
+
 int hg_hub_end_run(hg_hub *hub, hg_store_run *run, hg_store_run_status status, const char *error,
                    hg_err *err) {
+  token_memo_forget(hub, run->id);
   char *copy = error ? strdup(error) : NULL;
   if (error && !copy) return hg_err_set(err, HG_ENOMEM, "out of memory");
   free(run->error);
@@ -204,6 +213,7 @@ int hg_hub_end_run(hg_hub *hub, hg_store_run *run, hg_store_run_status status, c
 }
 
 int hg_hub_requeue_run(hg_hub *hub, hg_store_run *run, hg_err *err) {
+  token_memo_forget(hub, run->id);
   free(run->agent_id);
   free(run->lease_id);
   run->agent_id = run->lease_id = NULL;

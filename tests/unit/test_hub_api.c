@@ -1353,6 +1353,34 @@ static void run_tokens_made_ahead(void) {
   free(akey);
 }
 
+/* The run token made ahead for an offered run does not outlive the run's chance of an accept:
+ * a cancel before the accept wipes it, without waiting for another run's offer. */
+static void run_token_made_ahead_goes_with_its_run(void) {
+  char *akey = make_key("agent", NULL);
+  agent a;
+  CHECK_EQ_INT(register_agent(&a, akey, "{\"env\":\"prod\"}", 1, NULL), 201);
+  char url[200], run[80] = "";
+  pending p;
+  snprintf(url, sizeof url, "/v1/agents/%s/work?wait=30&free=1", a.id);
+  reply r = callp(&p, "GET", url, a.token, NULL);
+  CHECK_EQ_INT(r.status, -1);
+  r = call("POST", "/v1/runs", admin, "{\"task\":\"job\"}");
+  EXPECT(r, 201, NULL);
+  snprintf(run, sizeof run, "%s", str(r.json, "run_id") ? str(r.json, "run_id") : "");
+  reply_free(&r);
+  CHECK(p.answered);
+  reply_free(&p.r);
+  CHECK_EQ_STR(hub->token_memo.run_id, run); /* made ahead for its accept */
+  snprintf(url, sizeof url, "/v1/runs/%s/cancel", run);
+  r = call("POST", url, admin, NULL);
+  CHECK(r.status >= 200 && r.status < 300);
+  reply_free(&r);
+  CHECK_EQ_INT(hub->token_memo.run_id[0], '\0');
+  static const uint8_t zero[sizeof hub->token_memo.token] = {0};
+  CHECK_EQ_MEM(hub->token_memo.token, zero, sizeof zero);
+  free(akey);
+}
+
 /* A run's status as a connection of its own finds it ("" if none). */
 static void run_status_elsewhere(const char *run, char *out, size_t n) {
   char db[300];
@@ -1890,6 +1918,7 @@ TEST_MAIN(T(setup), T(accepts_follow_task_revisions), T(auth_comes_first), T(key
           T(leases_lapse),
           T(long_polls_wake), T(parked_poll_takes_new_run_at_once),
           T(new_run_offered_before_commit), T(run_tokens_made_ahead),
+          T(run_token_made_ahead_goes_with_its_run),
           T(queued_run_handed_out_before_commit), T(readers_not_woken_by_accept_or_start),
           T(secrets_are_sealed), T(run_tokens), T(deadline_backstop),
           T(wake_ups_reach_the_right_agents), T(long_queue_taken_in_order), T(metrics_text),

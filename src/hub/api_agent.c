@@ -677,7 +677,20 @@ void api_run_accept(api_ctx *c) {
   resolved_env renv = {0};
   char token[HG_APIKEY_TOKEN_LEN + 1] = "";
   if (!api_begin(c)) return;
-  if (!load_run(c, &r)) return;
+  /* A run the store does not hold is a lease lost too, as the protocol lists no other
+   * refusal: a run offered before its creation committed is one when that commit fails. */
+  int found = api_id_valid(c->arg[0]) ? hg_store_run_get(hub->store, c->arg[0], &r, &err)
+                                      : HG_ENOENT;
+  if (found == HG_ENOENT) {
+    api_rollback(c);
+    api_error(c, 409, "lease_lost", "lease '%.64s' does not hold run '%.64s' (no such run)", lease,
+              c->arg[0]);
+    return;
+  }
+  if (found) {
+    fail_store(c, "store: reading a run", &err);
+    return;
+  }
   bool mine = r.agent_id && !strcmp(r.agent_id, c->agent.id) && r.lease_id &&
               !strcmp(r.lease_id, lease);
   /* A repeated accept (the first answer was lost) answers again, sealed afresh. */

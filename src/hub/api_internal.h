@@ -76,7 +76,7 @@ void api_rollback(api_ctx *c);
  * transaction: one commit instead of the creation's and then the assignment's, and no
  * wake-up pass. The taker (NULL: none, the run is queued); the run filled in as assigned to
  * it, lease written to lease; the poll answered with it before its row is written and
- * committed: an offer binds nothing until the agent's accept, which finds no run (404) if the
+ * committed: an offer binds nothing until the agent's accept, which finds no run (409 lease_lost) if the
  * insert or the commit then fails or the hub stops first, and no request can reach the hub
  * in between. */
 hg_hub_waiter *api_work_taker(api_ctx *c, const char *constraints);

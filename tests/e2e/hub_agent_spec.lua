@@ -292,7 +292,8 @@ describe("a run's life on an agent", function()
     assert_error(b:start(id), 409, "lease_lost")
     assert_error(b:events(id, 0, { hubtest.log_event("x") }), 409, "lease_lost")
     assert_error(b:finish(id, "succeeded", 0, 0), 409, "lease_lost")
-    assert_error(a:accept("run_nosuchrun", "lease_x"), 404, "not_found")
+    -- A run the hub does not hold is a lost lease too: the protocol lists no other refusal.
+    assert_error(a:accept("run_nosuchrun", "lease_x"), 409, "lease_lost")
   end)
 end)
 

@@ -1275,7 +1275,7 @@ static void new_run_offered_before_commit(void) {
   snprintf(url, sizeof url, "/v1/runs/%s/accept", run);
   snprintf(body, sizeof body, "{\"lease_id\":\"%s\"}", lease);
   r = call("POST", url, a.token, body);
-  EXPECT(r, 404, "not_found");
+  EXPECT(r, 409, "lease_lost");
   reply_free(&r);
   CHECK_EQ_INT(poll_work(&a, NULL, NULL, 0), 0); /* nothing was queued either */
 

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/crypto.h"
@@ -19,6 +20,7 @@ typedef struct id_pool {
   uint8_t bytes[1024];
   size_t left;        /* unused bytes, at the end of `bytes` */
   unsigned forks;     /* forks_seen when it was filled */
+  pid_t pid;          /* getpid() when it was filled, if no atfork handler counts forks */
 } id_pool;
 
 static _Thread_local id_pool pool;
@@ -29,17 +31,23 @@ static _Thread_local id_pool pool;
 static atomic_uint forks_seen;
 static pthread_once_t forks_once = PTHREAD_ONCE_INIT;
 
+static atomic_bool forks_unwatched; /* the handler could not be registered: ask getpid() */
+
 static void forked_child(void) { atomic_fetch_add(&forks_seen, 1); }
-static void forks_watch(void) { pthread_atfork(NULL, NULL, forked_child); }
+static void forks_watch(void) {
+  if (pthread_atfork(NULL, NULL, forked_child)) atomic_store(&forks_unwatched, true);
+}
 
 static int pool_take(uint8_t *out, size_t n, hg_err *err) {
   pthread_once(&forks_once, forks_watch);
   unsigned forks = atomic_load(&forks_seen);
-  if (pool.forks != forks) pool.left = 0;
+  pid_t pid = atomic_load(&forks_unwatched) ? getpid() : 0;
+  if (pool.forks != forks || pool.pid != pid) pool.left = 0;
   if (pool.left < n) {
     if (hg_crypto_random(pool.bytes, sizeof pool.bytes, err)) return err ? err->code : HG_EIO;
     pool.left = sizeof pool.bytes;
     pool.forks = forks;
+    pool.pid = pid;
   }
   uint8_t *from = pool.bytes + sizeof pool.bytes - pool.left;
   memcpy(out, from, n);

@@ -91,7 +91,10 @@ static void cpu_hook(lua_State *L, lua_Debug *ar) {
      * reference reading, taken before it began: the lesser is charged. */
     int64_t wall = wall_now_ns();
     int64_t ran = wall - rt->begun_wall_ns;
-    if (now - rt->begun_cpu_ref_ns < ran) ran = now - rt->begun_cpu_ref_ns;
+    /* Below zero, the reference was another thread's clock (a thread that ended and whose
+     * handle a new one took): only the wall time bounds what was run. */
+    int64_t since_ref = now - rt->begun_cpu_ref_ns;
+    if (since_ref >= 0 && since_ref < ran) ran = since_ref;
     int64_t deadline = now + rt->cpu_budget_ns - ran;
     rt->deadline_ns = deadline > 0 ? deadline : 1;
     rt->begun_wall_ns = 0;

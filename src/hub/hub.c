@@ -487,7 +487,9 @@ rollback:
   hg_store_rollback(hub->store);
 failed:
   hg_log(HG_LOG_ERROR, "sweep failed", "error", err.msg, NULL);
-  /* What was recorded for a rolled-back change must not wake anyone with stale news. */
+  /* Wake-ups recorded for a rolled-back change still run below; each re-evaluates its waiters
+   * against the store, which no longer holds the change, so they find nothing new there and
+   * stay parked: no one hears stale news. */
 sessions:
   hg_store_runs_free(lapsed, n_lapsed);
   hg_store_runs_free(overdue, n_overdue);

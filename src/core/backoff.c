@@ -2,6 +2,10 @@
 #include "core/backoff.h"
 
 #include <openssl/rand.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <unistd.h>
 
 /* SplitMix64: tiny, fast and statistically sound enough for spreading retries; the
  * unpredictability that matters comes from the CSPRNG seed. */
@@ -11,6 +15,49 @@ static uint64_t splitmix64(void *ctx) {
   z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
   z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
   return z ^ (z >> 31);
+}
+
+/* Where each backoff's seed comes from: a SplitMix64 stream per thread, seeded once from the
+ * CSPRNG. A call into the DRBG costs ~17 us when its state went cold, as it does between two
+ * runs an agent launches; the seeds only have to spread retries apart, and successive outputs
+ * of the stream are distinct (SplitMix64's output is a bijection of its counter), so each
+ * backoff of a process still draws its own sequence. Dropped in a forked child, which would
+ * otherwise hand out its parent's next seeds. */
+typedef struct seed_stream {
+  uint64_t state;
+  bool seeded;
+  unsigned forks; /* forks_seen when it was seeded */
+  pid_t pid;      /* getpid() then, if no atfork handler counts forks */
+} seed_stream;
+
+static _Thread_local seed_stream stream;
+
+/* Forks this process's line went through, counted by an atfork handler rather than by a
+ * getpid() at every backoff. */
+static atomic_uint forks_seen;
+static atomic_bool forks_unwatched; /* the handler could not be registered: ask getpid() */
+static pthread_once_t forks_once = PTHREAD_ONCE_INIT;
+
+static void forked_child(void) { atomic_fetch_add(&forks_seen, 1); }
+static void forks_watch(void) {
+  if (pthread_atfork(NULL, NULL, forked_child)) atomic_store(&forks_unwatched, true);
+}
+
+static int next_seed(uint64_t *seed) {
+  pthread_once(&forks_once, forks_watch);
+  unsigned forks = atomic_load(&forks_seen);
+  pid_t pid = atomic_load(&forks_unwatched) ? getpid() : 0;
+  if (!stream.seeded || stream.forks != forks || stream.pid != pid) {
+    unsigned char bytes[sizeof stream.state];
+    if (RAND_bytes(bytes, sizeof bytes) != 1) return -1;
+    stream.state = 0;
+    for (size_t i = 0; i < sizeof bytes; i++) stream.state = (stream.state << 8) | bytes[i];
+    stream.seeded = true;
+    stream.forks = forks;
+    stream.pid = pid;
+  }
+  *seed = splitmix64(&stream.state);
+  return 0;
 }
 
 int hg_backoff_init(hg_backoff *b, int64_t base_ms, int64_t cap_ms, hg_err *err) {
@@ -25,11 +72,8 @@ int hg_backoff_init(hg_backoff *b, int64_t base_ms, int64_t cap_ms, hg_err *err)
   b->attempt = 0;
   b->rand = NULL;
   b->rand_ctx = NULL;
-  unsigned char seed[sizeof b->state];
-  if (RAND_bytes(seed, sizeof seed) != 1)
+  if (next_seed(&b->state))
     return hg_err_set(err, HG_EIO, "cannot seed the backoff generator from the system CSPRNG");
-  b->state = 0;
-  for (size_t i = 0; i < sizeof seed; i++) b->state = (b->state << 8) | seed[i];
   return 0;
 }
 

@@ -17,8 +17,10 @@ typedef struct hg_backoff {
   uint64_t state;          /* the built-in generator's state */
 } hg_backoff;
 
-/* base_ms > 0 and cap_ms >= base_ms, else HG_EINVAL. Seeds the built-in generator from the
- * OpenSSL CSPRNG, so agents that fail together do not retry in lockstep. */
+/* base_ms > 0 and cap_ms >= base_ms, else HG_EINVAL. Seeds the built-in generator from a
+ * per-thread stream itself seeded once from the OpenSSL CSPRNG (again in a forked child), so
+ * agents that fail together do not retry in lockstep and no two backoffs of a process, nor a
+ * child and its parent, draw the same sequence. */
 int hg_backoff_init(hg_backoff *b, int64_t base_ms, int64_t cap_ms, hg_err *err);
 /* Makes the built-in generator deterministic (tests, reproducible runs). */
 void hg_backoff_seed(hg_backoff *b, uint64_t seed);

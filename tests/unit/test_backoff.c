@@ -1,5 +1,7 @@
 /* Backoff: full-jitter delays stay within the capped exponential ceiling and really spread. */
 #include <stdint.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "core/backoff.h"
@@ -144,7 +146,63 @@ static void bad_parameters_are_refused(void) {
   CHECK(strstr(err.msg, "cap") != NULL);
 }
 
+/* Eight draws at a saturated attempt with a ~2^40 ms cap: two generators that agree on all
+ * of them share their state. */
+static void draw8(int64_t out[8]) {
+  hg_backoff b;
+  CHECK_EQ_INT(hg_backoff_init(&b, 1, INT64_C(1) << 40, NULL), 0);
+  for (int i = 0; i < 8; i++) {
+    b.attempt = 50;
+    out[i] = hg_backoff_next(&b);
+  }
+}
+
+static int same8(const int64_t a[8], const int64_t b[8]) {
+  for (int i = 0; i < 8; i++)
+    if (a[i] != b[i]) return 0;
+  return 1;
+}
+
+static void backoffs_made_one_after_another_draw_their_own_sequences(void) {
+  int64_t first[8], second[8], third[8];
+  draw8(first);
+  draw8(second);
+  draw8(third);
+  CHECK(!same8(first, second));
+  CHECK(!same8(second, third));
+  CHECK(!same8(first, third));
+}
+
+/* A child that inherited its parent's generator must not hand out the parent's next seeds:
+ * agents forked from one process would retry in lockstep. */
+static void a_forked_child_does_not_repeat_its_parent(void) {
+  int64_t before[8];
+  draw8(before); /* the parent's generator is seeded before the fork */
+  int fds[2];
+  CHECK_EQ_INT(pipe(fds), 0);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    int64_t child[8];
+    draw8(child);
+    ssize_t n = write(fds[1], child, sizeof child);
+    _exit(n == (ssize_t)sizeof child ? 0 : 1);
+  }
+  close(fds[1]);
+  int64_t child[8], parent[8];
+  CHECK_EQ_INT((int)read(fds[0], child, sizeof child), (int)sizeof child);
+  close(fds[0]);
+  int status = 0;
+  CHECK_EQ_INT(waitpid(pid, &status, 0), pid);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  draw8(parent);
+  CHECK(!same8(child, parent));
+  CHECK(!same8(child, before));
+}
+
 TEST_MAIN(T(delays_stay_within_the_exponential_ceiling), T(cap_is_respected_and_reached),
           T(distribution_is_spread_around_half_the_cap), T(reset_starts_over_from_base),
           T(no_overflow_at_attempt_1000), T(random_source_is_injectable),
-          T(bad_parameters_are_refused))
+          T(bad_parameters_are_refused),
+          T(backoffs_made_one_after_another_draw_their_own_sequences),
+          T(a_forked_child_does_not_repeat_its_parent))

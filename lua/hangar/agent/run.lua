@@ -463,13 +463,17 @@ function Run:launch(run_env)
   if self.cancel_reason then
     return { status = "cancelled", error = self.cancel_reason }
   end
-  -- Made while the accept was on its way (Run:prepare_early): then this finds it in place,
-  -- with no inode to allocate on the way to the start.
-  local made, merr = self.core.fs.mkdir_p(self.agent.state:workdir(self.id))
-  if not made then
-    return failed(merr)
+  -- Usually made while the accept was on its way (Run:prepare_early): then it is in place,
+  -- and nothing is asked of the file system on the way to the start (a second mkdir_p was a
+  -- failed mkdir and a stat a run). Nothing removes it meanwhile but Run:remove_workdir,
+  -- which clears workdir_made.
+  if not self.workdir_made then
+    local made, merr = self.core.fs.mkdir_p(self.agent.state:workdir(self.id))
+    if not made then
+      return failed(merr)
+    end
+    self.workdir_made = true
   end
-  self.workdir_made = true
   self.ctx = self:context(run_env)
   self.phase = "running"
   self.agent:update_metrics()

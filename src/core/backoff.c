@@ -2,10 +2,9 @@
 #include "core/backoff.h"
 
 #include <openssl/rand.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
-#include <unistd.h>
+
+#include "core/forks.h"
 
 /* SplitMix64: tiny, fast and statistically sound enough for spreading retries; the
  * unpredictability that matters comes from the CSPRNG seed. */
@@ -26,35 +25,20 @@ static uint64_t splitmix64(void *ctx) {
 typedef struct seed_stream {
   uint64_t state;
   bool seeded;
-  unsigned forks; /* forks_seen when it was seeded */
-  pid_t pid;      /* getpid() then, if no atfork handler counts forks */
+  unsigned long forks; /* hg_forks_generation() when it was seeded */
 } seed_stream;
 
 static _Thread_local seed_stream stream;
 
-/* Forks this process's line went through, counted by an atfork handler rather than by a
- * getpid() at every backoff. */
-static atomic_uint forks_seen;
-static atomic_bool forks_unwatched; /* the handler could not be registered: ask getpid() */
-static pthread_once_t forks_once = PTHREAD_ONCE_INIT;
-
-static void forked_child(void) { atomic_fetch_add(&forks_seen, 1); }
-static void forks_watch(void) {
-  if (pthread_atfork(NULL, NULL, forked_child)) atomic_store(&forks_unwatched, true);
-}
-
 static int next_seed(uint64_t *seed) {
-  pthread_once(&forks_once, forks_watch);
-  unsigned forks = atomic_load(&forks_seen);
-  pid_t pid = atomic_load(&forks_unwatched) ? getpid() : 0;
-  if (!stream.seeded || stream.forks != forks || stream.pid != pid) {
+  unsigned long forks = hg_forks_generation();
+  if (!stream.seeded || stream.forks != forks) {
     unsigned char bytes[sizeof stream.state];
     if (RAND_bytes(bytes, sizeof bytes) != 1) return -1;
     stream.state = 0;
     for (size_t i = 0; i < sizeof bytes; i++) stream.state = (stream.state << 8) | bytes[i];
     stream.seeded = true;
     stream.forks = forks;
-    stream.pid = pid;
   }
   *seed = splitmix64(&stream.state);
   return 0;

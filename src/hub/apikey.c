@@ -1,13 +1,11 @@
 /* API keys (hgr_<id>_<secret>) and bearer tokens: generating, parsing, hashing. */
 #include "hub/apikey.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/crypto.h"
+#include "core/forks.h"
 
 static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
 
@@ -18,36 +16,21 @@ static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
  * directly. Per thread, and dropped in a forked child so that it never repeats its parent's. */
 typedef struct id_pool {
   uint8_t bytes[1024];
-  size_t left;        /* unused bytes, at the end of `bytes` */
-  unsigned forks;     /* forks_seen when it was filled */
-  pid_t pid;          /* getpid() when it was filled, if no atfork handler counts forks */
+  size_t left;         /* unused bytes, at the end of `bytes` */
+  unsigned long forks; /* hg_forks_generation() when it was filled */
 } id_pool;
 
 static _Thread_local id_pool pool;
 
-/* Forks this process's line went through: a child counts one more than its parent had, so
- * its pool (copied from the parent's thread) no longer matches. Counted by an atfork handler
- * rather than by comparing getpid() on every id, a system call per id on the run's path. */
-static atomic_uint forks_seen;
-static pthread_once_t forks_once = PTHREAD_ONCE_INIT;
-
-static atomic_bool forks_unwatched; /* the handler could not be registered: ask getpid() */
-
-static void forked_child(void) { atomic_fetch_add(&forks_seen, 1); }
-static void forks_watch(void) {
-  if (pthread_atfork(NULL, NULL, forked_child)) atomic_store(&forks_unwatched, true);
-}
-
 static int pool_take(uint8_t *out, size_t n, hg_err *err) {
-  pthread_once(&forks_once, forks_watch);
-  unsigned forks = atomic_load(&forks_seen);
-  pid_t pid = atomic_load(&forks_unwatched) ? getpid() : 0;
-  if (pool.forks != forks || pool.pid != pid) pool.left = 0;
+  /* A forked child's pool is its parent's copy: dropped, so that the child's ids are its own.
+   * The generation costs no system call, unlike a getpid() per id on the run's path. */
+  unsigned long forks = hg_forks_generation();
+  if (pool.forks != forks) pool.left = 0;
   if (pool.left < n) {
     if (hg_crypto_random(pool.bytes, sizeof pool.bytes, err)) return err ? err->code : HG_EIO;
     pool.left = sizeof pool.bytes;
     pool.forks = forks;
-    pool.pid = pid;
   }
   uint8_t *from = pool.bytes + sizeof pool.bytes - pool.left;
   memcpy(out, from, n);

@@ -664,23 +664,20 @@ int hg_store_sqlite_open(const char *path, const hg_store_options *opts, hg_stor
 
 static int sq_schema_version(hg_store *s) { return S(s)->version; }
 
-static int sq_begin(hg_store *base, hg_err *err) {
+static int begin_with(hg_store *base, int which, hg_err *err) {
   sqlite_store *s = S(base);
   s->seen.valid = false;
   if (s->in_tx) return hg_err_set(err, HG_EINVAL, "store: a transaction is already open");
-  if (exec_step(s, q(s, Q_BEGIN), err, "begin")) return HG_EIO;
+  if (exec_step(s, q(s, which), err, "begin")) return HG_EIO;
   s->in_tx = true;
   return 0;
 }
 
+static int sq_begin(hg_store *base, hg_err *err) { return begin_with(base, Q_BEGIN, err); }
+
 /* Deferred: its first read takes the read lock, and it never asks for the write lock. */
 static int sq_begin_read(hg_store *base, hg_err *err) {
-  sqlite_store *s = S(base);
-  s->seen.valid = false;
-  if (s->in_tx) return hg_err_set(err, HG_EINVAL, "store: a transaction is already open");
-  if (exec_step(s, q(s, Q_BEGIN_READ), err, "begin")) return HG_EIO;
-  s->in_tx = true;
-  return 0;
+  return begin_with(base, Q_BEGIN_READ, err);
 }
 
 static int sq_commit(hg_store *base, hg_err *err) {

@@ -48,6 +48,13 @@ local function position(list, method, pattern)
   end
 end
 
+-- The index in list of the first record logging msg about run id.
+local function logged(list, msg, id)
+  for i, rec in ipairs(list) do
+    if rec.msg == msg and rec.run == id then return i end
+  end
+end
+
 -- Parks a work poll with the given query, creates a run, and checks that the poll was
 -- answered with it before the creator; returns the creation's and the poll's answers.
 local function create_with_parked_poll(query)
@@ -97,10 +104,7 @@ describe("a request that wakes a parked one", function()
     -- Even before the creating transaction commits: "run created" is logged after the commit.
     local list = answers(from, true)
     local work = position(list, "GET", "/work$")
-    local made
-    for i, rec in ipairs(list) do
-      if rec.msg == "run created" and rec.run == id then made = i break end
-    end
+    local made = logged(list, "run created", id)
     assert.is_number(made, "no \"run created\" logged")
     assert.is_true(work < made, "the poll was answered after the commit")
     assert.equal("assigned", hub:get("/v1/runs/" .. id).json.status)
@@ -121,10 +125,7 @@ describe("a request that wakes a parked one", function()
     -- "run assigned" is logged after the commit.
     local list = answers(from, true)
     local work = position(list, "GET", "/work$")
-    local assigned
-    for i, rec in ipairs(list) do
-      if rec.msg == "run assigned" and rec.run == id then assigned = i break end
-    end
+    local assigned = logged(list, "run assigned", id)
     assert.is_number(work, "no answer to the work poll logged")
     assert.is_number(assigned, "no \"run assigned\" logged")
     assert.is_true(work < assigned, "the poll was answered after the commit")

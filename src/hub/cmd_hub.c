@@ -1,12 +1,14 @@
 /* `hangar hub`: create the hub's store (init) and serve the API. */
 #include <errno.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "cmds.h"
 #include "core/crypto.h"
@@ -384,8 +386,10 @@ static void raise_fd_limit(void) {
  * maps each such buffer afresh, or gives the top of its heap back after every request, and the
  * kernel then faults in and zeroes the same megabytes again for the next one: keep them. */
 static void keep_large_buffers(void) {
+#ifdef __GLIBC__
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 128 << 20);
+#endif
 }
 
 static int cmd_serve(int argc, char **argv) {

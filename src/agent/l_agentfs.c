@@ -582,6 +582,15 @@ static int journal_wait(lua_State *L, journal *j, jwait **list, const char *what
   return hg_lua_wait_yield(L, w, &jwait_ops, jw);
 }
 
+/* Starts the job *flag asks for (rewriting, emptying); one that cannot start is not asked
+ * for any more. */
+static int kick_flagged(lua_State *L, journal *j, int *flag, const char *what) {
+  int rc = journal_kick(j);
+  if (!rc) return ok(L);
+  *flag = 0;
+  return fail(L, what, j->path, -rc);
+}
+
 static int l_journal_sync(lua_State *L) {
   journal *j = check_journal(L);
   return journal_wait(L, j, &j->pending, "journal:sync");
@@ -601,12 +610,7 @@ static int l_journal_rewrite(lua_State *L) {
   if (hg_buf_append(&j->snapshot, data, len)) return luaL_error(L, "journal: out of memory");
   j->rewriting = 1;
   if (wait) return journal_wait(L, j, &j->rewrite_waiters, "journal:rewrite");
-  int rc = journal_kick(j);
-  if (rc) {
-    j->rewriting = 0;
-    return fail(L, "cannot rewrite", j->path, -rc);
-  }
-  return ok(L);
+  return kick_flagged(L, j, &j->rewriting, "cannot rewrite");
 }
 
 /* Empties the journal in place (same file: no inode to allocate), in the pool: freeing the
@@ -616,20 +620,12 @@ static int l_journal_rewrite(lua_State *L) {
  * hold no current record. */
 static int l_journal_empty(lua_State *L) {
   journal *j = check_journal(L);
-  if (j->emptying || j->rewriting) {
-    j->size -= j->emptying ? (off_t)j->tail.len : 0;
-    hg_buf_reset(&j->tail);
-    j->emptying = 1;
-    return ok(L);
-  }
+  int in_flight = j->emptying || j->rewriting; /* journal_after starts this emptying */
+  if (j->emptying) j->size -= (off_t)j->tail.len;
   hg_buf_reset(&j->tail);
   j->emptying = 1;
-  int rc = journal_kick(j);
-  if (rc) {
-    j->emptying = 0;
-    return fail(L, "cannot empty", j->path, -rc);
-  }
-  return ok(L);
+  if (in_flight) return ok(L);
+  return kick_flagged(L, j, &j->emptying, "cannot empty");
 }
 
 static int l_journal_size(lua_State *L) {

@@ -36,14 +36,20 @@ static bool own_agent(api_ctx *c) {
   return true;
 }
 
-/* Loads the run of the path inside the open transaction; answers 404 (and rolls back). */
-static bool load_run(api_ctx *c, hg_store_run *r) {
+/* Loads the run of the path inside the open transaction; when there is none, rolls back and
+ * answers 404, or for an accept (lease given) 409 lease_lost, as the protocol lists no other
+ * refusal of one: a run offered before its creation committed is missing when that fails. */
+static bool load_run(api_ctx *c, hg_store_run *r, const char *lease) {
   hg_err err = {0};
   int rc = api_id_valid(c->arg[0]) ? hg_store_run_get(c->hub->store, c->arg[0], r, &err)
                                    : HG_ENOENT;
   if (rc == HG_ENOENT) {
     api_rollback(c);
-    api_error(c, 404, "not_found", "run '%.64s' not found", c->arg[0]);
+    if (lease)
+      api_error(c, 409, "lease_lost", "lease '%.64s' does not hold run '%.64s' (no such run)",
+                lease, c->arg[0]);
+    else
+      api_error(c, 404, "not_found", "run '%.64s' not found", c->arg[0]);
     return false;
   }
   if (rc) {
@@ -677,20 +683,7 @@ void api_run_accept(api_ctx *c) {
   resolved_env renv = {0};
   char token[HG_APIKEY_TOKEN_LEN + 1] = "";
   if (!api_begin(c)) return;
-  /* A run the store does not hold is a lease lost too, as the protocol lists no other
-   * refusal: a run offered before its creation committed is one when that commit fails. */
-  int found = api_id_valid(c->arg[0]) ? hg_store_run_get(hub->store, c->arg[0], &r, &err)
-                                      : HG_ENOENT;
-  if (found == HG_ENOENT) {
-    api_rollback(c);
-    api_error(c, 409, "lease_lost", "lease '%.64s' does not hold run '%.64s' (no such run)", lease,
-              c->arg[0]);
-    return;
-  }
-  if (found) {
-    fail_store(c, "store: reading a run", &err);
-    return;
-  }
+  if (!load_run(c, &r, lease)) return;
   bool mine = r.agent_id && !strcmp(r.agent_id, c->agent.id) && r.lease_id &&
               !strcmp(r.lease_id, lease);
   /* A repeated accept (the first answer was lost) answers again, sealed afresh. */
@@ -763,7 +756,7 @@ void api_run_start(api_ctx *c) {
   hg_err err = {0};
   hg_store_run r = {0};
   if (!api_begin(c)) return;
-  if (!load_run(c, &r)) return;
+  if (!load_run(c, &r, NULL)) return;
   if (!leased(c, &r)) goto out;
   if (r.status == HG_RUN_ACCEPTED) {
     r.status = HG_RUN_RUNNING;
@@ -812,7 +805,7 @@ void api_run_post_events(api_ctx *c) {
   bool outputs_changed = false;
   int64_t added = 0;
   if (!api_begin(c)) goto out;
-  if (!load_run(c, &r)) goto out;
+  if (!load_run(c, &r, NULL)) goto out;
   if (!leased(c, &r)) goto out;
   if (r.agent_finished) {
     api_rollback(c);
@@ -1000,7 +993,7 @@ void api_run_finish(api_ctx *c) {
     return;
   }
   if (!api_begin(c)) goto out;
-  if (!load_run(c, &r)) goto out;
+  if (!load_run(c, &r, NULL)) goto out;
   if (!leased(c, &r)) goto out;
   if (r.agent_finished) {
     api_rollback(c);

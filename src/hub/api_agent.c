@@ -400,20 +400,20 @@ void api_agent_work(api_ctx *c) {
    * wake-up is answered by the wake-up pass). */
   hg_api_res early = {.status = 200, .route = c->res->route};
   if (assign->child && !cancel->child && c->req->answer && !c->req->resumed) {
-    early.json = work_answer(assign, cancel);
-    assign = cancel = NULL;
+    early.json = work_answer(assign, cancel); /* owns both now; assign is still read below */
+    cancel = NULL;
     c->req->answer(c->req, &early);
     c->res->status = 200;
     c->res->sent = true;
   }
   bool committed = api_commit(c);
-  const cJSON *given = early.json ? cJSON_GetObjectItemCaseSensitive(early.json, "assign")
-                                  : assign;
-  for (const cJSON *a = given && (committed || early.json) ? given->child : NULL; a; a = a->next)
-    hg_log(committed ? HG_LOG_INFO : HG_LOG_WARN,
-           committed ? "run assigned" : "run handed out but not assigned", "run",
-           cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a, "run_id")), "agent",
-           c->agent.id, NULL);
+  if (committed || c->res->sent)
+    for (const cJSON *a = assign->child; a; a = a->next)
+      hg_log(committed ? HG_LOG_INFO : HG_LOG_WARN,
+             committed ? "run assigned" : "run handed out but not assigned", "run",
+             cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a, "run_id")), "agent",
+             c->agent.id, NULL);
+  if (early.json) assign = NULL; /* freed with the early answer */
   hg_api_res_clear(&early);
   if (!committed || c->res->sent) goto out;
   if (!assign->child && !cancel->child && wait > 0 && !c->req->final) {

@@ -9,19 +9,12 @@ local agenttest = require "agenttest"
 
 local slurp = agenttest.slurp
 
-local function exists(path)
-  return os.execute("test -e " .. agenttest.q(path)) == true
-end
+local exists = agenttest.exists
 
 -- A hub and an agent (both cleaned up when the test ends) with one run running forever;
 -- returns them, the run's id and the path of the agent's journal of run records.
 local function running_run(name)
-  local hub = hubtest.start { name = name, args = { "--lease-ttl", "5", "--heartbeat-interval", "1" } }
-  local agent
-  finally(function()
-    agenttest.cleanup_all(agent, hub)
-  end)
-  agent = agenttest.start(hub, {})
+  local hub, agent = agenttest.hub_and_agent(finally, name)
   local slug = agenttest.sh_task(hub, "echo started; while :; do sleep 0.1; done")
   local id = agenttest.run(hub, slug)
   assert.equal("running", agenttest.wait_run(hub, id, 10000, "running").status)
@@ -74,12 +67,7 @@ describe("an agent restarting on its state directory", function()
   end)
 
   it("writes no record before the run's process starts; stopped before that, the run is finished failed", function()
-    local hub = hubtest.start { name = "agent-state-early", args = { "--lease-ttl", "5", "--heartbeat-interval", "1" } }
-    local agent
-    finally(function()
-      agenttest.cleanup_all(agent, hub)
-    end)
-    agent = agenttest.start(hub, { extra = [[
+    local hub, agent = agenttest.hub_and_agent(finally, "agent-state-early", { extra = [[
 hooks = { before_run = function(run)
   require("hangar.log").info("before_run holds the run", { run = run.id })
   require("hangar.timer").sleep(60000)

@@ -4,25 +4,16 @@
 local hubtest = require "hubtest"
 local agenttest = require "agenttest"
 
-local function exists(path)
-  return os.execute("test -e " .. agenttest.q(path)) == true
-end
-
 describe("an agent restarting with work directories left behind", function()
   it("removes those of runs it does not hold", function()
-    local hub = hubtest.start { name = "agent-workdir", args = { "--lease-ttl", "5", "--heartbeat-interval", "1" } }
-    local agent
-    finally(function()
-      agenttest.cleanup_all(agent, hub)
-    end)
-    agent = agenttest.start(hub, {})
+    local _, agent = agenttest.hub_and_agent(finally, "agent-workdir")
     agent:kill()
 
     local stray = agent.state_dir .. "/work/run_never_accepted"
     os.execute("mkdir -p " .. agenttest.q(stray))
     agent:restart()
     agent:wait_log("removing the work directory of a run this agent no longer holds", 10000)
-    assert(hubtest.wait_for(function() return not exists(stray) end, 5000), "the stray work directory is left")
+    assert(hubtest.wait_for(function() return not agenttest.exists(stray) end, 5000), "the stray work directory is left")
     assert.equal(1, agent:count_log("removing the work directory of a run this agent no longer holds"))
     assert.equal(0, agent:stop())
   end)

@@ -132,6 +132,24 @@ function agenttest.cannot_run_as(uid)
   return cannot_run[uid] or nil
 end
 
+--- Whether path exists (a file, a directory, or anything else).
+function agenttest.exists(path)
+  return os.execute("test -e " .. q(path)) == true
+end
+
+--- A hub named name (lease 5 s, heartbeats every second) and an agent on it started with
+--- agent_opts, both cleaned up when the test ends through on_end: the test's busted
+--- `finally`, which a helper cannot name itself. Returns hub, agent.
+function agenttest.hub_and_agent(on_end, name, agent_opts)
+  local hub = hubtest.start { name = name, args = { "--lease-ttl", "5", "--heartbeat-interval", "1" } }
+  local agent
+  on_end(function()
+    agenttest.cleanup_all(agent, hub)
+  end)
+  agent = agenttest.start(hub, agent_opts or {})
+  return hub, agent
+end
+
 function agenttest.start(hub, opts)
   opts = opts or {}
   local self = setmetatable({ hub = hub, opts = opts, labels = opts.labels or {} }, Agent)

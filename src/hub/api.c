@@ -173,7 +173,8 @@ bool api_task_memo_has(api_ctx *c, const char *slug, int64_t revision) {
   return m->slug && m->revision == revision && !strcmp(m->slug, slug);
 }
 
-const cJSON *api_task_def(api_ctx *c, const char *slug, int64_t revision, const char *definition) {
+const cJSON *api_task_def(api_ctx *c, const char *slug, int64_t revision, const char *definition,
+                          hg_err *err) {
   hg_hub_task_memo *m = &c->hub->task_memo;
   if (api_task_memo_has(c, slug, revision)) return m->def;
   hg_hub_task_memo_clear(m);
@@ -181,6 +182,8 @@ const cJSON *api_task_def(api_ctx *c, const char *slug, int64_t revision, const 
   m->slug = strdup(slug);
   if (!m->def || !m->slug) {
     hg_hub_task_memo_clear(m);
+    hg_err_set(err, HG_ENOMEM, "out of memory parsing task '%.64s' revision %lld", slug,
+               (long long)revision);
     return NULL;
   }
   m->revision = revision;

@@ -618,9 +618,9 @@ static int run_task(api_ctx *c, const hg_store_run *r, const cJSON **def, const 
     hg_store_task t = {0};
     int rc = hg_store_task_get(c->hub->store, r->task, r->revision, &t, err);
     if (rc) return rc;
-    const cJSON *parsed = api_task_def(c, r->task, r->revision, t.definition);
+    const cJSON *parsed = api_task_def(c, r->task, r->revision, t.definition, err);
     hg_store_task_clear(&t);
-    if (!parsed) return hg_err_set(err, HG_ENOMEM, "out of memory");
+    if (!parsed) return HG_ENOMEM;
   }
   if (!m->json || m->json_timeout_s != r->timeout_s) {
     free(m->json);

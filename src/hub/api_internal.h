@@ -56,8 +56,9 @@ cJSON *api_time(int64_t ms);
 /* Parses stored JSON text (NULL gives def: "null", "{}" ...). */
 cJSON *api_parse_stored(const char *text, const char *def);
 /* The parsed definition of a task revision: the hub's memo when it holds that revision, else
- * definition (the stored text) parsed into the memo. NULL when out of memory. */
-const cJSON *api_task_def(api_ctx *c, const char *slug, int64_t revision, const char *definition);
+ * definition (the stored text) parsed into the memo. NULL (err set) when out of memory. */
+const cJSON *api_task_def(api_ctx *c, const char *slug, int64_t revision, const char *definition,
+                          hg_err *err);
 /* Whether the memo holds that revision. */
 bool api_task_memo_has(api_ctx *c, const char *slug, int64_t revision);
 bool api_id_valid(const char *id);

@@ -314,9 +314,9 @@ void api_run_create(api_ctx *c) {
     api_internal(c, "store: reading a task", &err);
     goto out;
   }
-  def = api_task_def(c, t.slug, t.revision, t.definition);
+  def = api_task_def(c, t.slug, t.revision, t.definition, &err);
   if (!def) {
-    api_internal(c, "reading a task", NULL);
+    api_internal(c, "parsing a task", &err);
     goto out;
   }
   if (hg_task_params(def, given, &params, &err)) {

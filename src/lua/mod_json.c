@@ -104,19 +104,29 @@ static cJSON *build(lua_State *L, int idx, int depth, const path *at, int text,
 static void fill(lua_State *L, int idx, cJSON *out, lua_Integer count, int depth, const path *at,
                  int text);
 
-/* A container is attached to its parent before it is filled, so that an error raised inside
- * it (a longjmp) leaves nothing unowned: only the root needs a box (hg_lua_json_build). */
+/* Builds the value on top of the stack into out (under key, or next in an array for NULL)
+ * and pops it. A container is attached to its parent before it is filled, so that an error
+ * raised inside it (a longjmp) leaves nothing unowned: only the root needs a box
+ * (build_root). */
+static void add_member(lua_State *L, cJSON *out, const char *key, int depth, const path *at,
+                       int text) {
+  lua_Integer members = 0;
+  cJSON *c = build(L, lua_gettop(L), depth, at, text, &members);
+  if (!c) luaL_error(L, "json.encode: out of memory");
+  if (key)
+    cJSON_AddItemToObject(out, key, c);
+  else
+    cJSON_AddItemToArray(out, c);
+  fill(L, lua_gettop(L), c, members, depth, at, text);
+  lua_pop(L, 1);
+}
+
 static void build_array(lua_State *L, int idx, lua_Integer n, int depth, const path *at,
                         int text, cJSON *out) {
   for (lua_Integer i = 1; i <= n; i++) {
     path p = {at, NULL, i};
     lua_rawgeti(L, idx, i);
-    lua_Integer members = 0;
-    cJSON *c = build(L, lua_gettop(L), depth + 1, &p, text, &members);
-    if (!c) luaL_error(L, "json.encode: out of memory");
-    cJSON_AddItemToArray(out, c);
-    fill(L, lua_gettop(L), c, members, depth + 1, &p, text);
-    lua_pop(L, 1);
+    add_member(L, out, NULL, depth + 1, &p, text);
   }
 }
 
@@ -155,12 +165,7 @@ static void build_object(lua_State *L, int idx, lua_Integer count, int depth, co
     lua_pushstring(L, keys[i]);
     path p = {at, keys[i], 0};
     lua_rawget(L, idx);
-    lua_Integer members = 0;
-    cJSON *c = build(L, lua_gettop(L), depth + 1, &p, text, &members);
-    if (!c) luaL_error(L, "json.encode: out of memory");
-    cJSON_AddItemToObject(out, keys[i], c);
-    fill(L, lua_gettop(L), c, members, depth + 1, &p, text);
-    lua_pop(L, 1);
+    add_member(L, out, keys[i], depth + 1, &p, text);
   }
   if (pushed) lua_pop(L, 1);
 }

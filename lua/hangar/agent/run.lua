@@ -457,6 +457,13 @@ function Run:remove_workdir()
   self.core.fs.remove_in_pool(self.agent.state:workdir(self.id))
 end
 
+-- The work directory made early (Run:prepare_early) of a run whose process did not start.
+function Run:remove_unstarted_workdir()
+  if self.workdir_made and self.handle == nil then
+    self:remove_workdir()
+  end
+end
+
 -- Starts the run through the scheduler, then tells the hub (the answer comes while the
 -- process runs), waits, cleans up.
 function Run:launch(run_env)
@@ -561,9 +568,7 @@ function Run:release()
       self.rl:close()
       self.rl = nil
     end
-    if self.workdir_made then
-      self:remove_workdir()
-    end
+    self:remove_unstarted_workdir()
   end
   self.phase = "done"
   self.agent:run_ended(self)
@@ -680,9 +685,7 @@ function Run:execute()
   if run_env then
     result = self:launch(run_env)
   end
-  if self.workdir_made and self.handle == nil then
-    self:remove_workdir() -- made early for a run that did not start
-  end
+  self:remove_unstarted_workdir()
   if self.ran_before_run then
     result = self:after_run(result)
   end
@@ -711,9 +714,7 @@ function Run:crashed(err)
   if not self.rl or self.accepting then
     return self:release() -- never accepted: nothing to finish
   end
-  if self.workdir_made and self.handle == nil then
-    self:remove_workdir()
-  end
+  self:remove_unstarted_workdir()
   self:system(message)
   local ok, ferr = pcall(self.finish, self, failed(message))
   if not ok then

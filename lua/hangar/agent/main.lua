@@ -538,11 +538,10 @@ function Agent:reconcile(hub_runs)
   -- A work directory of no run held now: one made while an accept was on its way (the agent
   -- stopped before the hub answered, or the hub refused it), or a finished run's whose
   -- removal did not happen. No run has started yet, so nothing else is writing there.
-  local names = self.core.fs.list(self.state.dir .. "/work")
-  for _, name in ipairs(type(names) == "table" and names or {}) do
-    if not self.runs[name] then
-      log.info("removing the work directory of a run this agent no longer holds", { run = name })
-      self.core.fs.remove_in_pool(self.state:workdir(name))
+  for _, id in ipairs(self.state:workdir_ids()) do
+    if not self.runs[id] then
+      log.info("removing the work directory of a run this agent no longer holds", { run = id })
+      self.core.fs.remove_in_pool(self.state:workdir(id))
     end
   end
   return true

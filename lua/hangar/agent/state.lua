@@ -97,6 +97,12 @@ function State:workdir(run_id)
   return self.dir .. "/work/" .. run_id
 end
 
+-- The run ids that have a work directory; none when the directory cannot be listed.
+function State:workdir_ids()
+  local names = self.fs.list(self.dir .. "/work")
+  return type(names) == "table" and names or {}
+end
+
 -- Where an older agent kept a run's record (read once by load_runs, then folded).
 function State:record_path(run_id)
   return self.dir .. "/runs/" .. run_id .. ".json"

@@ -141,7 +141,8 @@ end
 --- agent_opts, both cleaned up when the test ends through on_end: the test's busted
 --- `finally`, which a helper cannot name itself. Returns hub, agent.
 function agenttest.hub_and_agent(on_end, name, agent_opts)
-  local hub = hubtest.start { name = name, args = { "--lease-ttl", "5", "--heartbeat-interval", "1" } }
+  local args = { "--lease-ttl", "5", "--heartbeat-interval", "1" }
+  local hub = hubtest.start { name = name, args = args }
   local agent
   on_end(function()
     agenttest.cleanup_all(agent, hub)

@@ -410,8 +410,7 @@ static _Noreturn void child_fail(child_plan *c, int fd, int stage, int code) {
   c->report.code = code;
   c->report.stage = stage;
   spawn_report r = {stage, code};
-  ssize_t n;
-  while (fd >= 0 && (n = write(fd, &r, sizeof r)) < 0 && errno == EINTR) {
+  while (fd >= 0 && write(fd, &r, sizeof r) < 0 && errno == EINTR) {
   }
   child_exit();
 }

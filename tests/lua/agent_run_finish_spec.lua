@@ -1,6 +1,7 @@
 -- A run's finish: the order in which the hub hears of the end, the slot is freed and the
 -- run's files go, with the agent, its state and the run log replaced by recorders.
 local run = require "hangar.agent.run"
+local async = require "hangar.async"
 
 -- An agent that notes what is done to it in events.
 local function recording_agent(events)
@@ -36,6 +37,22 @@ describe("a run's finish", function()
     assert.same({ "log complete", "record saved", "hub has the end", "slot freed, files still there",
       "log closed", "record removed", "files removed" }, events)
     assert.equal("done", r.phase)
+  end)
+
+  it("lets the next work poll go out before the run's log and record are removed", function()
+    -- As the agent does: freeing the slot starts the next poll in a task of its own.
+    local events = {}
+    local agent = recording_agent(events)
+    local ended = agent.run_ended
+    agent.run_ended = function(...)
+      ended(...)
+      async.run(function() events[#events + 1] = "next poll sent" end)
+    end
+    local r = run.new(agent, "run_4", "lease_4")
+    r.rl = recording_log(events)
+    async.await(async.run(r.finish, r, { status = "succeeded", exit_code = 0 }))
+    assert.same({ "hub has the end", "slot freed, files still there", "next poll sent", "log closed",
+      "record removed", "files removed" }, events)
   end)
 
   it("tells the agent the files are gone even when removing them failed", function()

@@ -15,6 +15,7 @@ local json = require "hangar.json"
 local log = require "hangar.log"
 local timer = require "hangar.timer"
 local async = require "hangar.async"
+local task = require "hangar.task"
 local env = require "hangar.agent.env"
 local hooks = require "hangar.agent.hooks"
 local hubclient = require "hangar.agent.hubclient"
@@ -532,6 +533,15 @@ function Run:finish(result)
   end
   if not self.aborted then
     local ok, err, hub_status = self.rl:finish { status = result.status, exit_code = result.exit_code, error = result.error }
+    -- The hub has the run's end (or refused it, and asking again would not change that), so
+    -- its slot is free. The next work poll goes out before anything else is done here: the
+    -- yield lets the poll's task send it, and only then is this run logged and its log and
+    -- record removed. Whoever waited for this run's end may be queueing the next run already,
+    -- and a poll that is open when that run arrives gets it at once instead of after a round
+    -- trip. A drain still waits for the files (Agent:tidied).
+    self.phase = "done"
+    self.agent:run_ended(self, true)
+    task.yield()
     if ok then
       log.info("run finished", { run = self.id, status = result.status, error = result.error })
     elseif hub_status then
@@ -539,12 +549,6 @@ function Run:finish(result)
     else
       log.error("the hub refused the run's finish", { run = self.id, error = err })
     end
-    -- The hub has the run's end (or refused it, and asking again would not change that), so
-    -- its slot is free: the next work poll goes out now, not after the run's log and record
-    -- are gone (whoever waited for this run's end may already have queued the next one). A
-    -- drain still waits for them (Agent:tidied).
-    self.phase = "done"
-    self.agent:run_ended(self, true)
     local tidy_ok, tidy_err = pcall(function()
       self.rl:close()
       self.agent.state:remove_run(self.id)

@@ -18,7 +18,8 @@
 --
 -- Prints one "name value" line per figure (names end in their unit). Sizes come from the
 -- environment: DISPATCH_RUNS (200), THROUGHPUT_RUNS (2000), CONCURRENT_RUNS (100),
--- POLL_AGENTS (1000). Reading another process's smaps_rollup needs the agent's user or root
+-- POLL_AGENTS (1000). DISPATCH_TIMES=FILE: dispatch also writes each run's POST and start
+-- times there (see bench/split_dispatch.lua). Reading another process's smaps_rollup needs the agent's user or root
 -- (the agent is not dumpable).
 local SRC = os.getenv("HANGAR_SOURCE_DIR") or "."
 package.path = SRC .. "/tests/helpers/?.lua;" .. package.path
@@ -166,6 +167,15 @@ function benches.dispatch()
   local started = stamps_of(stamps)
   for id, t0 in pairs(t0s) do
     to_start[#to_start + 1] = (assert(started[id], "no start time for run " .. id) - t0) / 1e3
+  end
+  local times = os.getenv("DISPATCH_TIMES")
+  if times then
+    -- Each run's POST and start (CLOCK_MONOTONIC ns), for bench/split_dispatch.lua.
+    local f = assert(io.open(times, "w"))
+    for id, t0 in pairs(t0s) do
+      f:write(("%d %d\n"):format(t0, started[id]))
+    end
+    f:close()
   end
   put("dispatch.runs", runs)
   put("dispatch.to_running.p50_us", percentile(to_start, 50))

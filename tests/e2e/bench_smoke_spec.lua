@@ -70,4 +70,23 @@ describe("bench/run's report", function()
     -- No absolute path of the machine the document was written on.
     assert.falsy(text:find(SRC, 1, true))
   end)
+
+  it("gives each dispatched run's POST and start times to bench/split_dispatch.lua when asked", function()
+    dir = dir or agenttest.tmpdir("bench-smoke")
+    local times = dir .. "/times"
+    local bench_bin = BIN:match("^(.*)/[^/]+$") .. "/bench"
+    local cmd = ("cd %s && env HANGAR_BENCH_BIN=%s HANGAR_TEST_TMP=%s DISPATCH_RUNS=3 DISPATCH_TIMES=%s %s lua bench/bench_agent.lua dispatch >%s 2>&1"):format(
+      q(SRC), q(bench_bin), q(dir), q(times), q(BIN), q(dir .. "/dispatch.log"))
+    assert(os.execute(cmd), "bench_agent.lua dispatch failed:\n" .. (slurp(dir .. "/dispatch.log") or ""))
+    local n = 0
+    for line in assert(io.lines(times)) do
+      local t0, started = line:match("^(%d+) (%d+)$")
+      assert.truthy(t0, line)
+      -- Nanoseconds of CLOCK_MONOTONIC: the start follows the POST, within seconds.
+      local took = tonumber(started) - tonumber(t0)
+      assert.is_true(took > 0 and took < 10e9, line)
+      n = n + 1
+    end
+    assert.equal(3, n)
+  end)
 end)

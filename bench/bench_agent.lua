@@ -19,8 +19,8 @@
 -- Prints one "name value" line per figure (names end in their unit). Sizes come from the
 -- environment: DISPATCH_RUNS (200), THROUGHPUT_RUNS (2000), CONCURRENT_RUNS (100),
 -- POLL_AGENTS (1000). DISPATCH_TIMES=FILE: dispatch also writes each run's POST and start
--- times there (see bench/split_dispatch.lua). Reading another process's smaps_rollup needs the agent's user or root
--- (the agent is not dumpable).
+-- times there (see bench/split_dispatch.lua). Reading another process's smaps_rollup needs the
+-- agent's user or root (the agent is not dumpable).
 local SRC = os.getenv("HANGAR_SOURCE_DIR") or "."
 package.path = SRC .. "/tests/helpers/?.lua;" .. package.path
 local hubtest = require "hubtest"

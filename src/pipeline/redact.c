@@ -182,12 +182,13 @@ static void form_base64(hg_redact_set *set, const uint8_t *s, size_t n, unsigned
                         const char *alphabet, bool padded) {
   size_t first = (8 * k + 5) / 6, last = (8 * (k + n)) / 6;
   for (size_t i = first; i < last; i++) {
-    unsigned v = 0;
-    for (size_t bit = 6 * i; bit < 6 * i + 6; bit++) {
-      size_t byte = bit / 8 - k;
-      v = (v << 1) | ((s[byte] >> (7 - bit % 8)) & 1u);
-    }
-    fpush(set, (uint8_t)alphabet[v], 0);
+    /* Character i's six bits, counted from the top bit of s[0]: they start `shift` bits into
+     * s[byte] and reach into s[byte + 1] when shift > 2 (which then exists: i < last). */
+    size_t bit = 6 * i - 8 * (size_t)k, byte = bit / 8;
+    unsigned shift = (unsigned)(bit % 8);
+    unsigned w = (unsigned)s[byte] << 8;
+    if (shift > 2) w |= s[byte + 1];
+    fpush(set, (uint8_t)alphabet[(w >> (10 - shift)) & 63u], 0);
   }
   size_t rest = 8 * (k + n) - 6 * last; /* bits of s in a last, zero-filled character */
   if (!padded || rest == 0) return;

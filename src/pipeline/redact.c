@@ -1171,7 +1171,9 @@ int hg_redact_scanner_finish(hg_redact_scanner *sc, hg_err *err) {
   sc->d = NULL;
   sc->dlen = 0;
   sc->dbase = sc->hbase + sc->hlen;
-  int rc = sync_set(sc, err);
+  /* A stream that held nothing has nothing to scan: no automaton is built for it (a run that
+   * wrote nothing at all would build one at its end, for no byte). */
+  int rc = sc->hlen || sc->niv ? sync_set(sc, err) : 0;
   if (!rc) rc = drain(sc, true, err);
   if (rc) return rc;
   wipe(sc->hold, sc->hlen);

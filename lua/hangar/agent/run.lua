@@ -342,7 +342,12 @@ function Run:prepare()
     return nil, failed(refs)
   end
 
-  local params_all, params_each = self.core.params_json(self.accept_body or json.encode({ run = doc }))
+  -- The parameters' text as the hub sent it (member order, number formatting), from the accept's
+  -- body; a run without parameters has none to take, and its body is not parsed again.
+  local params_all, params_each
+  if type(doc.params) == "table" and next(doc.params) ~= nil then
+    params_all, params_each = self.core.params_json(self.accept_body or json.encode({ run = doc }))
+  end
   local run_env = env.build {
     run = doc,
     pass = agent:pass_env_values(),

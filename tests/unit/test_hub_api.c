@@ -522,13 +522,19 @@ static int poll_work(agent *a, char *run_id, char *lease, size_t n) {
 }
 
 /* Polls work for the agent, which must be offered run, and accepts run with its lease. */
-static reply accept_offered(agent *a, const char *run) {
-  char run_id[80] = "", lease[80] = "", url[200], body[200];
-  CHECK_EQ_INT(poll_work(a, run_id, lease, sizeof run_id), 1);
-  CHECK_EQ_STR(run_id, run);
+/* POST /v1/runs/{run}/accept with the lease. */
+static reply accept_lease(agent *a, const char *run, const char *lease) {
+  char url[200], body[200];
   snprintf(url, sizeof url, "/v1/runs/%s/accept", run);
   snprintf(body, sizeof body, "{\"lease_id\":\"%s\"}", lease);
   return call("POST", url, a->token, body);
+}
+
+static reply accept_offered(agent *a, const char *run) {
+  char run_id[80] = "", lease[80] = "";
+  CHECK_EQ_INT(poll_work(a, run_id, lease, sizeof run_id), 1);
+  CHECK_EQ_STR(run_id, run);
+  return accept_lease(a, run, lease);
 }
 
 static void full_run_lifecycle(void) {
@@ -894,9 +900,7 @@ static void leases_lapse(void) {
   snprintf(lease2, sizeof lease2, "%s", str(as->child->next, "lease_id"));
   CHECK_EQ_STR(str(as->child, "run_id"), r1); /* oldest first */
   reply_free(&r);
-  snprintf(url, sizeof url, "/v1/runs/%s/accept", r1);
-  snprintf(body, sizeof body, "{\"lease_id\":\"%s\"}", lease1);
-  r = call("POST", url, a.token, body);
+  r = accept_lease(&a, r1, lease1);
   EXPECT(r, 200, NULL);
   reply_free(&r);
 
@@ -920,9 +924,7 @@ static void leases_lapse(void) {
   CHECK_EQ_STR(str(r.json, "status"), "accepted");
   reply_free(&r);
   /* The late accept of the re-queued run finds its lease gone. */
-  snprintf(url2, sizeof url2, "/v1/runs/%s/accept", r2);
-  snprintf(body, sizeof body, "{\"lease_id\":\"%s\"}", lease2);
-  r = call("POST", url2, a.token, body);
+  r = accept_lease(&a, r2, lease2);
   EXPECT(r, 409, "lease_lost");
   reply_free(&r);
 
@@ -975,7 +977,7 @@ static void long_polls_wake(void) {
   char *akey = make_key("agent", NULL);
   agent a;
   CHECK_EQ_INT(register_agent(&a, akey, "{\"env\":\"prod\"}", 1, NULL), 201);
-  char url[200], body[200];
+  char url[200];
   snprintf(url, sizeof url, "/v1/agents/%s/work?wait=30", a.id);
   pending p1, p2;
   reply r = callp(&p1, "GET", url, a.token, NULL);
@@ -999,9 +1001,7 @@ static void long_polls_wake(void) {
   snprintf(lease, sizeof lease, "%s", as->child ? str(as->child, "lease_id") : "");
   reply_free(&p2.r);
 
-  snprintf(url, sizeof url, "/v1/runs/%s/accept", run);
-  snprintf(body, sizeof body, "{\"lease_id\":\"%s\"}", lease);
-  r = call("POST", url, a.token, body);
+  r = accept_lease(&a, run, lease);
   EXPECT(r, 200, NULL);
   reply_free(&r);
   /* A reader waiting on events wakes when they arrive. */
@@ -1086,7 +1086,7 @@ static void parked_poll_takes_new_run_at_once(void) {
   agent staging, a;
   CHECK_EQ_INT(register_agent(&staging, akey, "{\"env\":\"staging\"}", 2, NULL), 201);
   CHECK_EQ_INT(register_agent(&a, akey, "{\"env\":\"prod\"}", 2, NULL), 201);
-  char url[200], body[200];
+  char url[200];
   pending other, p;
   snprintf(url, sizeof url, "/v1/agents/%s/work?wait=30&free=2", staging.id);
   reply r = callp(&other, "GET", url, staging.token, NULL);
@@ -1126,9 +1126,7 @@ static void parked_poll_takes_new_run_at_once(void) {
   CHECK_EQ_STR(str(cJSON_GetObjectItemCaseSensitive(r.json, "agent"), "id"), a.id);
   CHECK_EQ_INT((int)num(r.json, "attempt"), 1);
   reply_free(&r);
-  snprintf(url, sizeof url, "/v1/runs/%s/accept", run);
-  snprintf(body, sizeof body, "{\"lease_id\":\"%s\"}", lease);
-  r = call("POST", url, a.token, body);
+  r = accept_lease(&a, run, lease);
   EXPECT(r, 200, NULL);
   reply_free(&r);
   snprintf(url, sizeof url, "/v1/runs/%s/cancel", run);
@@ -1224,7 +1222,7 @@ static void new_run_offered_before_commit(void) {
   char *akey = make_key("agent", NULL);
   agent a;
   CHECK_EQ_INT(register_agent(&a, akey, "{\"env\":\"prod\"}", 1, NULL), 201);
-  char url[200], poll_url[200], body[200], run[80] = "", lease[80] = "";
+  char url[200], poll_url[200], run[80] = "", lease[80] = "";
   pending p;
   snprintf(poll_url, sizeof poll_url, "/v1/agents/%s/work?wait=30&free=1", a.id);
   reply r = callp(&p, "GET", poll_url, a.token, NULL);
@@ -1242,9 +1240,7 @@ static void new_run_offered_before_commit(void) {
   CHECK_EQ_STR(as && as->child ? str(as->child, "run_id") : "", run);
   snprintf(lease, sizeof lease, "%s", as && as->child ? str(as->child, "lease_id") : "");
   reply_free(&p.r);
-  snprintf(url, sizeof url, "/v1/runs/%s/accept", run);
-  snprintf(body, sizeof body, "{\"lease_id\":\"%s\"}", lease);
-  r = call("POST", url, a.token, body);
+  r = accept_lease(&a, run, lease);
   EXPECT(r, 200, NULL);
   reply_free(&r);
   cancel_accepted(&a, run);
@@ -1272,9 +1268,7 @@ static void new_run_offered_before_commit(void) {
   r = call("GET", url, admin, NULL);
   EXPECT(r, 404, "not_found");
   reply_free(&r);
-  snprintf(url, sizeof url, "/v1/runs/%s/accept", run);
-  snprintf(body, sizeof body, "{\"lease_id\":\"%s\"}", lease);
-  r = call("POST", url, a.token, body);
+  r = accept_lease(&a, run, lease);
   EXPECT(r, 409, "lease_lost");
   reply_free(&r);
   CHECK_EQ_INT(poll_work(&a, NULL, NULL, 0), 0); /* nothing was queued either */
@@ -1291,10 +1285,7 @@ static void new_run_offered_before_commit(void) {
 
 /* Accepts a run with its lease; returns the answer's run token (heap), or NULL. */
 static char *accept_token(agent *a, const char *run, const char *lease) {
-  char url[200], body[200];
-  snprintf(url, sizeof url, "/v1/runs/%s/accept", run);
-  snprintf(body, sizeof body, "{\"lease_id\":\"%s\"}", lease);
-  reply r = call("POST", url, a->token, body);
+  reply r = accept_lease(a, run, lease);
   EXPECT(r, 200, NULL);
   const char *t = str(cJSON_GetObjectItemCaseSensitive(r.json, "run"), "run_token");
   char *out = t ? strdup(t) : NULL;
@@ -1436,7 +1427,7 @@ static void queued_run_handed_out_before_commit(void) {
   char *akey = make_key("agent", NULL);
   agent a;
   CHECK_EQ_INT(register_agent(&a, akey, "{\"env\":\"prod\"}", 2, NULL), 201);
-  char url[200], body[200], lease[80] = "";
+  char url[200], lease[80] = "";
   char *run = create_run("job", NULL);
   CHECK(poll_answered_early(&a));
   CHECK_EQ_INT(early_reply.status, 200);
@@ -1449,9 +1440,7 @@ static void queued_run_handed_out_before_commit(void) {
   reply r = call("GET", url, admin, NULL);
   CHECK_EQ_STR(str(r.json, "status"), "assigned");
   reply_free(&r);
-  snprintf(url, sizeof url, "/v1/runs/%s/accept", run);
-  snprintf(body, sizeof body, "{\"lease_id\":\"%s\"}", lease);
-  r = call("POST", url, a.token, body);
+  r = accept_lease(&a, run, lease);
   EXPECT(r, 200, NULL);
   reply_free(&r);
   cancel_accepted(&a, run);
@@ -1471,9 +1460,7 @@ static void queued_run_handed_out_before_commit(void) {
   r = call("GET", url, admin, NULL);
   CHECK_EQ_STR(str(r.json, "status"), "queued");
   reply_free(&r);
-  snprintf(url, sizeof url, "/v1/runs/%s/accept", run);
-  snprintf(body, sizeof body, "{\"lease_id\":\"%s\"}", lease);
-  r = call("POST", url, a.token, body);
+  r = accept_lease(&a, run, lease);
   EXPECT(r, 409, "lease_lost");
   reply_free(&r);
   r = accept_offered(&a, run); /* handed out again, and accepted */

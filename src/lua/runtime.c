@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/http.h"
 #include "core/log.h"
 #include "core/paths.h"
@@ -70,12 +71,6 @@ static int64_t cpu_now_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static int64_t wall_now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void cpu_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
   hg_lua *rt = hg_lua_from(L);
@@ -89,7 +84,7 @@ static void cpu_hook(lua_State *L, lua_Debug *ar) {
     /* The first look of this entry, whose CPU clock was not read when it began. What it ran
      * since is at most the wall time since (one thread) and at most the CPU time since the
      * reference reading, taken before it began: the lesser is charged. */
-    int64_t wall = wall_now_ns();
+    int64_t wall = hg_clock_mono_ns();
     int64_t ran = wall - rt->begun_wall_ns;
     /* Below zero, the reference was another thread's clock (a thread that ended and whose
      * handle a new one took): only the wall time bounds what was run. */
@@ -122,7 +117,7 @@ void hg_lua_budget_begin(hg_lua *rt, lua_State *L, hg_lua_budget *saved) {
    * wall time before the entry, bounds what the first look can charge beyond what the
    * entry ran (by the CPU between the two, at most that age), however long the thread was
    * descheduled or blocked in a call; nothing an entry ran goes uncharged. */
-  int64_t wall = wall_now_ns();
+  int64_t wall = hg_clock_mono_ns();
   pthread_t self = pthread_self();
   if (wall - rt->cpu_ref_wall_ns > CPU_REF_MAX_AGE_NS || !rt->cpu_ref_set ||
       !pthread_equal(rt->cpu_ref_thread, self)) {

@@ -1027,11 +1027,13 @@ static int sq_run_insert(hg_store *base, hg_store_run *r, hg_err *err) {
 /* Keeps the indexed columns of the run just read (see sqlite_store.seen), when they fit. */
 static void run_seen(sqlite_store *s, sqlite3_stmt *st, const hg_store_run *r) {
   s->seen.valid = false;
+  /* Outside a transaction nothing is kept: no status parsed again on a plain read. */
+  if (!s->in_tx) return;
   const char *status = (const char *)sqlite3_column_text(st, 4);
   int parsed = status ? hg_store_run_status_parse(status) : -1;
   const void *token = sqlite3_column_blob(st, 19);
   if (token && sqlite3_column_bytes(st, 19) != HG_STORE_HASH_LEN) return;
-  if (!s->in_tx || parsed < 0 || !r->id || !r->task || strlen(r->id) >= sizeof s->seen.id ||
+  if (parsed < 0 || !r->id || !r->task || strlen(r->id) >= sizeof s->seen.id ||
       strlen(r->task) >= sizeof s->seen.task ||
       (r->agent_id && strlen(r->agent_id) >= sizeof s->seen.agent))
     return;

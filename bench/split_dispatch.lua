@@ -49,14 +49,19 @@ local function round(dir)
   end
   -- The vfork calls, in order (seconds with nanoseconds).
   local forks = {}
-  p = assert(io.popen(("perf script --ns -i %s -F time 2>/dev/null"):format(q(data))))
+  p = assert(io.popen(("perf script --ns -i %s -F time 2>&1"):format(q(data))))
+  local text = {}
   for line in p:lines() do
     local s, ns = line:match("(%d+)%.(%d+):")
     if s then
       forks[#forks + 1] = tonumber(s) * 1000000000 + tonumber(ns)
+    else
+      text[#text + 1] = line
     end
   end
-  p:close()
+  if not p:close() then
+    error("perf script could not read " .. data .. ":\n" .. table.concat(text, "\n"), 0)
+  end
   local runs = {}
   for line in io.lines(times) do
     local t0, started = line:match("^(%d+) (%d+)$")
@@ -91,7 +96,9 @@ end
 
 local rounds = math.tointeger(tonumber(arg and arg[1] or "")) or 1
 for _ = 1, rounds do
-  local dir = assert(io.popen("mktemp -d")):read("l")
+  local mk = assert(io.popen("mktemp -d"))
+  local dir = assert(mk:read("l"), "mktemp -d made no directory")
+  mk:close()
   local ok, err = pcall(round, dir)
   os.execute("rm -rf " .. q(dir))
   if not ok then

@@ -1316,6 +1316,8 @@ static void run_tokens_made_ahead(void) {
   char *queued = create_run("job", NULL); /* no poll waiting: queued, then polled */
   CHECK_EQ_INT(poll_work(&a, run2, lease2, sizeof run2), 1);
   CHECK_EQ_STR(run2, queued);
+  /* run1's token was made ahead; a run that waited in the queue gets none. */
+  CHECK_EQ_STR(hub->token_memo.run_id, run1);
 
   char want1[HG_APIKEY_TOKEN_LEN + 1], want2[HG_APIKEY_TOKEN_LEN + 1];
   uint8_t hash[HG_APIKEY_HASH_LEN];

@@ -19,6 +19,20 @@ static int list_fds(void) {
   return 0;
 }
 
+/* Prints the capacity of the pipes on stdout and stderr, once both hold a MiB or after 10 s:
+ * the spawner may grow them just after the start. */
+static int pipe_sizes(void) {
+  int out = 0, err = 0;
+  for (int i = 0; i < 1000; i++) {
+    out = fcntl(1, F_GETPIPE_SZ);
+    err = fcntl(2, F_GETPIPE_SZ);
+    if (out >= (1 << 20) && err >= (1 << 20)) break;
+    usleep(10000);
+  }
+  printf("pipes: %d %d\n", out, err);
+  return 0;
+}
+
 /* Spawns argv through hg_proc, prints the child's pid, then waits to be killed. */
 static int spawn_and_wait(char **argv) {
   hg_loop loop;
@@ -41,7 +55,8 @@ static int spawn_and_wait(char **argv) {
 
 int main(int argc, char **argv) {
   if (argc >= 2 && strcmp(argv[1], "fds") == 0) return list_fds();
+  if (argc >= 2 && strcmp(argv[1], "pipes") == 0) return pipe_sizes();
   if (argc >= 3 && strcmp(argv[1], "spawn") == 0) return spawn_and_wait(argv + 2);
-  fprintf(stderr, "usage: helper_proc fds | spawn PROGRAM [ARG...]\n");
+  fprintf(stderr, "usage: helper_proc fds | pipes | spawn PROGRAM [ARG...]\n");
   return 2;
 }

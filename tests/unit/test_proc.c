@@ -863,6 +863,23 @@ static void child_sees_no_fds_beyond_stdio(void) {
   capture_free(&err);
 }
 
+/* A child's stdout and stderr pipes are grown to a MiB (core/proc.c: PIPE_BYTES), after the
+ * spawn: the child waits until it sees them grown, for 10 s at most. */
+static void output_pipes_hold_a_megabyte(void) {
+  char helper[PATH_MAX + 16];
+  helper_path(helper, sizeof helper);
+  capture out, err;
+  capture_init(&out);
+  capture_init(&err);
+  result r;
+  const char *argv[] = {helper, "pipes", NULL};
+  CHECK_EQ_INT(run_proc(argv, base_env, &out, &err, &r), 0);
+  CHECK_EQ_STR(text(&out), "pipes: 1048576 1048576\n");
+  CHECK_EQ_INT(r.status.exit_code, 0);
+  capture_free(&out);
+  capture_free(&err);
+}
+
 #define MANY 100
 
 static void hundred_concurrent_processes_all_reported(void) {
@@ -988,5 +1005,6 @@ TEST_MAIN(T(echo_reaches_both_sinks), T(environment_is_exactly_the_given_one),
           T(daemonized_grandchild_does_not_hold_exit_forever),
           T(paused_sink_keeps_its_bytes_past_the_drain_deadline),
           T(child_dies_when_its_parent_dies), T(child_sees_no_fds_beyond_stdio),
+          T(output_pipes_hold_a_megabyte),
           T(hundred_concurrent_processes_all_reported), T(free_before_exit_kills_and_detaches),
           T(free_inside_sink_write_is_safe))

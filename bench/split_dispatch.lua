@@ -1,11 +1,16 @@
 -- Where a dispatch's time goes: bench_agent.lua's dispatch benchmark, run under `perf record`
--- of the agent's vfork, splits each run's "POST /v1/runs -> the no-op's main" at the moment
--- the agent spawned the process:
+-- of the agent's vfork and of every exec, splits each run's "POST /v1/runs -> the no-op's
+-- main" at the moment the agent spawned the process and at the moment the kernel had loaded
+-- the program:
 --
 --   POST -> vfork     the client's request, the hub, the work poll's answer and the accept,
 --                     the agent's own work: what Hangar adds
---   vfork -> running  the child's exec and the no-op's start-up: what the floor (fork + exec
---                     of the same program, measured in the same run) stands for
+--   vfork -> exec     the child's set-up before its exec (signals, session, stdio, directory)
+--                     and the exec itself
+--   exec -> running   the program's own start-up (its loader and libc), up to its main
+--
+-- The last two are what the floor (fork + exec of the same program, measured in the same
+-- run) stands for.
 --
 -- The bench's clock and perf's agree (perf records CLOCK_MONOTONIC), so the split needs no
 -- change to the hub or the agent. Needs perf (Debian: linux-perf) and the right to trace
@@ -14,8 +19,8 @@
 --   HANGAR_SOURCE_DIR=$PWD HANGAR_BIN=build-release/hangar HANGAR_BENCH_BIN=build-release/bench \
 --     build-release/hangar lua bench/split_dispatch.lua [ROUNDS]
 --
--- DISPATCH_RUNS (default 300) runs a round. Prints one line a round: the split's quartiles,
--- and the bench's own p50 and floor beside them.
+-- DISPATCH_RUNS (default 300) runs a round. Prints one line a round: the split's p50 and
+-- quartiles, and the bench's own p50 and floor beside them.
 local SRC = os.getenv("HANGAR_SOURCE_DIR") or "."
 local BIN = assert(os.getenv("HANGAR_BIN"), "HANGAR_BIN (the hangar to measure) is not set")
 
@@ -34,7 +39,7 @@ end
 local function round(dir)
   local data, times = dir .. "/perf.data", dir .. "/times"
   local cmd = ("DISPATCH_RUNS=%d DISPATCH_TIMES=%s perf record -q -a -k CLOCK_MONOTONIC"
-    .. " -e syscalls:sys_enter_vfork -o %s -- %s lua %s dispatch 2>&1"):format(
+    .. " -e syscalls:sys_enter_vfork -e sched:sched_process_exec -o %s -- %s lua %s dispatch 2>&1"):format(
     math.tointeger(tonumber(os.getenv("DISPATCH_RUNS") or "")) or 300, q(times), q(data), q(BIN),
     q(SRC .. "/bench/bench_agent.lua"))
   local p = assert(io.popen(cmd))
@@ -47,14 +52,17 @@ local function round(dir)
   for name, value in out:gmatch("(%S+) (%-?[%d.]+)\n") do
     figures[name] = tonumber(value)
   end
-  -- The vfork calls, in order (seconds with nanoseconds).
-  local forks = {}
-  p = assert(io.popen(("perf script --ns -i %s -F time 2>&1"):format(q(data))))
+  -- The vfork calls and the no-op's execs, each in order (seconds with nanoseconds).
+  local forks, execs = {}, {}
+  p = assert(io.popen(("perf script --ns -i %s -F time,event,trace 2>&1"):format(q(data))))
   local text = {}
   for line in p:lines() do
-    local s, ns = line:match("(%d+)%.(%d+):")
-    if s then
-      forks[#forks + 1] = tonumber(s) * 1000000000 + tonumber(ns)
+    local s, ns, event = line:match("(%d+)%.(%d+):%s+(%S+)")
+    local t = s and tonumber(s) * 1000000000 + tonumber(ns)
+    if event == "syscalls:sys_enter_vfork:" then
+      forks[#forks + 1] = t
+    elseif event == "sched:sched_process_exec:" then
+      if line:find("bench_noop", 1, true) then execs[#execs + 1] = t end
     else
       text[#text + 1] = line
     end
@@ -68,27 +76,40 @@ local function round(dir)
     runs[#runs + 1] = { math.tointeger(tonumber(t0)), math.tointeger(tonumber(started)) }
   end
   table.sort(runs, function(a, b) return a[1] < b[1] end)
-  -- Each run's spawn is the last vfork between its POST and its start.
-  local before, after, k = {}, {}, 1
+  -- Each run's spawn is the last vfork between its POST and its start, and its exec the last
+  -- exec of the no-op between that vfork and the start.
+  local function last_in(list, k, from, to)
+    while k <= #list and list[k] < from do
+      k = k + 1
+    end
+    local found
+    while k <= #list and list[k] <= to do
+      found = list[k]
+      k = k + 1
+    end
+    return found, k
+  end
+  local before, setup, after = {}, {}, {}
+  local k, e = 1, 1
   for _, r in ipairs(runs) do
-    while k <= #forks and forks[k] < r[1] do
-      k = k + 1
-    end
-    local spawn
-    while k <= #forks and forks[k] <= r[2] do
-      spawn = forks[k]
-      k = k + 1
-    end
+    local spawn, exec
+    spawn, k = last_in(forks, k, r[1], r[2])
     if spawn then
+      exec, e = last_in(execs, e, spawn, r[2])
+    end
+    if exec then
       before[#before + 1] = (spawn - r[1]) / 1e3
-      after[#after + 1] = (r[2] - spawn) / 1e3
+      setup[#setup + 1] = (exec - spawn) / 1e3
+      after[#after + 1] = (r[2] - exec) / 1e3
     end
   end
-  assert(#before > 0, "no vfork of the agent fell between a run's POST and its start")
-  local b25, b50, b75 = quartiles(before)
-  local a25, a50, a75 = quartiles(after)
-  print(("POST -> vfork p50 %.0f us (quartiles %.0f-%.0f) | vfork -> running p50 %.0f us (%.0f-%.0f)"
-    .. " | bench p50 %.0f us, floor %.0f us | %d of %d runs"):format(b50, b25, b75, a50, a25, a75,
+  assert(#before > 0, "no vfork of the agent and exec of the no-op fell between a run's POST and its start")
+  local function q3(list)
+    local a, b, c = quartiles(list)
+    return ("p50 %.0f us (%.0f-%.0f)"):format(b, a, c)
+  end
+  print(("POST -> vfork %s | vfork -> exec %s | exec -> running %s | bench p50 %.0f us, floor %.0f us"
+    .. " | %d of %d runs"):format(q3(before), q3(setup), q3(after),
     figures["dispatch.to_running.p50_us"] or 0, figures["floor.spawn_to_running.p50_us"] or 0,
     #before, #runs))
   io.stdout:flush()

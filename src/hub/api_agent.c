@@ -457,11 +457,12 @@ hg_hub_waiter *api_work_taker(api_ctx *c, const char *constraints) {
   return NULL;
 }
 
-int api_work_assign_new(api_ctx *c, hg_hub_waiter *w, hg_store_run *r, char *lease, size_t size,
-                        hg_err *err) {
+int api_work_assign_new(api_ctx *c, const hg_hub_waiter *w, hg_store_run *r,
+                        char agent[HG_HUB_ID_MAX + 1], char *lease, size_t size, hg_err *err) {
   int rc = hg_apikey_random_id("lease_", 24, lease, size, err);
   if (rc) return rc;
-  r->agent_id = w->key;
+  snprintf(agent, HG_HUB_ID_MAX + 1, "%s", w->key);
+  r->agent_id = agent;
   r->lease_id = lease;
   r->status = HG_RUN_ASSIGNED;
   r->lease_expires_ms = c->now + c->hub->cfg.lease_ttl_s * 1000;

@@ -76,13 +76,15 @@ void api_rollback(api_ctx *c);
  * free count above 0, of an agent whose labels meet the constraints), in the creating
  * transaction: one commit instead of the creation's and then the assignment's, and no
  * wake-up pass. The taker (NULL: none, the run is queued); the run filled in as assigned to
- * it, lease written to lease; the poll answered with it before its row is written and
+ * it, its agent id copied into agent (answering the poll may free the poll and its key) and
+ * r->agent_id pointing there, lease written to lease; the poll answered with it before its
+ * row is written and
  * committed: an offer binds nothing until the agent's accept, which finds no run (409 lease_lost) if the
  * insert or the commit then fails or the hub stops first, and no request can reach the hub
  * in between. */
 hg_hub_waiter *api_work_taker(api_ctx *c, const char *constraints);
-int api_work_assign_new(api_ctx *c, hg_hub_waiter *w, hg_store_run *r, char *lease, size_t size,
-                        hg_err *err);
+int api_work_assign_new(api_ctx *c, const hg_hub_waiter *w, hg_store_run *r,
+                        char agent[HG_HUB_ID_MAX + 1], char *lease, size_t size, hg_err *err);
 void api_work_answer_new(api_ctx *c, hg_hub_waiter *w, const char *run_id, const char *lease);
 /* Makes the run token of run_id's first attempt into the hub's token memo, for its accept;
  * called once the run's offer is written and committed (a failure only leaves it to the

@@ -360,7 +360,7 @@ void api_run_create(api_ctx *c) {
                     .created_ms = c->now};
   char lease[40] = "";
   hg_hub_waiter *taker = api_work_taker(c, constraints_text);
-  if (taker && api_work_assign_new(c, taker, &r, lease, sizeof lease, &err)) {
+  if (taker && api_work_assign_new(c, taker, &r, offered_to, lease, sizeof lease, &err)) {
     api_internal(c, "making a lease id", &err);
     goto out;
   }
@@ -369,12 +369,7 @@ void api_run_create(api_ctx *c) {
    * runs on the hub's thread before the commit ends, so the accept is read after it, and if
    * the insert or the commit failed (or the hub stopped first) the accept finds no run and is
    * refused; the offer alone starts nothing. */
-  if (taker) {
-    snprintf(offered_to, sizeof offered_to, "%s", taker->key);
-    /* The row is written after the answer, which may free the taker: its agent id too. */
-    r.agent_id = offered_to;
-    api_work_answer_new(c, taker, id, lease);
-  }
+  if (taker) api_work_answer_new(c, taker, id, lease);
   if (hg_store_run_insert(hub->store, &r, &err)) {
     api_internal(c, "store: inserting a run", &err);
     goto out;

@@ -503,7 +503,7 @@ void hg_api_handle(hg_hub *hub, hg_api_req *req, hg_api_res *res) {
   }
   if (!parse_body(c, found)) goto done;
   found->fn(c);
-  if (!res->status && !res->park) api_internal(c, "handler gave no answer", NULL);
+  if (!res->status && !res->park && !res->sent) api_internal(c, "handler gave no answer", NULL);
 done:
   cJSON_Delete(c->body);
   hg_store_key_clear(&c->key);

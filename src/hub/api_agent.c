@@ -403,7 +403,6 @@ void api_agent_work(api_ctx *c) {
     early.json = work_answer(assign, cancel); /* owns both now; assign is still read below */
     cancel = NULL;
     c->req->answer(c->req, &early);
-    c->res->status = 200;
     c->res->sent = true;
   }
   bool committed = api_commit(c);

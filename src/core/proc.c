@@ -576,14 +576,14 @@ static void close_fd(int *fd) {
   *fd = -1;
 }
 
-/* Wraps our end *fd of a pipe in a handle of p's (stdin, stdout or stderr), which owns it from
- * then on; *open tells that the handle must be closed. */
 /* Best effort: the user's pipe quota may refuse, and the pipe then keeps its 64 KiB. */
 static void grow_pipe(uv_pipe_t *pipe) {
   uv_os_fd_t fd;
   if (uv_fileno((const uv_handle_t *)pipe, &fd) == 0) fcntl(fd, F_SETPIPE_SZ, PIPE_BYTES);
 }
 
+/* Wraps our end *fd of a pipe in a handle of p's (stdin, stdout or stderr), which owns it from
+ * then on; *open tells that the handle must be closed. */
 static int open_pipe(hg_proc *p, uv_pipe_t *pipe, int *open, int *fd, const char *name,
                      hg_err *err) {
   int rc = uv_pipe_init(&p->loop->uv, pipe, 0);
@@ -753,9 +753,10 @@ int hg_proc_spawn(hg_loop *loop, const hg_proc_opts *o, hg_proc **out, hg_err *e
   free_candidates(cands);
   /* The pipes grow once the child is on its way, not before the vfork: the resize allocates
    * the pipe's ring, which now and then took 70 us or more (the agent's dispatch, traced), all
-   * of it before the child existed. The child's own start-up (its loader, its libc) takes far
-   * longer than this; a program that fills 64 KiB before it ran waits for us as it would for
-   * any full pipe, and growing a pipe that holds data keeps the data. */
+   * of it before the child existed. The cost is moved off the child's way, not removed: this
+   * thread still pays it, while the child's loader and libc start. A program that fills 64 KiB
+   * before the resize waits for us as it would on any full pipe, and growing a pipe that holds
+   * data keeps the data. */
   if (p->out.open) grow_pipe(&p->out.pipe);
   if (p->err.open) grow_pipe(&p->err.pipe);
   if (p->out.open) uv_read_start((uv_stream_t *)&p->out.pipe, on_alloc, on_read);

@@ -78,10 +78,9 @@ void api_rollback(api_ctx *c);
  * wake-up pass. The taker (NULL: none, the run is queued); the run filled in as assigned to
  * it, its agent id copied into agent (answering the poll may free the poll and its key) and
  * r->agent_id pointing there, lease written to lease; the poll answered with it before its
- * row is written and
- * committed: an offer binds nothing until the agent's accept, which finds no run (409 lease_lost) if the
- * insert or the commit then fails or the hub stops first, and no request can reach the hub
- * in between. */
+ * row is written and committed: an offer binds nothing until the agent's accept, which finds
+ * no run (409 lease_lost) if the insert or the commit then fails or the hub stops first, and
+ * no request can reach the hub in between. */
 hg_hub_waiter *api_work_taker(api_ctx *c, const char *constraints);
 int api_work_assign_new(api_ctx *c, const hg_hub_waiter *w, hg_store_run *r,
                         char agent[HG_HUB_ID_MAX + 1], char *lease, size_t size, hg_err *err);

@@ -10,7 +10,7 @@
 --   exec -> running   the program's own start-up (its loader and libc), up to its main
 --
 -- The last two are what the floor (fork + exec of the same program, measured in the same
--- run) stands for.
+-- run) stands for; the floor's own fork -> exec, recorded the same way, is printed beside them.
 --
 -- The bench's clock and perf's agree (perf records CLOCK_MONOTONIC), so the split needs no
 -- change to the hub or the agent. Needs perf (Debian: linux-perf) and the right to trace
@@ -39,7 +39,8 @@ end
 local function round(dir)
   local data, times = dir .. "/perf.data", dir .. "/times"
   local cmd = ("DISPATCH_RUNS=%d DISPATCH_TIMES=%s perf record -q -a -k CLOCK_MONOTONIC"
-    .. " -e syscalls:sys_enter_vfork -e sched:sched_process_exec -o %s -- %s lua %s dispatch 2>&1"):format(
+    .. " -e syscalls:sys_enter_vfork -e syscalls:sys_enter_clone -e sched:sched_process_exec"
+    .. " -o %s -- %s lua %s dispatch 2>&1"):format(
     math.tointeger(tonumber(os.getenv("DISPATCH_RUNS") or "")) or 300, q(times), q(data), q(BIN),
     q(SRC .. "/bench/bench_agent.lua"))
   local p = assert(io.popen(cmd))
@@ -52,18 +53,22 @@ local function round(dir)
   for name, value in out:gmatch("(%S+) (%-?[%d.]+)\n") do
     figures[name] = tonumber(value)
   end
-  -- The vfork calls and the no-op's execs, each in order (seconds with nanoseconds).
-  local forks, execs = {}, {}
-  p = assert(io.popen(("perf script --ns -i %s -F time,event,trace 2>&1"):format(q(data))))
+  -- The agent's vforks, the floor's forks and the no-op's execs, each in order (seconds with
+  -- nanoseconds). Only the agent (and the bench's client, which starts processes before the
+  -- runs) is called hangar; floor_spawn forks with clone.
+  local forks, floor_forks, execs = {}, {}, {}
+  p = assert(io.popen(("perf script --ns -i %s -F comm,time,event,trace 2>&1"):format(q(data))))
   local text = {}
   for line in p:lines() do
-    local s, ns, event = line:match("(%d+)%.(%d+):%s+(%S+)")
+    local comm, s, ns, event = line:match("^%s*(%S+)%s+(%d+)%.(%d+):%s+(%S+)")
     local t = s and tonumber(s) * 1000000000 + tonumber(ns)
     if event == "syscalls:sys_enter_vfork:" then
-      forks[#forks + 1] = t
+      if comm == "hangar" then forks[#forks + 1] = t end
+    elseif event == "syscalls:sys_enter_clone:" then
+      if comm == "floor_spawn" then floor_forks[#floor_forks + 1] = t end
     elseif event == "sched:sched_process_exec:" then
       if line:find("bench_noop", 1, true) then execs[#execs + 1] = t end
-    else
+    elseif not event then
       text[#text + 1] = line
     end
   end
@@ -103,15 +108,28 @@ local function round(dir)
       after[#after + 1] = (r[2] - exec) / 1e3
     end
   end
-  assert(#before > 0, "no vfork of the agent and exec of the no-op fell between a run's POST and its start")
+  assert(#before > 0,
+    "no vfork of the agent and exec of the no-op fell between a run's POST and its start")
+  -- The floor first starts its runs one at a time: each fork's exec is the first after it.
+  local floor_setup = {}
+  e = 1
+  for i = 1, math.min(#floor_forks, #runs) do
+    while e <= #execs and execs[e] < floor_forks[i] do
+      e = e + 1
+    end
+    if e <= #execs and (i == #floor_forks or execs[e] < floor_forks[i + 1]) then
+      floor_setup[#floor_setup + 1] = (execs[e] - floor_forks[i]) / 1e3
+    end
+  end
   local function q3(list)
     local a, b, c = quartiles(list)
     return ("p50 %.0f us (%.0f-%.0f)"):format(b, a, c)
   end
-  print(("POST -> vfork %s | vfork -> exec %s | exec -> running %s | bench p50 %.0f us, floor %.0f us"
-    .. " | %d of %d runs"):format(q3(before), q3(setup), q3(after),
-    figures["dispatch.to_running.p50_us"] or 0, figures["floor.spawn_to_running.p50_us"] or 0,
-    #before, #runs))
+  local floor_exec = #floor_setup > 0 and select(2, quartiles(floor_setup)) or 0
+  print(("POST -> vfork %s | vfork -> exec %s | exec -> running %s | bench p50 %.0f us,"
+    .. " floor %.0f us (its fork -> exec %.0f us) | %d of %d runs"):format(q3(before), q3(setup),
+    q3(after), figures["dispatch.to_running.p50_us"] or 0,
+    figures["floor.spawn_to_running.p50_us"] or 0, floor_exec, #before, #runs))
   io.stdout:flush()
 end
 

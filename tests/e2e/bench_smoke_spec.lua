@@ -89,4 +89,27 @@ describe("bench/run's report", function()
     end
     assert.equal(3, n)
   end)
+  it("counts what a program's own start-up runs, with bench/startup_cost", function()
+    dir = dir or agenttest.tmpdir("bench-smoke")
+    local bench_bin = BIN:match("^(.*)/[^/]+$") .. "/bench"
+    local out = dir .. "/startup_cost.out"
+    local ok, _, code = os.execute(("%s/startup_cost -n 3 /bin/true >%s 2>&1"):format(q(bench_bin), q(out)))
+    local text = slurp(out) or ""
+    if not ok and code == 3 then
+      pending("this machine lets no process trace its child: " .. text)
+      return
+    end
+    assert(ok, "startup_cost failed:\n" .. text)
+    assert.truthy(text:match("reap_p50_us [%d.]+\n"), text)
+    local instructions = tonumber(text:match("start_instructions (%d+)\n"))
+    assert.truthy(instructions and instructions > 1000, text)
+    local uname = assert(io.popen("uname -m"))
+    local arch = uname:read("l")
+    uname:close()
+    if arch == "x86_64" then
+      -- glibc asks the processor what it is while it starts, whatever the program.
+      assert.truthy(tonumber(text:match("start_cpuids (%d+)\n")) > 0, text)
+      assert.truthy(text:match("cpuid_us [%d.]+\n"), text)
+    end
+  end)
 end)

@@ -8,6 +8,7 @@ local process = require "hangar.process"
 local json = require "hangar.json"
 local timer = require "hangar.timer"
 local async = require "hangar.async"
+local crypto = require "hangar.crypto"
 
 local TMP = (os.getenv("HANGAR_TEST_TMP") or "/tmp") .. "/pipeline-hub"
 os.execute("mkdir -p '" .. TMP .. "'")
@@ -26,9 +27,11 @@ teardown(function()
   end
 end)
 
+-- A fresh directory, its name this run's own: two runs of the spec at once do not share one.
+local RUN_TAG = crypto.hex_encode(crypto.random(4))
 local function spool_dir()
   n_dirs = n_dirs + 1
-  local dir = ("%s/spool-%d-%d"):format(TMP, os.time(), n_dirs)
+  local dir = ("%s/spool-%s-%d"):format(TMP, RUN_TAG, n_dirs)
   os.execute("rm -rf '" .. dir .. "'")
   return dir
 end

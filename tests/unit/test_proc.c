@@ -837,9 +837,18 @@ static void child_dies_when_its_parent_dies(void) {
   capture_free(&out);
 }
 
-static void child_sees_no_fds_beyond_stdio(void) {
+/* Runs helper_proc MODE to its end, its stdout and stderr into out and err (initialised
+ * here, freed by the caller). */
+static int run_helper(const char *mode, capture *out, capture *err, result *r) {
   char helper[PATH_MAX + 16];
   helper_path(helper, sizeof helper);
+  capture_init(out);
+  capture_init(err);
+  const char *argv[] = {helper, mode, NULL};
+  return run_proc(argv, base_env, out, err, r);
+}
+
+static void child_sees_no_fds_beyond_stdio(void) {
   /* Descriptors opened the careless way, without O_CLOEXEC, must not leak either. */
   int leak = open("/dev/null", O_RDONLY);
   int leak_pipe[2];
@@ -847,11 +856,8 @@ static void child_sees_no_fds_beyond_stdio(void) {
   int high = dup2(leak, 300);
   CHECK_EQ_INT(high, 300);
   capture out, err;
-  capture_init(&out);
-  capture_init(&err);
   result r;
-  const char *argv[] = {helper, "fds", NULL};
-  CHECK_EQ_INT(run_proc(argv, base_env, &out, &err, &r), 0);
+  CHECK_EQ_INT(run_helper("fds", &out, &err, &r), 0);
   CHECK_EQ_STR(text(&out), "fds:\n");
   CHECK_EQ_STR(text(&err), "");
   CHECK_EQ_INT(r.status.exit_code, 0);
@@ -877,14 +883,9 @@ static void output_pipes_hold_a_megabyte(void) {
     fprintf(stderr, "skipped: this user may not grow a pipe to 1 MiB here\n");
     return;
   }
-  char helper[PATH_MAX + 16];
-  helper_path(helper, sizeof helper);
   capture out, err;
-  capture_init(&out);
-  capture_init(&err);
   result r;
-  const char *argv[] = {helper, "pipes", NULL};
-  CHECK_EQ_INT(run_proc(argv, base_env, &out, &err, &r), 0);
+  CHECK_EQ_INT(run_helper("pipes", &out, &err, &r), 0);
   CHECK_EQ_STR(text(&out), "pipes: 1048576 1048576\n");
   CHECK_EQ_INT(r.status.exit_code, 0);
   capture_free(&out);

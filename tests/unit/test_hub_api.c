@@ -521,7 +521,6 @@ static int poll_work(agent *a, char *run_id, char *lease, size_t n) {
   return got;
 }
 
-/* Polls work for the agent, which must be offered run, and accepts run with its lease. */
 /* POST /v1/runs/{run}/accept with the lease. */
 static reply accept_lease(agent *a, const char *run, const char *lease) {
   char url[200], body[200];
@@ -530,6 +529,7 @@ static reply accept_lease(agent *a, const char *run, const char *lease) {
   return call("POST", url, a->token, body);
 }
 
+/* Polls work for the agent, which must be offered run, and accepts run with its lease. */
 static reply accept_offered(agent *a, const char *run) {
   char run_id[80] = "", lease[80] = "";
   CHECK_EQ_INT(poll_work(a, run_id, lease, sizeof run_id), 1);

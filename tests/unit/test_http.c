@@ -673,6 +673,54 @@ static void bad_requests_fail_at_start_without_a_callback(void) {
   env_close(&e);
 }
 
+/* The client keeps finished requests' curl handles and the last URL's origin for the next
+ * requests: nothing of one request may reach the next, and another origin is its own. */
+static void a_request_takes_nothing_from_the_one_before(void) {
+  env e;
+  if (!env_open(&e)) return;
+  char echo[256], bytes[256], spaced[256], other[256];
+  snprintf(echo, sizeof echo, "http://127.0.0.1:%d/echo", srv.http);
+  snprintf(bytes, sizeof bytes, "http://127.0.0.1:%d/bytes?n=5000", srv.http);
+  snprintf(spaced, sizeof spaced, "http://127.0.0.1:%d/echo?a b", srv.http);
+  const char *headers[] = {"X-Token: abc123", "Content-Type: application/json", NULL};
+  result r = {0};
+  fetch(&e, &(hg_http_request){.method = "PUT", .url = echo, .headers = headers,
+                               .body = "{\"a\":1}", .body_len = 7},
+        &r);
+  CHECK_EQ_INT(r.status, 200);
+  /* One that ends badly, in the middle of its body. */
+  fetch(&e, &(hg_http_request){.url = bytes, .max_body = 100}, &r);
+  CHECK_EQ_INT(r.rc, HG_ETOOBIG);
+  fetch(&e, &(hg_http_request){.url = echo}, &r);
+  CHECK_EQ_INT(r.status, 200);
+  cJSON *doc = cJSON_Parse(r.body ? r.body : "");
+  CHECK_EQ_STR(json_string(doc, "method", NULL), "GET");
+  CHECK(json_string(doc, "headers", "x-token") == NULL);
+  CHECK(json_string(doc, "headers", "content-type") == NULL);
+  CHECK(json_string(doc, "headers", "content-length") == NULL);
+  cJSON_Delete(doc);
+  /* A space is refused at the start on a known origin as on a new one. */
+  CHECK_EQ_INT(start(&e, &(hg_http_request){.url = spaced}, &r, NULL), HG_EINVAL);
+  CHECK(strstr(r.msg, "invalid URL") != NULL);
+  /* Another port is another origin: its failure names it. */
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t alen = sizeof a;
+  CHECK_EQ_INT(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+  CHECK_EQ_INT(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+  snprintf(other, sizeof other, "http://127.0.0.1:%d/echo", ntohs(a.sin_port));
+  fetch(&e, &(hg_http_request){.url = other}, &r);
+  char want[128];
+  snprintf(want, sizeof want, "connecting to 127.0.0.1:%d: Connection refused", ntohs(a.sin_port));
+  CHECK_EQ_STR(r.msg, want);
+  close(fd);
+  /* And the first origin still works after it. */
+  fetch(&e, &(hg_http_request){.url = echo}, &r);
+  CHECK_EQ_INT(r.status, 200);
+  result_free(&r);
+  env_close(&e);
+}
+
 static void over_max_body_fails_with_etoobig(void) {
   env e;
   if (!env_open(&e)) return;
@@ -1105,7 +1153,8 @@ TEST_MAIN(T(methods_headers_and_bodies_reach_the_server),
           T(requests_after_closed_connections_complete),
           T(environment_proxies_are_ignored), T(a_configured_proxy_is_used), T(a_stalled_request_times_out),
           T(a_refused_connection_names_the_host), T(a_request_is_on_the_wire_when_start_returns),
-          T(bad_requests_fail_at_start_without_a_callback), T(over_max_body_fails_with_etoobig),
+          T(bad_requests_fail_at_start_without_a_callback),
+          T(a_request_takes_nothing_from_the_one_before), T(over_max_body_fails_with_etoobig),
           T(ten_megabyte_bodies_both_ways), T(cancel_ends_a_request_once),
           T(free_cancels_what_is_in_flight), T(a_callback_may_free_the_client),
           T(streamed_bytes_arrive_before_the_response_ends),

@@ -406,6 +406,10 @@ void api_agent_work(api_ctx *c) {
     c->res->sent = true;
   }
   bool committed = api_commit(c);
+  /* The first run's token is made now, while the agent reads the answer, as for a new run
+   * handed to a parked poll: its accept takes it from the memo. In a queue of runs posted
+   * back to back, most runs reach their agent this way. */
+  if (committed && n_queued > 0) api_run_token_prepare(c, queued[0].id, queued[0].attempt);
   if (committed || c->res->sent)
     for (const cJSON *a = assign->child; a; a = a->next)
       hg_log(committed ? HG_LOG_INFO : HG_LOG_WARN,
@@ -484,16 +488,16 @@ void api_work_answer_new(api_ctx *c, hg_hub_waiter *w, const char *run_id, const
 
 /* ---- accept ---- */
 
-void api_run_token_prepare(api_ctx *c, const char *run_id) {
+void api_run_token_prepare(api_ctx *c, const char *run_id, int64_t attempt) {
   hg_hub_token_memo *m = &c->hub->token_memo;
   hg_crypto_wipe(m, sizeof *m);
   if (strlen(run_id) >= sizeof m->run_id ||
-      hg_vault_run_token(&c->hub->vault, run_id, 1, m->token, m->hash, NULL)) {
+      hg_vault_run_token(&c->hub->vault, run_id, attempt, m->token, m->hash, NULL)) {
     hg_crypto_wipe(m, sizeof *m);
     return;
   }
   snprintf(m->run_id, sizeof m->run_id, "%s", run_id);
-  m->attempt = 1;
+  m->attempt = attempt;
 }
 
 /* The run token of a run's attempt: from the memo when it holds it (taken and wiped), else

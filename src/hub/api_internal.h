@@ -85,10 +85,10 @@ hg_hub_waiter *api_work_taker(api_ctx *c, const char *constraints);
 int api_work_assign_new(api_ctx *c, const hg_hub_waiter *w, hg_store_run *r,
                         char agent[HG_HUB_ID_MAX + 1], char *lease, size_t size, hg_err *err);
 void api_work_answer_new(api_ctx *c, hg_hub_waiter *w, const char *run_id, const char *lease);
-/* Makes the run token of run_id's first attempt into the hub's token memo, for its accept;
- * called once the run's offer is written and committed (a failure only leaves it to the
- * accept to make). */
-void api_run_token_prepare(api_ctx *c, const char *run_id);
+/* Makes the run token of run_id's given attempt into the hub's token memo, for its accept;
+ * called once the run's offer (to a parked poll, or in a poll's answer) is written and
+ * committed (a failure only leaves it to the accept to make). */
+void api_run_token_prepare(api_ctx *c, const char *run_id, int64_t attempt);
 
 /* Endpoints (api_user.c) */
 void api_healthz(api_ctx *c);

@@ -380,7 +380,7 @@ void api_run_create(api_ctx *c) {
   hg_log(HG_LOG_INFO, "run created", "run", id, "task", t.slug, NULL);
   if (offered_to[0]) {
     hg_log(HG_LOG_INFO, "run assigned", "run", id, "agent", offered_to, NULL);
-    api_run_token_prepare(c, id);
+    api_run_token_prepare(c, id, 1);
   } else {
     hg_hub_wake_queue(hub, id);
   }

@@ -1,5 +1,6 @@
 -- A real agent working through a queue longer than its capacity: every run it is given, it
--- takes; none waits out a lease because the agent asked for more runs than it had slots.
+-- takes; none waits out a lease because the agent asked for more runs than it had slots; and
+-- no more of its runs' processes run at once than it has slots.
 local hubtest = require "hubtest"
 local agenttest = require "agenttest"
 local timer = require "hangar.timer"
@@ -15,7 +16,13 @@ describe("an agent with a queue of runs", function()
     -- A long lease: a run assigned beyond the agent's free slots would wait it out (a minute)
     -- before anyone got it, far past this test's patience.
     hub = hubtest.start { name = "agent-capacity", args = { "--lease-ttl", "60", "--heartbeat-interval", "1" } }
-    local slug = agenttest.task(hub, { command = { "/bin/true" } })
+    -- Each run's process marks its start and its end in one file (appends of two bytes do
+    -- not interleave); the sleep between keeps each process's marked span long enough that
+    -- processes running at once would overlap in it.
+    local marks = agenttest.tmpdir("agent-capacity") .. "/marks"
+    local slug = agenttest.task(hub, {
+      command = { "/bin/sh", "-c", ("echo + >> %s; sleep 0.02; echo - >> %s"):format(marks, marks) },
+    })
     local ids = {}
     for i = 1, 60 do
       ids[i] = agenttest.run(hub, slug)
@@ -29,19 +36,36 @@ describe("an agent with a queue of runs", function()
     end
     assert.is_true(timer.monotonic() - t0 < 30000)
     assert.equal(0, agent:count_log("not taking an assigned run"), agent:log())
-    -- The hub never held more of the agent's runs than it has slots for: assigned and
-    -- running runs together, as the hub saw them (its log, in order: a run is the agent's
-    -- from "run assigned" to "run finished"), fit the capacity.
-    local assigned, held, most = 0, 0, 0
+    -- The hub's log, in order: a run is the agent's from "run assigned" to "run finished".
+    local assigned, held, most_held = 0, 0, 0
     for msg in hub:log():gmatch('"msg":"(run %a+)"') do
       if msg == "run assigned" then
         assigned, held = assigned + 1, held + 1
-        most = math.max(most, held)
+        most_held = math.max(most_held, held)
       elseif msg == "run finished" then
         held = held - 1
       end
     end
     assert.equal(#ids, assigned, "every run is assigned once")
-    assert.is_true(most <= capacity, ("the hub held %d of the agent's runs at once"):format(most))
+    -- The next poll goes out as a run's process ends, before its finish (which waits for the
+    -- run's record to reach the disk): runs queued meanwhile are handed out before the hub
+    -- has the finish.
+    assert.is_true(most_held > capacity, "no run was handed out before the finish of the one it followed")
+    -- A slot is free once its run's process ended, before the hub has the run's finish (the
+    -- next poll asks for it meanwhile): the processes, not the runs the hub lists, fit the
+    -- capacity, and they did fill it.
+    local f = assert(io.open(marks))
+    local text = f:read("a")
+    f:close()
+    local running, most, starts = 0, 0, 0
+    for mark in text:gmatch("[+-]") do
+      running = running + (mark == "+" and 1 or -1)
+      starts = starts + (mark == "+" and 1 or 0)
+      most = math.max(most, running)
+    end
+    assert.equal(#ids, starts)
+    assert.equal(0, running)
+    assert.is_true(most <= capacity, ("%d of the agent's processes ran at once"):format(most))
+    assert.is_true(most > 1, "the runs never ran side by side")
   end)
 end)

@@ -45,7 +45,8 @@ local function agent_answering(note, res, kind)
         return res, kind
       end,
     },
-    run_ended = function() note("slot freed") end,
+    slot_released = function() note("slot released") end,
+    run_ended = function() note("run ended") end,
     tidied = function() end,
   }
 end
@@ -57,7 +58,7 @@ describe("a run's accept", function()
     local r = run.new(agent_answering(note, refused, "conflict"), "run_1", "lease_1")
     r:execute()
     assert.same({ "POST /v1/runs/run_1/accept", "log opened for run_1", "made work/run_1", "accept answered",
-      "log closed", "removed work/run_1", "slot freed" }, events)
+      "log closed", "removed work/run_1", "run ended" }, events)
     assert.is_nil(r.rl)
     assert.equal("done", r.phase)
   end)
@@ -69,7 +70,7 @@ describe("a run's accept", function()
     r.rl = r.core.runlog("run_2")
     r.workdir_made = true
     r:crashed("boom")
-    assert.same({ "log opened for run_2", "log closed", "removed work/run_2", "slot freed" }, events)
+    assert.same({ "log opened for run_2", "log closed", "removed work/run_2", "run ended" }, events)
   end)
 
   it("removes the work directory made early for an accepted run that never started", function()
@@ -83,7 +84,8 @@ describe("a run's accept", function()
     r.save = function() end
     r:execute()
     assert.same({ "POST /v1/runs/run_5/accept", "log opened for run_5", "made work/run_5", "accept answered",
-      "removed work/run_5", "finish sent: no scheduler 'nowhere' on this agent (it has: local)", "slot freed",
+      "removed work/run_5", "slot released", "finish sent: no scheduler 'nowhere' on this agent (it has: local)",
+      "run ended",
       "log closed" }, events)
   end)
 
@@ -97,7 +99,7 @@ describe("a run's accept", function()
         local events, note = recorder()
         local r = run.orphan(agent_answering(note), "run_4", case.status)
         r:execute()
-        assert.same({ "log opened for run_4", "removed work/run_4", "finish sent: " .. case.error, "slot freed",
+        assert.same({ "log opened for run_4", "removed work/run_4", "finish sent: " .. case.error, "run ended",
           "log closed" }, events)
       end)
   end

@@ -28,7 +28,7 @@ local function recording_log(events)
 end
 
 describe("a run's finish", function()
-  it("frees the run's slot once the hub has its end, before the run's log and record are removed", function()
+  it("stops holding the run once the hub has its end, before the run's log and record are removed", function()
     local events = {}
     local r = run.new(recording_agent(events), "run_1", "lease_1")
     r.rl = recording_log(events)

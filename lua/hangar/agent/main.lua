@@ -179,6 +179,7 @@ local function new_agent(config, core)
     labels = config.labels,
     runs = {},
     held = 0,
+    finishing = 0, -- runs held whose process ended: their slots are free (Agent:slot_released)
     tidying = 0, -- runs ended whose log and record are still being removed
     mode = "starting",
     signals = 0,
@@ -213,7 +214,7 @@ function Agent:free_slots()
   if self.mode ~= "serving" then
     return 0
   end
-  return math.max(0, self.config.capacity - self.held)
+  return math.max(0, self.config.capacity - self.held + self.finishing)
 end
 
 function Agent:polling()
@@ -279,7 +280,7 @@ function Agent:offer(a)
   if self.runs[a.run_id] then
     return
   end
-  if self.mode ~= "serving" or self.held >= self.config.capacity then
+  if self.mode ~= "serving" or self.held - self.finishing >= self.config.capacity then
     -- Not accepting lets the lease lapse: the hub gives the run to someone else.
     log.info("not taking an assigned run", { run = a.run_id, reason = self.mode ~= "serving" and self.mode or "at capacity" })
     return
@@ -291,12 +292,30 @@ function Agent:offer(a)
   run.spawn(r)
 end
 
+--- A run's process has ended (or never started) and only its finish is left: its slot is
+--- free. The next work poll asks for it while the run's end is on its way to the hub, so that a
+--- run queued meanwhile (by whoever waited for this one's end) finds a poll open. The run stays
+--- held, for heartbeats and a drain, until Agent:run_ended.
+function Agent:slot_released(r)
+  if self.runs[r.id] ~= r or r.slot_released then
+    return
+  end
+  r.slot_released = true
+  self.finishing = self.finishing + 1
+  if self.mode == "serving" then
+    self.session:slot_freed()
+  end
+end
+
 --- A run is over (finished, dropped or handed back): frees its slot. tidying: its log and
 --- record are still being removed; Agent:tidied follows once they are.
 function Agent:run_ended(r, tidying)
   if self.runs[r.id] == r then
     self.runs[r.id] = nil
     self.held = self.held - 1
+    if r.slot_released then
+      self.finishing = self.finishing - 1
+    end
   end
   if tidying then
     self.tidying = self.tidying + 1

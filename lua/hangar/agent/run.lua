@@ -538,12 +538,12 @@ function Run:finish(result)
   end
   if not self.aborted then
     local ok, err, hub_status = self.rl:finish { status = result.status, exit_code = result.exit_code, error = result.error }
-    -- The hub has the run's end (or refused it, and asking again would not change that), so
-    -- its slot is free. The next work poll goes out before anything else is done here: the
-    -- yield lets the poll's task send it, and only then is this run logged and its log and
-    -- record removed. Whoever waited for this run's end may be queueing the next run already,
-    -- and a poll that is open when that run arrives gets it at once instead of after a round
-    -- trip. A drain still waits for the files (Agent:tidied).
+    -- The hub has the run's end (or refused it, and asking again would not change that): the
+    -- run is no longer held. Its slot was freed when its process ended (Agent:slot_released),
+    -- unless the run's task failed on the way; then the next work poll goes out now, before
+    -- anything else is done here: the yield lets the poll's task send it, and only then is
+    -- this run logged and its log and record removed. A drain still waits for the files
+    -- (Agent:tidied).
     self.phase = "done"
     self.agent:run_ended(self, true)
     task.yield()
@@ -698,6 +698,7 @@ function Run:execute()
   if self.ran_before_run then
     result = self:after_run(result)
   end
+  self.agent:slot_released(self)
   return self:finish(result)
 end
 

@@ -18,7 +18,8 @@ describe("an agent with a queue of runs", function()
     hub = hubtest.start { name = "agent-capacity", args = { "--lease-ttl", "60", "--heartbeat-interval", "1" } }
     -- Each run's process marks its start and its end in one file (appends of two bytes do
     -- not interleave); the sleep between keeps each process's marked span long enough that
-    -- processes running at once would overlap in it.
+    -- processes running at once would overlap in it (the shell's start and exit, outside the
+    -- marks, are not counted).
     local marks = agenttest.tmpdir("agent-capacity") .. "/marks"
     local slug = agenttest.task(hub, {
       command = { "/bin/sh", "-c", ("echo + >> %s; sleep 0.02; echo - >> %s"):format(marks, marks) },

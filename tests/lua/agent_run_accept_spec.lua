@@ -99,8 +99,8 @@ describe("a run's accept", function()
         local events, note = recorder()
         local r = run.orphan(agent_answering(note), "run_4", case.status)
         r:execute()
-        assert.same({ "log opened for run_4", "removed work/run_4", "finish sent: " .. case.error, "run ended",
-          "log closed" }, events)
+        assert.same({ "log opened for run_4", "removed work/run_4", "slot released", "finish sent: " .. case.error,
+          "run ended", "log closed" }, events)
       end)
   end
 end)

@@ -179,7 +179,7 @@ local function new_agent(config, core)
     labels = config.labels,
     runs = {},
     held = 0,
-    finishing = 0, -- runs held whose process ended: their slots are free (Agent:slot_released)
+    finishing = 0, -- runs held whose process ended and whose finish is on its way (Agent:slot_released)
     tidying = 0, -- runs ended whose log and record are still being removed
     mode = "starting",
     signals = 0,
@@ -210,11 +210,18 @@ function Agent:scheduler_names()
   return names
 end
 
+--- The slots taken: runs held, less those only waiting for their finish. At most as many of
+--- those as the capacity count as free: finishes held up (a hub slow to take a run's last
+--- events) stop the agent taking more runs, as a full slot does.
+function Agent:busy()
+  return self.held - math.min(self.finishing, self.config.capacity)
+end
+
 function Agent:free_slots()
   if self.mode ~= "serving" then
     return 0
   end
-  return math.max(0, self.config.capacity - self.held + self.finishing)
+  return math.max(0, self.config.capacity - self:busy())
 end
 
 function Agent:polling()
@@ -250,13 +257,14 @@ end
 
 --- Publishes the run counts for the health listener's /metrics.
 function Agent:update_metrics()
-  local counts = { accepted = 0, running = 0 }
+  local counts = { accepted = 0, running = 0, finishing = 0 }
   for _, r in pairs(self.runs) do
-    local kind = r.phase == "running" and "running" or "accepted"
+    local kind = r.slot_released and "finishing" or r.phase == "running" and "running" or "accepted"
     counts[kind] = counts[kind] + 1
   end
   self.core.metrics_set('runs{state="accepted"}', counts.accepted)
   self.core.metrics_set('runs{state="running"}', counts.running)
+  self.core.metrics_set('runs{state="finishing"}', counts.finishing)
   self.core.metrics_set("capacity", self.config.capacity)
   self.core.metrics_set("draining", self.mode == "serving" and 0 or 1)
 end
@@ -280,7 +288,7 @@ function Agent:offer(a)
   if self.runs[a.run_id] then
     return
   end
-  if self.mode ~= "serving" or self.held - self.finishing >= self.config.capacity then
+  if self.mode ~= "serving" or self:busy() >= self.config.capacity then
     -- Not accepting lets the lease lapse: the hub gives the run to someone else.
     log.info("not taking an assigned run", { run = a.run_id, reason = self.mode ~= "serving" and self.mode or "at capacity" })
     return
@@ -300,9 +308,11 @@ function Agent:slot_released(r)
   if self.runs[r.id] ~= r or r.slot_released then
     return
   end
+  local before = self:busy()
   r.slot_released = true
   self.finishing = self.finishing + 1
-  if self.mode == "serving" then
+  self:update_metrics()
+  if self.mode == "serving" and self:busy() < before then
     self.session:slot_freed()
   end
 end
@@ -310,6 +320,7 @@ end
 --- A run is over (finished, dropped or handed back): frees its slot. tidying: its log and
 --- record are still being removed; Agent:tidied follows once they are.
 function Agent:run_ended(r, tidying)
+  local before = self:busy()
   if self.runs[r.id] == r then
     self.runs[r.id] = nil
     self.held = self.held - 1
@@ -321,7 +332,9 @@ function Agent:run_ended(r, tidying)
     self.tidying = self.tidying + 1
   end
   self:update_metrics()
-  if self.mode == "serving" then
+  -- A run whose slot was released already frees none now (unless finishes beyond the capacity
+  -- held it), and a new poll would only ask for what the open one asked.
+  if self.mode == "serving" and self:busy() < before then
     self.session:slot_freed()
   end
   if self.held == 0 then
@@ -625,5 +638,8 @@ function main.run(config, core)
   log.info("agent exiting", { code = self.exit_code })
   return self.exit_code, self.exit_message
 end
+
+-- The agent's methods, for the specs that drive its bookkeeping without a hub.
+main.Agent = Agent
 
 return main

@@ -526,6 +526,12 @@ end
 
 -- Finishes the run at the hub (after every event reached it), then forgets it.
 function Run:finish(result)
+  -- No process of the run is left (none started, or its wait returned): its slot is free while
+  -- the end goes to the hub. A run whose task failed while its process ran keeps the slot until
+  -- the end is told.
+  if self.handle == nil or self.watch_done then
+    self.agent:slot_released(self)
+  end
   if self.record then
     -- A restart that finds a result finishes the run with the spool as it is: the output
     -- must be on disk before the result that ends it is.
@@ -539,11 +545,10 @@ function Run:finish(result)
   if not self.aborted then
     local ok, err, hub_status = self.rl:finish { status = result.status, exit_code = result.exit_code, error = result.error }
     -- The hub has the run's end (or refused it, and asking again would not change that): the
-    -- run is no longer held. Its slot was freed when its process ended (Agent:slot_released),
-    -- unless the run's task failed on the way; then the next work poll goes out now, before
-    -- anything else is done here: the yield lets the poll's task send it, and only then is
-    -- this run logged and its log and record removed. A drain still waits for the files
-    -- (Agent:tidied).
+    -- run is no longer held. Its slot was freed above, unless its task failed while its
+    -- process ran; then the next work poll goes out now, before anything else is done here:
+    -- the yield lets the poll's task send it, and only then is this run logged and its log
+    -- and record removed. A drain still waits for the files (Agent:tidied).
     self.phase = "done"
     self.agent:run_ended(self, true)
     task.yield()
@@ -698,7 +703,6 @@ function Run:execute()
   if self.ran_before_run then
     result = self:after_run(result)
   end
-  self.agent:slot_released(self)
   return self:finish(result)
 end
 

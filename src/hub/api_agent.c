@@ -406,9 +406,11 @@ void api_agent_work(api_ctx *c) {
     c->res->sent = true;
   }
   bool committed = api_commit(c);
-  /* The first run's token is made now, while the agent reads the answer, as for a new run
-   * handed to a parked poll: its accept takes it from the memo. In a queue of runs posted
-   * back to back, most runs reach their agent this way. */
+  /* The first run's token is made now, as for a new run handed to a parked poll, so that its
+   * accept takes it from the memo: every run of a queue longer than the free slots reaches its
+   * agent this way. Usually the answer went out before the commit and the agent reads it
+   * meanwhile; an answer that waited (cancels in it, or a wake-up's evaluation) goes out
+   * after this, which the accept then does not spend. */
   if (committed && n_queued > 0) api_run_token_prepare(c, queued[0].id, queued[0].attempt);
   if (committed || c->res->sent)
     for (const cJSON *a = assign->child; a; a = a->next)

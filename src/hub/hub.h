@@ -81,10 +81,11 @@ typedef struct hg_hub_task_memo {
   char *json; /* NULL until an accept prints it */
 } hg_hub_task_memo;
 
-/* The run token of the run last offered to a parked poll as it was created, made once the
- * offer is written, while the agent reads it, for the accept that follows (a run's token for
- * an attempt never changes: an HMAC of both under the vault's key). Wiped when taken or
- * replaced, when its run ends or is queued again, and when the hub closes. */
+/* The run token of the run last handed out (to a parked poll as it was created, or the first
+ * of a poll's answer from the queue), made once the answer is written, while the agent reads
+ * it, for the accept that follows (a run's token for an attempt never changes: an HMAC of both
+ * under the vault's key). Wiped when taken or replaced, when its run ends or is queued again,
+ * and when the hub closes. */
 typedef struct hg_hub_token_memo {
   char run_id[HG_HUB_ID_MAX + 1]; /* "" when empty */
   int64_t attempt;

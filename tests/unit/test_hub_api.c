@@ -1346,6 +1346,34 @@ static void run_tokens_made_ahead(void) {
   hg_crypto_wipe(want2, sizeof want2);
   cancel_accepted(&a, run1);
   cancel_accepted(&a, run2);
+
+  /* A run handed out a second time (its first lease lapsed unaccepted) has its second
+   * attempt's token made ahead, not its first's. */
+  char *again_q = create_run("job", NULL);
+  char run3[80] = "", lease3[80] = "";
+  CHECK_EQ_INT(poll_work(&a, run3, lease3, sizeof run3), 1);
+  fake_now += 6000;
+  snprintf(url, sizeof url, "/v1/agents/%s/heartbeat", a.id);
+  r = call("POST", url, a.token, "{\"runs\":[],\"free\":0}");
+  EXPECT(r, 200, NULL);
+  reply_free(&r);
+  fake_now += 6000;
+  hg_hub_sweep(hub);
+  CHECK_EQ_INT(poll_work(&a, run3, lease3, sizeof run3), 1);
+  CHECK_EQ_STR(run3, again_q);
+  CHECK_EQ_STR(hub->token_memo.run_id, run3);
+  CHECK_EQ_INT(hub->token_memo.attempt, 2);
+  char want3[HG_APIKEY_TOKEN_LEN + 1], first3[HG_APIKEY_TOKEN_LEN + 1];
+  CHECK_EQ_INT(hg_vault_run_token(&hub->vault, run3, 2, want3, hash, NULL), 0);
+  CHECK_EQ_INT(hg_vault_run_token(&hub->vault, run3, 1, first3, hash, NULL), 0);
+  char *got3 = accept_token(&a, run3, lease3);
+  CHECK_EQ_STR(got3 ? got3 : "", want3);
+  CHECK(strcmp(want3, first3) != 0);
+  free(got3);
+  hg_crypto_wipe(want3, sizeof want3);
+  hg_crypto_wipe(first3, sizeof first3);
+  cancel_accepted(&a, run3);
+  free(again_q);
   free(queued);
   free(akey);
 }

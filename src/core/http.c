@@ -92,7 +92,7 @@ struct hg_http {
   bool in_timeout; /* handling curl's timeout (on_timeout) */
   bool freeing, torn_down;
   int open_handles; /* libuv handles not yet closed; h is freed when it reaches 0 */
-  CURL *idle_easy[MAX_IDLE_EASY]; /* reset, holding nothing of the requests they served */
+  CURL *idle_easy[MAX_IDLE_EASY]; /* reset: no option of the requests they served is set */
   int n_idle_easy;
   /* The scheme and authority ("https://host:port") of the last URL parse_url took apart,
    * and what it found there: a client talks to one server, and this spares each request a
@@ -303,8 +303,10 @@ static void free_headers(hg_http_req *req) {
   req->nheaders = 0;
 }
 
-/* Keeps a finished request's easy handle for the next one, reset at once so that nothing
- * of this request (its headers, body, error buffer: all freed below) stays referenced. */
+/* Keeps a finished request's easy handle for the next one, reset at once so that no option
+ * points at this request's headers, body or error buffer (all freed below). What libcurl
+ * keeps across a reset (its TLS session cache; what it derived from the last URL, until the
+ * next transfer) it kept until curl_easy_cleanup before, and freed without wiping then. */
 static void release_easy(hg_http *h, CURL *easy) {
   if (!easy) return;
   if (h->torn_down || h->n_idle_easy == MAX_IDLE_EASY) {

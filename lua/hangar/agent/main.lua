@@ -179,7 +179,7 @@ local function new_agent(config, core)
     labels = config.labels,
     runs = {},
     held = 0,
-    finishing = 0, -- runs held whose process ended and whose finish is on its way (Agent:slot_released)
+    finishing = 0, -- runs held whose process ended, their finish on its way (Agent:slot_released)
     tidying = 0, -- runs ended whose log and record are still being removed
     mode = "starting",
     signals = 0,
@@ -317,8 +317,9 @@ function Agent:slot_released(r)
   end
 end
 
---- A run is over (finished, dropped or handed back): frees its slot. tidying: its log and
---- record are still being removed; Agent:tidied follows once they are.
+--- A run is over (finished, dropped or handed back): the agent lets go of it, and of its slot
+--- if Agent:slot_released did not free that already. tidying: its log and record are still
+--- being removed; Agent:tidied follows once they are.
 function Agent:run_ended(r, tidying)
   local before = self:busy()
   if self.runs[r.id] == r then

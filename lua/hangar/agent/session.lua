@@ -258,11 +258,11 @@ function Session:kick()
   async.run(self.poll_loop, self, self.poll_gen)
 end
 
---- A slot is free (a run's process ended, or the run did). Only a poll that asked for no run at all is replaced at
---- once: the hub may already have answered one that asked for some (the answer is on its
---- way), and a new poll counting the same slots again would bring more runs than there are
---- slots; those the agent cannot take sit out their lease before anyone else gets them. The
---- next poll, sent as soon as the open one returns, asks for every free slot.
+--- A slot is free (a run's process ended, or the run did). Only a poll that asked for no run
+--- at all is replaced at once: the hub may already have answered one that asked for some (the
+--- answer is on its way), and a new poll counting the same slots again would bring more runs
+--- than there are slots; those the agent cannot take sit out their lease before anyone else
+--- gets them. The next poll, sent as soon as the open one returns, asks for every free slot.
 function Session:slot_freed()
   if self.poll_asked and self.poll_asked > 0 then
     return

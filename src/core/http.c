@@ -47,6 +47,9 @@ typedef struct hg_http_sock {
  * under callgrind). A client rarely has more requests in flight than this. */
 #define MAX_IDLE_EASY 4
 
+/* Room for "host:port" (or a proxy's) in messages; longer ones are cut. */
+#define WHERE_SIZE 300
+
 struct hg_http_req {
   hg_http *h;
   CURL *easy;
@@ -59,8 +62,8 @@ struct hg_http_req {
   hg_sink *sink;
   size_t max_body;
   int64_t timeout_ms, connect_timeout_ms;
-  char where[300]; /* "host:port", for messages: never the path or query */
-  char proxy[300];  /* "proxy host[:port] " when one is used, likewise */
+  char where[WHERE_SIZE]; /* "host:port", for messages: never the path or query */
+  char proxy[WHERE_SIZE]; /* "proxy host[:port] " when one is used, likewise */
   char errbuf[CURL_ERROR_SIZE];
   hg_http_response res;
   size_t nheaders, headers_cap;
@@ -99,7 +102,7 @@ struct hg_http {
    * parse of its own (~7,000 instructions). */
   char *origin;
   size_t origin_len;
-  char origin_where[300];
+  char origin_where[WHERE_SIZE];
   bool origin_https;
 };
 

@@ -312,6 +312,13 @@ function Agent:slot_released(r)
   r.slot_released = true
   self.finishing = self.finishing + 1
   self:update_metrics()
+  self:slots_changed(before)
+end
+
+-- Tells the session when fewer slots are taken than `before` (Agent:busy() earlier): a slot
+-- that did not really free (a run whose slot was released already, or finishes beyond the
+-- capacity holding it) asks for no new poll, which would only ask for what the open one did.
+function Agent:slots_changed(before)
   if self.mode == "serving" and self:busy() < before then
     self.session:slot_freed()
   end
@@ -333,11 +340,7 @@ function Agent:run_ended(r, tidying)
     self.tidying = self.tidying + 1
   end
   self:update_metrics()
-  -- A run whose slot was released already frees none now (unless finishes beyond the capacity
-  -- held it), and a new poll would only ask for what the open one asked.
-  if self.mode == "serving" and self:busy() < before then
-    self.session:slot_freed()
-  end
+  self:slots_changed(before)
   if self.held == 0 then
     self:fell_idle()
   end

@@ -4,7 +4,8 @@
 --   dispatch    POST /v1/runs of a no-op task -> the task's process running on the agent, and
 --               -> the run recorded as finished (the client's events long-poll answers done);
 --               one run at a time, p50 and p99. Floor: fork + exec + wait of the same program
---               (floor_spawn).
+--               (floor_spawn), in blocks that take turns with the dispatch's (DISPATCH_BLOCK
+--               runs each, 100).
 --   throughput  no-op runs per second through one agent of capacity 32, with a queue that never
 --               empties. Floor: the same program forked and reaped, 32 at a time.
 --   memory      the agent's RSS and private dirty memory (/proc/PID/smaps_rollup) idle, with
@@ -17,7 +18,7 @@
 --   HANGAR_BIN=build/hangar HANGAR_BENCH_BIN=build/bench build/hangar lua bench/bench_agent.lua [NAME ...]
 --
 -- Prints one "name value" line per figure (names end in their unit). Sizes come from the
--- environment: DISPATCH_RUNS (200), THROUGHPUT_RUNS (2000), CONCURRENT_RUNS (100),
+-- environment: DISPATCH_RUNS (1000), THROUGHPUT_RUNS (2000), CONCURRENT_RUNS (100),
 -- POLL_AGENTS (1000). DISPATCH_TIMES=FILE: dispatch also writes each run's POST and start
 -- times there (see bench/split_dispatch.lua). Reading another process's smaps_rollup needs the
 -- agent's user or root (the agent is not dumpable).
@@ -135,14 +136,9 @@ end
 local benches = {}
 
 function benches.dispatch()
-  local runs = size("DISPATCH_RUNS", 200)
+  local runs = size("DISPATCH_RUNS", 1000)
+  local block = math.min(runs, size("DISPATCH_BLOCK", 100))
   local dir = agenttest.tmpdir("bench-dispatch")
-  local floor = run_program(("%s/floor_spawn %s %s %d 32"):format(q(BENCH_BIN), q(NOOP), q(dir .. "/floor"), runs))
-  put("floor.spawn_to_running.p50_us", floor.spawn_to_running_p50_us)
-  put("floor.spawn_to_running.p99_us", floor.spawn_to_running_p99_us)
-  put("floor.spawn_to_reaped.p50_us", floor.spawn_to_reaped_p50_us)
-  put("floor.spawn_to_reaped.p99_us", floor.spawn_to_reaped_p99_us)
-
   local hub = new_hub("bench-dispatch")
   local agent = new_agent(hub, 1)
   local stamps = dir .. "/stamps"
@@ -155,15 +151,45 @@ function benches.dispatch()
     assert(status == "succeeded", "a no-op run ended " .. tostring(status))
     return res.json.run_id, t0, timer.monotonic_ns()
   end
-  for _ = 1, math.max(5, runs // 10) do one() end -- warm up: connections, caches, Lua code
-  local t0s, to_start, to_done = {}, {}, {}
-  local cpu0, hub_cpu0 = cpu(agent.pid), cpu(hub.pid)
-  for i = 1, runs do
-    local id, t0, t1 = one()
-    t0s[id] = t0
-    to_done[i] = (t1 - t0) / 1e3
+  -- The floor's runs, one at a time, appended to floor_start and floor_reaped.
+  local floor_start, floor_reaped, blocks = {}, {}, 0
+  local function floor_block(n)
+    blocks = blocks + 1
+    local cmd = ("%s/floor_spawn %s %s %d 0"):format(q(BENCH_BIN), q(NOOP), q(dir .. "/floor." .. blocks), n)
+    local p = assert(io.popen(cmd))
+    for line in p:lines() do
+      local running, reaped = line:match("^run (%S+) (%S+)$")
+      if running then
+        floor_start[#floor_start + 1] = tonumber(running)
+        floor_reaped[#floor_reaped + 1] = tonumber(reaped)
+      end
+    end
+    assert(p:close(), "failed: " .. cmd)
   end
-  local agent_cpu, hub_cpu = cpu(agent.pid) - cpu0, cpu(hub.pid) - hub_cpu0
+  for _ = 1, math.max(5, math.min(runs, 200) // 10) do one() end -- warm up: connections, caches, Lua code
+  floor_block(math.max(5, math.min(runs, 200) // 10)) -- and the floor's; its figures are dropped
+  floor_start, floor_reaped = {}, {}
+  -- A virtual machine's speed can change from one second to the next: the floor and the
+  -- dispatch take turns, a block of each, so that both are measured over the same seconds.
+  local t0s, to_start, to_done = {}, {}, {}
+  local agent_cpu, hub_cpu = 0, 0
+  local done = 0
+  while done < runs do
+    local n = math.min(block, runs - done)
+    floor_block(n)
+    local cpu0, hub_cpu0 = cpu(agent.pid), cpu(hub.pid)
+    for _ = 1, n do
+      local id, t0, t1 = one()
+      t0s[id] = t0
+      done = done + 1
+      to_done[done] = (t1 - t0) / 1e3
+    end
+    agent_cpu, hub_cpu = agent_cpu + cpu(agent.pid) - cpu0, hub_cpu + cpu(hub.pid) - hub_cpu0
+  end
+  put("floor.spawn_to_running.p50_us", percentile(floor_start, 50))
+  put("floor.spawn_to_running.p99_us", percentile(floor_start, 99))
+  put("floor.spawn_to_reaped.p50_us", percentile(floor_reaped, 50))
+  put("floor.spawn_to_reaped.p99_us", percentile(floor_reaped, 99))
   local started = stamps_of(stamps)
   for id, t0 in pairs(t0s) do
     to_start[#to_start + 1] = (assert(started[id], "no start time for run " .. id) - t0) / 1e3

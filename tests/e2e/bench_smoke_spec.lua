@@ -71,11 +71,11 @@ describe("bench/run's report", function()
     assert.falsy(text:find(SRC, 1, true))
   end)
 
-  it("gives each dispatched run's POST and start times to bench/split_dispatch.lua when asked", function()
+  it("gives each dispatched run's POST and start times to bench/split_dispatch.lua when asked, the floor taking turns", function()
     dir = dir or agenttest.tmpdir("bench-smoke")
     local times = dir .. "/times"
     local bench_bin = BIN:match("^(.*)/[^/]+$") .. "/bench"
-    local cmd = ("cd %s && env HANGAR_BENCH_BIN=%s HANGAR_TEST_TMP=%s DISPATCH_RUNS=3 DISPATCH_TIMES=%s %s lua bench/bench_agent.lua dispatch >%s 2>&1"):format(
+    local cmd = ("cd %s && env HANGAR_BENCH_BIN=%s HANGAR_TEST_TMP=%s DISPATCH_RUNS=3 DISPATCH_BLOCK=2 DISPATCH_TIMES=%s %s lua bench/bench_agent.lua dispatch >%s 2>&1"):format(
       q(SRC), q(bench_bin), q(dir), q(times), q(BIN), q(dir .. "/dispatch.log"))
     assert(os.execute(cmd), "bench_agent.lua dispatch failed:\n" .. (slurp(dir .. "/dispatch.log") or ""))
     local n = 0
@@ -88,6 +88,12 @@ describe("bench/run's report", function()
       n = n + 1
     end
     assert.equal(3, n)
+    -- The floor's runs, pooled from its blocks (two of 2 and 1 runs, after its warm-up), are
+    -- reported like the dispatch's.
+    local log = slurp(dir .. "/dispatch.log") or ""
+    assert.truthy(log:match("floor%.spawn_to_running%.p50_us [%d.]+\n"), log)
+    assert.truthy(log:match("floor%.spawn_to_reaped%.p99_us [%d.]+\n"), log)
+    assert.truthy(log:match("\ndispatch%.runs 3\n"), log)
   end)
   it("counts what a program's own start-up runs, with bench/startup_cost", function()
     dir = dir or agenttest.tmpdir("bench-smoke")

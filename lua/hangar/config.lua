@@ -48,6 +48,8 @@
 -- that section. This is a heuristic (a comment mentioning `b =` first can mislead it); when
 -- a key is not found, the line of its nearest parent is used. A missing key has no line:
 -- its nearest present parent's, or none at the top level.
+
+local sorted_keys = require("hangar.tables").sorted_keys
 local config = {}
 
 local SIMPLE = { string = true, integer = true, number = true, boolean = true, ["function"] = true, any = true }
@@ -232,12 +234,7 @@ local check_value
 
 local function check_fields(tbl, spec, path, ctx)
   local fields = spec.fields
-  local keys = {}
-  for k in pairs(tbl) do
-    keys[#keys + 1] = k
-  end
-  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
-  for _, k in ipairs(keys) do
+  for _, k in ipairs(sorted_keys(tbl)) do
     local sub = { table.unpack(path) }
     sub[#sub + 1] = k
     if type(k) ~= "string" then
@@ -247,12 +244,7 @@ local function check_fields(tbl, spec, path, ctx)
       ctx.fail(sub, "unknown key '" .. path_text(sub) .. "'" .. (hint and (" (did you mean '" .. hint .. "'?)") or ""))
     end
   end
-  local names = {}
-  for name in pairs(fields) do
-    names[#names + 1] = name
-  end
-  table.sort(names)
-  for _, name in ipairs(names) do
+  for _, name in ipairs(sorted_keys(fields)) do
     local f = fields[name]
     local sub = { table.unpack(path) }
     sub[#sub + 1] = name
@@ -500,12 +492,7 @@ end
 
 local function apply_environ(cfg, schema, environ, origin)
   local errors = {}
-  local names = {}
-  for name in pairs(environ) do
-    names[#names + 1] = name
-  end
-  table.sort(names)
-  for _, name in ipairs(names) do
+  for _, name in ipairs(sorted_keys(environ)) do
     local rest = name:match("^HANGAR_(.+)$")
     if rest and name ~= "HANGAR_ENV" then
       local path, spec = {}, schema

@@ -21,6 +21,7 @@ local json = require "hangar.json"
 local log = require "hangar.log"
 local async = require "hangar.async"
 local timer = require "hangar.timer"
+local sorted_keys = require("hangar.tables").sorted_keys
 local state = require "hangar.agent.state"
 local hooks = require "hangar.agent.hooks"
 local plugin_loader = require "hangar.agent.plugins"
@@ -74,12 +75,7 @@ local function configure_schedulers(config, plugins)
     names[name] = true
   end
   local out, errors = {}, {}
-  local sorted = {}
-  for name in pairs(names) do
-    sorted[#sorted + 1] = name
-  end
-  table.sort(sorted)
-  for _, name in ipairs(sorted) do
+  for _, name in ipairs(sorted_keys(names)) do
     local backend, err = find_backend(name, plugins)
     if backend then
       for _, fn in ipairs(plugin_loader.BACKEND_REQUIRED) do
@@ -202,12 +198,7 @@ function Agent:info()
 end
 
 function Agent:scheduler_names()
-  local names = {}
-  for name in pairs(self.schedulers) do
-    names[#names + 1] = name
-  end
-  table.sort(names)
-  return names
+  return sorted_keys(self.schedulers)
 end
 
 --- The slots taken: runs held, less those only waiting for their finish. At most as many of

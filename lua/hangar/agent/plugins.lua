@@ -22,6 +22,7 @@
 -- own Lua modules are required by "<directory name>.<module>", since every plugin directory
 -- is a require root. See docs/plugins.md.
 local hooks = require "hangar.agent.hooks"
+local sorted_keys = require("hangar.tables").sorted_keys
 
 local plugins = {}
 
@@ -43,17 +44,6 @@ local FIELDS = {
   hooks = true,
   secret_resolvers = true,
 }
-
-local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do
-    keys[#keys + 1] = k
-  end
-  table.sort(keys, function(a, b)
-    return tostring(a) < tostring(b)
-  end)
-  return keys
-end
 
 local function hook_names()
   return table.concat(sorted_keys(plugins.HOOKS), ", ")

@@ -14,6 +14,7 @@
 local json = require "hangar.json"
 local log = require "hangar.log"
 local timer = require "hangar.timer"
+local sorted_keys = require("hangar.tables").sorted_keys
 local async = require "hangar.async"
 local task = require "hangar.task"
 local env = require "hangar.agent.env"
@@ -222,21 +223,12 @@ end
 function Run:resolve_refs()
   local refs = present(self.doc.secret_refs) or {}
   local out = {}
-  local names = {}
-  for name in pairs(refs) do
-    names[#names + 1] = name
-  end
-  table.sort(names)
-  for _, name in ipairs(names) do
+  for _, name in ipairs(sorted_keys(refs)) do
     local uri = refs[name]
     local scheme = type(uri) == "string" and uri:match("^(%a[%w+.-]*)://")
     local resolver = scheme and self.agent.resolvers[scheme]
     if not resolver then
-      local have = {}
-      for s in pairs(self.agent.resolvers) do
-        have[#have + 1] = s
-      end
-      table.sort(have)
+      local have = sorted_keys(self.agent.resolvers)
       return nil, ("secret %s: no resolver for %s on this agent (it has: %s)"):format(
         name, scheme and (scheme .. "://") or tostring(uri), table.concat(have, ", "))
     end

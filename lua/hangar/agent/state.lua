@@ -27,6 +27,7 @@
 -- a sync each. A removal is not synced: lost, it leaves a finished run's record, which a
 -- restart finishes again and the hub answers as already ended.
 local json = require "hangar.json"
+local sorted_keys = require("hangar.tables").sorted_keys
 
 local state = {}
 
@@ -110,11 +111,7 @@ end
 
 -- Every current line, for a rewrite of the journal.
 function State:current_text()
-  local ids = {}
-  for id in pairs(self.lines) do
-    ids[#ids + 1] = id
-  end
-  table.sort(ids)
+  local ids = sorted_keys(self.lines)
   local parts = {}
   for i, id in ipairs(ids) do
     parts[i] = self.lines[id]

@@ -166,8 +166,10 @@ function benches.dispatch()
     end
     assert(p:close(), "failed: " .. cmd)
   end
-  for _ = 1, math.max(5, math.min(runs, 200) // 10) do one() end -- warm up: connections, caches, Lua code
-  floor_block(math.max(5, math.min(runs, 200) // 10)) -- and the floor's; its figures are dropped
+  -- Warm up: connections, caches, Lua code; and the floor's program (its figures are dropped).
+  local warm = math.max(5, math.min(runs, 200) // 10)
+  for _ = 1, warm do one() end
+  floor_block(warm)
   floor_start, floor_reaped = {}, {}
   -- A virtual machine's speed can change from one second to the next: the floor and the
   -- dispatch take turns, a block of each, so that both are measured over the same seconds.

@@ -19,8 +19,9 @@
 --   HANGAR_SOURCE_DIR=$PWD HANGAR_BIN=build-release/hangar HANGAR_BENCH_BIN=build-release/bench \
 --     build-release/hangar lua bench/split_dispatch.lua [ROUNDS]
 --
--- DISPATCH_RUNS (default 300) runs a round (the floor takes turns with them, as in bench_agent.lua). Prints one line a round: the split's p50 and
--- quartiles, and the bench's own p50 and floor beside them.
+-- DISPATCH_RUNS (default 300) runs a round, the floor's taking turns with them as in
+-- bench_agent.lua. Prints one line a round: the split's p50 and quartiles, and the bench's own
+-- p50 and floor beside them.
 local SRC = os.getenv("HANGAR_SOURCE_DIR") or "."
 local BIN = assert(os.getenv("HANGAR_BIN"), "HANGAR_BIN (the hangar to measure) is not set")
 

@@ -9,8 +9,10 @@
 #include <openssl/kdf.h>
 #include <openssl/params.h>
 #include <openssl/rand.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 /* OpenSSL's streaming calls take int lengths; larger inputs are fed in pieces of this size
  * (a multiple of 3 and of 4, so base64 quanta never straddle two pieces). */
@@ -461,12 +463,26 @@ static int x25519_raw(EVP_PKEY *k, uint8_t pub[HG_CRYPTO_X25519_LEN],
   return 0;
 }
 
+/* The private key is 32 bytes from the kernel's generator (what OpenSSL's own generator is
+ * seeded from), and OpenSSL computes the public key from it. Asking OpenSSL to generate the key
+ * instead would set up its random generator, whose first use loads the cipher it is built on:
+ * ~140 KiB of heap an idle agent, which needs no other random byte, would keep. */
 int hg_crypto_x25519_keygen(uint8_t pub[HG_CRYPTO_X25519_LEN], uint8_t priv[HG_CRYPTO_X25519_LEN],
                             hg_err *err) {
-  EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
-  if (!k) return ossl_fail(err, HG_EIO, "X25519 key generation");
-  int rc = x25519_raw(k, pub, priv, err);
-  EVP_PKEY_free(k);
+  ssize_t n;
+  do {
+    n = getrandom(priv, HG_CRYPTO_X25519_LEN, 0);
+  } while (n < 0 && errno == EINTR);
+  int rc;
+  if (n == HG_CRYPTO_X25519_LEN) {
+    rc = hg_crypto_x25519_public(priv, pub, err);
+  } else {
+    /* No getrandom (a kernel before 3.17, or a filter that refuses it): OpenSSL's generator. */
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
+    if (!k) return ossl_fail(err, HG_EIO, "X25519 key generation");
+    rc = x25519_raw(k, pub, priv, err);
+    EVP_PKEY_free(k);
+  }
   if (rc) hg_crypto_wipe(priv, HG_CRYPTO_X25519_LEN);
   return rc;
 }

@@ -1,11 +1,32 @@
 /* The crypto module against published test vectors (FIPS 180-2, RFC 4231, RFC 5869, the GCM
  * specification, RFC 7748, RFC 4648), plus tampering, strict decoding and randomness. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "core/crypto.h"
+
+/* getrandom as the kernel answers it, unless a test scripts it (single-threaded, and back to
+ * 0 before it checks anything): this definition takes the place of libc's in this program,
+ * so the tests can see where hg_crypto_x25519_keygen takes its private key from. */
+enum { KERNEL_RANDOM, PATTERN_RANDOM, NO_GETRANDOM };
+static int scripted_getrandom = KERNEL_RANDOM;
+ssize_t getrandom(void *buf, size_t len, unsigned int flags) {
+  if (scripted_getrandom == PATTERN_RANDOM) {
+    memset(buf, 0x5a, len);
+    return (ssize_t)len;
+  }
+  if (scripted_getrandom == NO_GETRANDOM) {
+    errno = ENOSYS;
+    return -1;
+  }
+  return syscall(SYS_getrandom, buf, len, flags);
+}
 
 /* Hex text to bytes; test vectors are written in hex. Returns the length. */
 static size_t unhex(const char *hex, uint8_t *out, size_t cap) {
@@ -426,6 +447,28 @@ static void x25519_generated_keys_agree(void) {
   CHECK_EQ_MEM(s1, s2, 32);
 }
 
+/* The private key is the kernel's 32 bytes, and the public key is computed from it; where
+ * getrandom is missing, OpenSSL's generator makes the pair instead. */
+static void x25519_keygen_takes_the_kernels_bytes(void) {
+  uint8_t pub[32], priv[32], want[32], pattern[32];
+  memset(pattern, 0x5a, sizeof pattern);
+  scripted_getrandom = PATTERN_RANDOM;
+  int rc = hg_crypto_x25519_keygen(pub, priv, NULL);
+  scripted_getrandom = KERNEL_RANDOM;
+  CHECK_EQ_INT(rc, 0);
+  CHECK_EQ_MEM(priv, pattern, 32);
+  CHECK_EQ_INT(hg_crypto_x25519_public(pattern, want, NULL), 0);
+  CHECK_EQ_MEM(pub, want, 32);
+
+  scripted_getrandom = NO_GETRANDOM;
+  rc = hg_crypto_x25519_keygen(pub, priv, NULL);
+  scripted_getrandom = KERNEL_RANDOM;
+  CHECK_EQ_INT(rc, 0);
+  CHECK(memcmp(priv, pattern, 32) != 0);
+  CHECK_EQ_INT(hg_crypto_x25519_public(priv, want, NULL), 0);
+  CHECK_EQ_MEM(pub, want, 32);
+}
+
 static void x25519_refuses_small_order_points(void) {
   uint8_t pub[32], priv[32], shared[32];
   CHECK_EQ_INT(hg_crypto_x25519_keygen(pub, priv, NULL), 0);
@@ -638,7 +681,8 @@ TEST_MAIN(T(hashes_in_threads_at_once_are_right), T(sha256_fips_vectors),
           T(hkdf_rfc5869), T(hkdf_refuses_impossible_lengths), T(aesgcm_spec_vectors),
           T(aesgcm_refuses_tampering), T(aesgcm_round_trips_large_input),
           T(x25519_rfc7748_scalar_mult), T(x25519_rfc7748_alice_and_bob),
-          T(x25519_generated_keys_agree), T(x25519_refuses_small_order_points),
+          T(x25519_generated_keys_agree), T(x25519_keygen_takes_the_kernels_bytes),
+          T(x25519_refuses_small_order_points),
           T(base64_rfc4648_vectors), T(base64_url_alphabet), T(base64_refuses_invalid_input),
           T(base64_round_trips_every_length), T(base64_appends), T(hex_encodes_and_decodes),
           T(random_draws_differ_and_honour_lengths), T(equal_compares_and_wipe_zeroes))

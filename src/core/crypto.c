@@ -1,6 +1,7 @@
 /* Cryptographic primitives, each a thin, checked wrapper over an OpenSSL 3 EVP interface. */
 #include "core/crypto.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -9,7 +10,6 @@
 #include <openssl/kdf.h>
 #include <openssl/params.h>
 #include <openssl/rand.h>
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>

@@ -552,6 +552,7 @@ static void a_refused_connection_names_the_host(void) {
   /* A bound socket that does not listen: connections are refused, and the port cannot be
    * taken by anyone else meanwhile. */
   int fd = socket(AF_INET, SOCK_STREAM, 0);
+  CHECK(fd >= 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   socklen_t alen = sizeof a;
   CHECK_EQ_INT(bind(fd, (struct sockaddr *)&a, sizeof a), 0);

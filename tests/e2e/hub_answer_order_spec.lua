@@ -122,12 +122,17 @@ describe("a request that wakes a parked one", function()
       hubtest.await(hub:async("GET", agent:path("/work?wait=0&free=1"), { key = agent.token }))
     assert.equal(200, res.status, res.body)
     assert.equal(id, res.json.assign[1].run_id)
-    -- "run assigned" is logged after the commit.
-    local list = answers(from, true)
+    -- "run assigned" is logged after the commit, which comes after the answer the agent has
+    -- just read: it is waited for, not expected at once.
+    local list, assigned
+    hubtest.wait_for(function()
+      list = answers(from, true)
+      assigned = logged(list, "run assigned", id)
+      return assigned ~= nil
+    end, 10000, 10)
     local work = position(list, "GET", "/work$")
-    local assigned = logged(list, "run assigned", id)
     assert.is_number(work, "no answer to the work poll logged")
-    assert.is_number(assigned, "no \"run assigned\" logged")
+    assert.is_number(assigned, "no \"run assigned\" logged within 10 s")
     assert.is_true(work < assigned, "the poll was answered after the commit")
     assert.equal(200, agent:accept(id, res.json.assign[1].lease_id).status)
     assert.equal(200, agent:start(id).status)
